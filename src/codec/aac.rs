@@ -1,0 +1,105 @@
+//! MPEG-4 AudioSpecificConfig: the sample rate and channel count a reader needs.
+
+const RATES: [u32; 13] = [
+    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AudioSpecificConfig {
+    pub object_type: u8,
+    pub sample_rate: u32,
+    pub channels: u8,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AacError {
+    #[error("AudioSpecificConfig too short")]
+    TooShort,
+    #[error("AudioSpecificConfig has an invalid sample rate index {0}")]
+    BadRateIndex(u8),
+}
+
+struct Bits<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Bits<'_> {
+    fn read(&mut self, n: usize) -> Result<u32, AacError> {
+        let mut v = 0u32;
+        for _ in 0..n {
+            let byte = *self.data.get(self.pos / 8).ok_or(AacError::TooShort)?;
+            v = (v << 1) | u32::from((byte >> (7 - self.pos % 8)) & 1);
+            self.pos += 1;
+        }
+        Ok(v)
+    }
+}
+
+impl AudioSpecificConfig {
+    pub fn parse(data: &[u8]) -> Result<Self, AacError> {
+        let mut b = Bits { data, pos: 0 };
+        let mut object_type = b.read(5)? as u8;
+        if object_type == 31 {
+            object_type = 32 + b.read(6)? as u8;
+        }
+        let idx = b.read(4)? as u8;
+        let sample_rate = if idx == 15 {
+            b.read(24)?
+        } else {
+            *RATES.get(idx as usize).ok_or(AacError::BadRateIndex(idx))?
+        };
+        let channels = b.read(4)? as u8;
+        Ok(AudioSpecificConfig {
+            object_type,
+            sample_rate,
+            channels,
+        })
+    }
+}
+
+/// Decodes the hex `config=` parameter of an RFC 3640 fmtp line.
+pub fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+pub fn encode_hex(data: &[u8]) -> String {
+    data.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_lc_44100_stereo() {
+        let asc = AudioSpecificConfig::parse(&[0x12, 0x10]).unwrap();
+        assert_eq!(
+            asc,
+            AudioSpecificConfig {
+                object_type: 2,
+                sample_rate: 44100,
+                channels: 2
+            }
+        );
+        assert_eq!(AudioSpecificConfig::parse(&[0x12]), Err(AacError::TooShort));
+        assert_eq!(
+            AudioSpecificConfig::parse(&[0x16, 0x90]),
+            Err(AacError::BadRateIndex(13))
+        );
+    }
+
+    #[test]
+    fn hex() {
+        assert_eq!(decode_hex("1210").unwrap(), vec![0x12, 0x10]);
+        assert_eq!(encode_hex(&[0x12, 0x10]), "1210");
+        assert!(decode_hex("121").is_none());
+        assert!(decode_hex("zz").is_none());
+    }
+}

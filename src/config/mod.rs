@@ -1,0 +1,299 @@
+//! Typed configuration (`mediarouter.yml`): keys, defaults, validation with line:column
+//! errors, the file search order and path-name resolution.
+
+mod address;
+mod duration;
+mod path;
+
+pub use address::{parse_address, ListenAddress};
+pub use duration::{parse_duration, ConfDuration};
+pub use path::{validate_path_name, PathConf, PathPattern, Source};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The documented default configuration, embedded in the binary.
+pub const DEFAULT_CONFIG: &str = include_str!("../../mediarouter.yml");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RtspTransport {
+    Udp,
+    Tcp,
+}
+
+/// A queue size: a positive number of units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSize(pub usize);
+
+impl<'de> Deserialize<'de> for QueueSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = u32::deserialize(d)?;
+        if n == 0 || n > 1 << 20 {
+            return Err(serde::de::Error::custom(format!(
+                "invalid queue size {n}: must be between 1 and 1048576"
+            )));
+        }
+        Ok(QueueSize(n as usize))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Config {
+    pub log_level: LogLevel,
+    pub read_timeout: ConfDuration,
+    pub write_timeout: ConfDuration,
+    pub write_queue_size: QueueSize,
+
+    pub rtsp: bool,
+    pub rtsp_transports: Vec<RtspTransport>,
+    pub rtsp_address: ListenAddress,
+    pub rtp_address: ListenAddress,
+    pub rtcp_address: ListenAddress,
+
+    pub paths: IndexMap<PathPattern, Option<PathConf>>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            log_level: LogLevel::Info,
+            read_timeout: ConfDuration::secs(10),
+            write_timeout: ConfDuration::secs(10),
+            write_queue_size: QueueSize(512),
+            rtsp: true,
+            rtsp_transports: vec![RtspTransport::Udp, RtspTransport::Tcp],
+            rtsp_address: ListenAddress(([0, 0, 0, 0], 8554).into()),
+            rtp_address: ListenAddress(([0, 0, 0, 0], 8000).into()),
+            rtcp_address: ListenAddress(([0, 0, 0, 0], 8001).into()),
+            paths: IndexMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+    #[error("can't read {file}: {source}")]
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
+}
+
+/// A path entry that matched a requested name.
+#[derive(Debug, Clone)]
+pub struct PathMatch {
+    /// The entry's name as written in the file (`cam1`, `~^cam(\d+)$`, …).
+    pub entry: String,
+    pub conf: Arc<PathConf>,
+    pub captures: Vec<String>,
+}
+
+impl Config {
+    /// Parses and validates YAML; `file` names the source in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let cfg: Config = serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_string(),
+            message: e.to_string(),
+        })?;
+        cfg.validate().map_err(|message| ConfigError::Invalid {
+            file: file.to_string(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.rtsp_transports.is_empty() {
+            return Err("rtspTransports: at least one of udp, tcp is required".into());
+        }
+        if self.rtsp && self.rtsp_transports.contains(&RtspTransport::Udp) {
+            let (rtp, rtcp) = (self.rtp_address.0, self.rtcp_address.0);
+            if rtp.port() != 0 && rtp.port() % 2 != 0 {
+                return Err(format!("rtpAddress: port {} must be even", rtp.port()));
+            }
+            if rtp.port() != 0 && rtcp.port() != rtp.port().wrapping_add(1) {
+                return Err(format!(
+                    "rtcpAddress: port must be rtpAddress port + 1 ({})",
+                    rtp.port().wrapping_add(1)
+                ));
+            }
+            if (rtp.port() == 0) != (rtcp.port() == 0) {
+                return Err("rtpAddress and rtcpAddress: use port 0 for both or neither".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds the entry for `name`: exact names first, then regexes in file order
+    /// (`all_others` is a regex that matches everything), as MediaMTX does.
+    pub fn find_path(&self, name: &str) -> Option<PathMatch> {
+        let exact = self
+            .paths
+            .iter()
+            .find(|(p, _)| matches!(p, PathPattern::Exact(n) if n == name));
+        let found = exact.map(|(p, c)| (p, c, Vec::new())).or_else(|| {
+            self.paths.iter().find_map(|(p, c)| match p {
+                PathPattern::Regex(_) => p.matches(name).map(|caps| (p, c, caps)),
+                PathPattern::Exact(_) => None,
+            })
+        })?;
+        let (pattern, conf, captures) = found;
+        Some(PathMatch {
+            entry: match pattern {
+                PathPattern::Exact(n) => n.clone(),
+                PathPattern::Regex(r) => format!("~{}", r.as_str()),
+            },
+            conf: Arc::new(conf.clone().unwrap_or_default()),
+            captures,
+        })
+    }
+}
+
+/// Where the config came from, for logs.
+#[derive(Debug, Clone)]
+pub enum ConfigOrigin {
+    File(PathBuf),
+    Embedded,
+}
+
+impl std::fmt::Display for ConfigOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigOrigin::File(p) => write!(f, "{}", p.display()),
+            ConfigOrigin::Embedded => write!(f, "embedded default"),
+        }
+    }
+}
+
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        file: file.clone(),
+        source,
+    })?;
+    Config::parse(&text, &file)
+}
+
+/// Search order: explicit argument, `./mediarouter.yml`, `/etc/mediarouter/mediarouter.yml`,
+/// then the embedded default.
+pub fn load(explicit: Option<&Path>) -> Result<(Config, ConfigOrigin), ConfigError> {
+    if let Some(p) = explicit {
+        return Ok((load_file(p)?, ConfigOrigin::File(p.to_path_buf())));
+    }
+    for candidate in ["mediarouter.yml", "/etc/mediarouter/mediarouter.yml"] {
+        let p = Path::new(candidate);
+        if p.is_file() {
+            return Ok((load_file(p)?, ConfigOrigin::File(p.to_path_buf())));
+        }
+    }
+    Ok((
+        Config::parse(DEFAULT_CONFIG, "embedded default")?,
+        ConfigOrigin::Embedded,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_parses_and_matches_code_defaults() {
+        let cfg = Config::parse(DEFAULT_CONFIG, "default").unwrap();
+        let expected = Config {
+            paths: cfg.paths.clone(),
+            ..Default::default()
+        };
+        assert_eq!(cfg, expected);
+        assert!(cfg.find_path("anything/at/all").is_some());
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_position() {
+        let err = Config::parse("logLevel: info\nrtspAdress: :8554\n", "f.yml").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("rtspAdress"), "{msg}");
+        assert!(msg.contains("line 2 column 1"), "{msg}");
+        assert!(msg.starts_with("f.yml"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_are_located() {
+        for (text, needle) in [
+            ("readTimeout: 10x\n", "line 1 column 14"),
+            ("writeQueueSize: 0\n", "invalid queue size"),
+            ("rtspTransports: [udp, quic]\n", "quic"),
+            ("paths:\n  cam:\n    maxReaders: lots\n", "line 3 column 17"),
+            ("paths:\n  cam:\n    maxReaderz: 1\n", "maxReaderz"),
+            ("paths:\n  '~(':\n", "invalid path regex"),
+            (
+                "paths:\n  cam:\n    source: rtsp://x/y\n",
+                "unsupported source",
+            ),
+            (
+                "rtpAddress: ':8002'\nrtcpAddress: ':8004'\n",
+                "rtpAddress port + 1",
+            ),
+            ("logLevel: loud\n", "loud"),
+        ] {
+            let msg = Config::parse(text, "f").unwrap_err().to_string();
+            assert!(msg.contains(needle), "{text:?} -> {msg}");
+        }
+    }
+
+    #[test]
+    fn path_matching_order() {
+        let cfg = Config::parse(
+            "paths:\n  all_others:\n    maxReaders: 3\n  '~^cam(\\d+)$':\n    maxReaders: 2\n  cam1:\n    maxReaders: 1\n  live/room:\n",
+            "f",
+        )
+        .unwrap();
+        assert_eq!(cfg.find_path("cam1").unwrap().conf.max_readers, 1);
+        // all_others comes first in the file, so it wins over the later regex.
+        assert_eq!(cfg.find_path("cam7").unwrap().conf.max_readers, 3);
+        let room = cfg.find_path("live/room").unwrap();
+        assert_eq!(room.conf.max_readers, 0);
+        assert!(room.conf.override_publisher);
+
+        let cfg = Config::parse("paths:\n  '~^cam(\\d+)$':\n  cam1:\n", "f").unwrap();
+        assert_eq!(cfg.find_path("cam42").unwrap().captures, vec!["42"]);
+        assert!(cfg.find_path("other").is_none());
+    }
+
+    #[test]
+    fn yes_no_booleans() {
+        let cfg =
+            Config::parse("rtsp: no\npaths:\n  a:\n    overridePublisher: no\n", "f").unwrap();
+        assert!(!cfg.rtsp);
+        assert!(!cfg.find_path("a").unwrap().conf.override_publisher);
+    }
+}

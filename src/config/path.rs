@@ -1,0 +1,159 @@
+//! Per-path settings and how a requested path name is matched to a `paths:` entry.
+
+use regex::Regex;
+use serde::{Deserialize, Deserializer};
+
+/// Where a path's media comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Source {
+    /// A client publishes (RTSP ANNOUNCE/RECORD, later RTMP publish).
+    #[default]
+    Publisher,
+}
+
+impl<'de> Deserialize<'de> for Source {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "publisher" => Ok(Source::Publisher),
+            other => Err(serde::de::Error::custom(format!(
+                "unsupported source '{other}': this version accepts only 'publisher'"
+            ))),
+        }
+    }
+}
+
+/// Settings of one `paths:` entry. Keys follow MediaMTX.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct PathConf {
+    pub source: Source,
+    /// 0 means unlimited.
+    pub max_readers: u32,
+    /// A new publisher replaces the current one (`yes`) or is refused (`no`).
+    pub override_publisher: bool,
+}
+
+impl Default for PathConf {
+    fn default() -> Self {
+        PathConf {
+            source: Source::Publisher,
+            max_readers: 0,
+            override_publisher: true,
+        }
+    }
+}
+
+/// The name of a `paths:` entry: an exact name, a `~regex`, or `all_others`.
+#[derive(Debug, Clone)]
+pub enum PathPattern {
+    Exact(String),
+    Regex(Regex),
+}
+
+impl PartialEq for PathPattern {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (PathPattern::Exact(a), PathPattern::Exact(b)) => a == b,
+            (PathPattern::Regex(a), PathPattern::Regex(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
+}
+impl Eq for PathPattern {}
+
+impl std::hash::Hash for PathPattern {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match self {
+            PathPattern::Exact(s) => ("e", s).hash(state),
+            PathPattern::Regex(r) => ("r", r.as_str()).hash(state),
+        }
+    }
+}
+
+impl PathPattern {
+    pub fn parse(name: &str) -> Result<Self, String> {
+        if name == "all_others" || name == "all" {
+            return Ok(PathPattern::Regex(
+                Regex::new("^.*$").map_err(|e| e.to_string())?,
+            ));
+        }
+        if let Some(re) = name.strip_prefix('~') {
+            return Regex::new(re)
+                .map(PathPattern::Regex)
+                .map_err(|e| format!("invalid path regex '{re}': {e}"));
+        }
+        validate_path_name(name)?;
+        Ok(PathPattern::Exact(name.to_string()))
+    }
+
+    /// Returns the capture groups (`$G1`… later) when `name` matches.
+    pub fn matches(&self, name: &str) -> Option<Vec<String>> {
+        match self {
+            PathPattern::Exact(n) => (n == name).then(Vec::new),
+            PathPattern::Regex(re) => re.captures(name).map(|c| {
+                c.iter()
+                    .skip(1)
+                    .map(|m| m.map(|m| m.as_str().to_string()).unwrap_or_default())
+                    .collect()
+            }),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PathPattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        PathPattern::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Path names are what follows the host in a URL: letters, digits and `_-.~/`,
+/// no leading/trailing slash, no `..` segment.
+pub fn validate_path_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("path name is empty".into());
+    }
+    if name.len() > 512 {
+        return Err("path name is longer than 512 bytes".into());
+    }
+    if name.starts_with('/') || name.ends_with('/') {
+        return Err(format!(
+            "path name '{name}' can't begin or end with a slash"
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "_-.~/:@+".contains(*c)))
+    {
+        return Err(format!(
+            "path name '{name}' contains invalid character '{c}'"
+        ));
+    }
+    if name.split('/').any(|seg| seg.is_empty() || seg == "..") {
+        return Err(format!(
+            "path name '{name}' contains an empty or '..' segment"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        let p = PathPattern::parse("~^cam(\\d+)$").unwrap();
+        assert_eq!(p.matches("cam12"), Some(vec!["12".to_string()]));
+        assert_eq!(p.matches("xcam12"), None);
+        assert!(PathPattern::parse("all_others")
+            .unwrap()
+            .matches("any/thing")
+            .is_some());
+        assert!(PathPattern::parse("~(").is_err());
+        assert!(PathPattern::parse("a//b").is_err());
+        assert!(PathPattern::parse("../x").is_err());
+        assert!(PathPattern::parse("live/cam1").is_ok());
+    }
+}

@@ -1,0 +1,194 @@
+//! A path: one publisher at a time, its stream, and a count of readers.
+
+use super::Stream;
+use crate::config::PathConf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PathError {
+    #[error("path '{0}' is not configured")]
+    NotConfigured(String),
+    #[error("invalid path name: {0}")]
+    InvalidName(String),
+    #[error("no one is publishing to path '{0}'")]
+    NoPublisher(String),
+    #[error("path '{0}' already has a publisher and overridePublisher is off")]
+    PublisherExists(String),
+    #[error("path '{0}' has reached maxReaders ({1})")]
+    TooManyReaders(String, u32),
+}
+
+#[derive(Default)]
+struct PathState {
+    publisher: Option<(u64, CancellationToken)>,
+    stream: Option<Arc<Stream>>,
+    readers: usize,
+}
+
+pub struct Path {
+    name: String,
+    conf: Arc<PathConf>,
+    state: Mutex<PathState>,
+    /// Called when the path has neither publisher nor readers, so the manager can forget it.
+    on_idle: Box<dyn Fn(&str) + Send + Sync>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Path {
+    pub(crate) fn new(
+        name: String,
+        conf: Arc<PathConf>,
+        on_idle: Box<dyn Fn(&str) + Send + Sync>,
+    ) -> Arc<Path> {
+        Arc::new(Path {
+            name,
+            conf,
+            state: Mutex::new(PathState::default()),
+            on_idle,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, PathState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn conf(&self) -> &Arc<PathConf> {
+        &self.conf
+    }
+
+    pub fn stream(&self) -> Option<Arc<Stream>> {
+        self.lock().stream.clone()
+    }
+
+    pub fn readers(&self) -> usize {
+        self.lock().readers
+    }
+
+    pub(crate) fn is_idle(&self) -> bool {
+        let st = self.lock();
+        st.publisher.is_none() && st.readers == 0
+    }
+
+    /// Claims the publisher slot. With `overridePublisher` the current publisher is
+    /// cancelled (its connection closes) and its stream ends.
+    pub(crate) fn add_publisher(self: &Arc<Self>) -> Result<Publisher, PathError> {
+        let mut st = self.lock();
+        if let Some((_, token)) = &st.publisher {
+            if !self.conf.override_publisher {
+                return Err(PathError::PublisherExists(self.name.clone()));
+            }
+            token.cancel();
+            if let Some(s) = st.stream.take() {
+                s.close();
+            }
+        }
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let token = CancellationToken::new();
+        st.publisher = Some((id, token.clone()));
+        Ok(Publisher {
+            path: self.clone(),
+            id,
+            cancelled: token,
+        })
+    }
+
+    pub(crate) fn add_reader(self: &Arc<Self>) -> Result<Reader, PathError> {
+        let mut st = self.lock();
+        let stream = st
+            .stream
+            .clone()
+            .ok_or_else(|| PathError::NoPublisher(self.name.clone()))?;
+        let max = self.conf.max_readers;
+        if max != 0 && st.readers >= max as usize {
+            return Err(PathError::TooManyReaders(self.name.clone(), max));
+        }
+        st.readers += 1;
+        Ok(Reader {
+            path: self.clone(),
+            stream,
+        })
+    }
+
+    fn after_release(&self) {
+        if self.is_idle() {
+            (self.on_idle)(&self.name);
+        }
+    }
+}
+
+/// The publisher slot of a path; dropping it ends the stream.
+pub struct Publisher {
+    path: Arc<Path>,
+    id: u64,
+    cancelled: CancellationToken,
+}
+
+impl Publisher {
+    pub fn path(&self) -> &Arc<Path> {
+        &self.path
+    }
+
+    /// Cancelled when another publisher takes over the path or the path is removed.
+    pub fn cancelled(&self) -> &CancellationToken {
+        &self.cancelled
+    }
+
+    /// Makes the stream readable. Called once the publisher's tracks are known.
+    pub fn start(&self, stream: Arc<Stream>) -> Result<(), PathError> {
+        let mut st = self.path.lock();
+        match &st.publisher {
+            Some((id, _)) if *id == self.id => {
+                if let Some(old) = st.stream.replace(stream) {
+                    old.close();
+                }
+                Ok(())
+            }
+            _ => Err(PathError::NoPublisher(self.path.name.clone())),
+        }
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        {
+            let mut st = self.path.lock();
+            if st.publisher.as_ref().is_some_and(|(id, _)| *id == self.id) {
+                st.publisher = None;
+                if let Some(s) = st.stream.take() {
+                    s.close();
+                }
+            }
+        }
+        self.path.after_release();
+    }
+}
+
+/// A reader's claim on a path (counted for `maxReaders`); dropping it releases the slot.
+pub struct Reader {
+    path: Arc<Path>,
+    stream: Arc<Stream>,
+}
+
+impl Reader {
+    pub fn stream(&self) -> &Arc<Stream> {
+        &self.stream
+    }
+
+    pub fn path(&self) -> &Arc<Path> {
+        &self.path
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.path.lock().readers -= 1;
+        self.path.after_release();
+    }
+}

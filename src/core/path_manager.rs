@@ -1,0 +1,202 @@
+//! The PathManager owns the running config and the live paths: it maps a requested
+//! name to its `paths:` entry, creates paths on first use and forgets idle ones.
+
+use super::path::{Path, PathError, Publisher, Reader};
+use super::Stream;
+use crate::config::{validate_path_name, Config};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+
+struct Inner {
+    config: RwLock<Arc<Config>>,
+    paths: Mutex<HashMap<String, Arc<Path>>>,
+}
+
+impl Inner {
+    fn paths(&self) -> MutexGuard<'_, HashMap<String, Arc<Path>>> {
+        self.paths.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[derive(Clone)]
+pub struct PathManager {
+    inner: Arc<Inner>,
+}
+
+impl PathManager {
+    pub fn new(config: Arc<Config>) -> Self {
+        PathManager {
+            inner: Arc::new(Inner {
+                config: RwLock::new(config),
+                paths: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.inner
+            .config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The live path of that name, if any.
+    pub fn path(&self, name: &str) -> Option<Arc<Path>> {
+        self.inner.paths().get(name).cloned()
+    }
+
+    pub fn path_names(&self) -> Vec<String> {
+        self.inner.paths().keys().cloned().collect()
+    }
+
+    fn get_or_create(&self, name: &str) -> Result<Arc<Path>, PathError> {
+        validate_path_name(name).map_err(PathError::InvalidName)?;
+        let found = self
+            .config()
+            .find_path(name)
+            .ok_or_else(|| PathError::NotConfigured(name.to_string()))?;
+        let mut paths = self.inner.paths();
+        if let Some(p) = paths.get(name) {
+            return Ok(p.clone());
+        }
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let path = Path::new(
+            name.to_string(),
+            found.conf,
+            Box::new(move |n: &str| {
+                if let Some(inner) = weak.upgrade() {
+                    let mut paths = inner.paths();
+                    if paths.get(n).is_some_and(|p| p.is_idle()) {
+                        paths.remove(n);
+                    }
+                }
+            }),
+        );
+        paths.insert(name.to_string(), path.clone());
+        Ok(path)
+    }
+
+    pub fn add_publisher(&self, name: &str) -> Result<Publisher, PathError> {
+        let path = self.get_or_create(name)?;
+        let r = path.add_publisher();
+        if r.is_err() {
+            self.forget_if_idle(&path);
+        }
+        r
+    }
+
+    pub fn add_reader(&self, name: &str) -> Result<Reader, PathError> {
+        let path = self.existing(name)?;
+        path.add_reader()
+    }
+
+    /// The stream of a path that has a ready publisher (for RTSP DESCRIBE).
+    pub fn stream(&self, name: &str) -> Result<Arc<Stream>, PathError> {
+        self.existing(name)?
+            .stream()
+            .ok_or_else(|| PathError::NoPublisher(name.to_string()))
+    }
+
+    fn existing(&self, name: &str) -> Result<Arc<Path>, PathError> {
+        validate_path_name(name).map_err(PathError::InvalidName)?;
+        if self.config().find_path(name).is_none() {
+            return Err(PathError::NotConfigured(name.to_string()));
+        }
+        self.path(name)
+            .ok_or_else(|| PathError::NoPublisher(name.to_string()))
+    }
+
+    fn forget_if_idle(&self, path: &Arc<Path>) {
+        let mut paths = self.inner.paths();
+        if path.is_idle() && paths.get(path.name()).is_some_and(|p| Arc::ptr_eq(p, path)) {
+            paths.remove(path.name());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{Codec, Track};
+
+    fn manager(yaml: &str) -> PathManager {
+        PathManager::new(Arc::new(Config::parse(yaml, "t").unwrap()))
+    }
+
+    fn stream() -> Arc<Stream> {
+        Stream::new(
+            vec![Track::new(Codec::Opus { channels: 2 }, 48000)],
+            16,
+            1400,
+        )
+    }
+
+    #[test]
+    fn publish_read_and_cleanup() {
+        let m = manager("paths:\n  cam:\n    maxReaders: 1\n");
+        assert_eq!(
+            m.add_publisher("other").err(),
+            Some(PathError::NotConfigured("other".into()))
+        );
+        assert!(matches!(
+            m.add_reader("cam"),
+            Err(PathError::NoPublisher(_))
+        ));
+        let p = m.add_publisher("cam").unwrap();
+        // Not readable until the publisher has started its stream.
+        assert!(matches!(
+            m.add_reader("cam"),
+            Err(PathError::NoPublisher(_))
+        ));
+        p.start(stream()).unwrap();
+        let r = m.add_reader("cam").unwrap();
+        assert!(matches!(
+            m.add_reader("cam"),
+            Err(PathError::TooManyReaders(_, 1))
+        ));
+        drop(r);
+        let r = m.add_reader("cam").unwrap();
+        let s = r.stream().clone();
+        drop(p);
+        assert!(s.is_closed());
+        assert!(m.path("cam").is_some());
+        drop(r);
+        assert!(m.path("cam").is_none());
+    }
+
+    #[test]
+    fn override_publisher() {
+        let m = manager("paths:\n  a:\n  b:\n    overridePublisher: no\n");
+        let p1 = m.add_publisher("a").unwrap();
+        p1.start(stream()).unwrap();
+        let s1 = m.stream("a").unwrap();
+        let p2 = m.add_publisher("a").unwrap();
+        assert!(p1.cancelled().is_cancelled());
+        assert!(s1.is_closed());
+        drop(p1); // the replaced publisher leaving must not end the new one
+        p2.start(stream()).unwrap();
+        assert!(m.stream("a").is_ok());
+
+        let q1 = m.add_publisher("b").unwrap();
+        assert_eq!(
+            m.add_publisher("b").err(),
+            Some(PathError::PublisherExists("b".into()))
+        );
+        assert!(!q1.cancelled().is_cancelled());
+    }
+
+    #[test]
+    fn invalid_names() {
+        let m = manager("paths:\n  all_others:\n");
+        assert!(matches!(
+            m.add_publisher("a/../b"),
+            Err(PathError::InvalidName(_))
+        ));
+        assert!(matches!(
+            m.add_publisher(""),
+            Err(PathError::InvalidName(_))
+        ));
+        assert!(m.add_publisher("live/cam1").is_ok());
+    }
+}

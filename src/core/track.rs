@@ -1,0 +1,82 @@
+//! Track descriptions: which codec a stream's track carries and the parameters a
+//! reader needs before the first unit (parameter sets, audio config).
+
+use bytes::Bytes;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Codec {
+    H264 {
+        sps: Option<Bytes>,
+        pps: Option<Bytes>,
+    },
+    H265 {
+        vps: Option<Bytes>,
+        sps: Option<Bytes>,
+        pps: Option<Bytes>,
+    },
+    /// MPEG-4 AAC; `config` is the AudioSpecificConfig.
+    Aac {
+        config: Bytes,
+        sample_rate: u32,
+        channels: u8,
+    },
+    Opus {
+        channels: u8,
+    },
+    /// Any other RTP payload: passed through RTSP→RTSP untouched.
+    Other(OtherCodec),
+}
+
+/// An RTP format this server does not interpret, described by its SDP lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherCodec {
+    /// SDP media type: `video`, `audio`, `application`, …
+    pub media: String,
+    pub payload_type: u8,
+    /// The `a=rtpmap` value after the payload type, e.g. `PCMU/8000`.
+    pub rtpmap: Option<String>,
+    /// The `a=fmtp` value after the payload type.
+    pub fmtp: Option<String>,
+}
+
+impl Codec {
+    pub fn name(&self) -> &str {
+        match self {
+            Codec::H264 { .. } => "H264",
+            Codec::H265 { .. } => "H265",
+            Codec::Aac { .. } => "AAC",
+            Codec::Opus { .. } => "Opus",
+            Codec::Other(o) => o
+                .rtpmap
+                .as_deref()
+                .and_then(|m| m.split('/').next())
+                .unwrap_or("unknown"),
+        }
+    }
+
+    pub fn is_video(&self) -> bool {
+        match self {
+            Codec::H264 { .. } | Codec::H265 { .. } => true,
+            Codec::Other(o) => o.media == "video",
+            _ => false,
+        }
+    }
+
+    /// Whether units of this codec carry a meaningful keyframe flag that readers must wait for.
+    pub fn has_keyframes(&self) -> bool {
+        matches!(self, Codec::H264 { .. } | Codec::H265 { .. })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Track {
+    pub codec: Codec,
+    /// Timestamp units per second (90000 for video, the sample rate for audio, 48000 for Opus).
+    pub clock_rate: u32,
+}
+
+impl Track {
+    pub fn new(codec: Codec, clock_rate: u32) -> Self {
+        Track { codec, clock_rate }
+    }
+}

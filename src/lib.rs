@@ -1,0 +1,9 @@
+//! mediarouter: a live media router. One YAML file maps paths to publishers and
+//! readers across protocols; this crate is the server, exposed as a library for tests.
+
+pub mod codec;
+pub mod config;
+pub mod core;
+pub mod format;
+pub mod rtsp;
+pub mod server;
