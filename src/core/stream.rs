@@ -160,7 +160,6 @@ impl Stream {
             return;
         };
         track_and_inject(&mut track.codec, &mut unit);
-        let clock = track.clock_rate;
         let i = unit.track;
         let len = unit.payload.len();
         let rtp = st.packetizers[i].packetize(&unit);
@@ -194,16 +193,7 @@ impl Stream {
         let now = Instant::now();
         if st.last_sr[i].is_none_or(|t| now.duration_since(t) >= SR_INTERVAL) {
             st.last_sr[i] = Some(now);
-            let p = &st.packetizers[i];
-            let wall = self.start_wall
-                + Duration::from_secs_f64(pts.max(0) as f64 / f64::from(clock.max(1)));
-            let packet = rtcp::sender_report(
-                p.ssrc(),
-                rtcp::ntp_timestamp(wall),
-                p.rtp_timestamp(pts),
-                p.packet_count(),
-                p.octet_count(),
-            );
+            let packet = self.sender_report_at(st, i, pts);
             let _ = tx.send(StreamItem::Rtcp { track: i, packet });
         }
     }
@@ -212,7 +202,16 @@ impl Stream {
     pub fn subscribe(self: &Arc<Self>) -> Option<StreamReader> {
         let st = self.lock();
         let rx = st.tx.as_ref()?.subscribe();
-        let gop: VecDeque<StreamItem> = st.gop.iter().cloned().collect();
+        // Sender reports first, so readers map every track to wall-clock time (and so
+        // to each other) from their first packet instead of after the next periodic SR.
+        let mut gop: VecDeque<StreamItem> = (0..st.tracks.len())
+            .filter(|t| st.units_per_track[*t] > 0)
+            .map(|t| StreamItem::Rtcp {
+                track: t,
+                packet: self.sender_report(&st, t),
+            })
+            .collect();
+        gop.extend(st.gop.iter().cloned());
         // Where each track's RTP begins for this reader (RTSP RTP-Info).
         let rtp_start = (0..st.tracks.len())
             .map(|t| {
@@ -241,6 +240,25 @@ impl Stream {
             lags: VecDeque::new(),
             rtp_start,
         })
+    }
+
+    /// An SR for `track` at time `pts`; wall clock = stream start + pts, the same
+    /// mapping for every track, which is what keeps readers' tracks in sync.
+    fn sender_report_at(&self, st: &State, track: usize, pts: i64) -> Bytes {
+        let p = &st.packetizers[track];
+        let clock = st.tracks[track].clock_rate.max(1);
+        let wall = self.start_wall + Duration::from_secs_f64(pts.max(0) as f64 / f64::from(clock));
+        rtcp::sender_report(
+            p.ssrc(),
+            rtcp::ntp_timestamp(wall),
+            p.rtp_timestamp(pts),
+            p.packet_count(),
+            p.octet_count(),
+        )
+    }
+
+    fn sender_report(&self, st: &State, track: usize) -> Bytes {
+        self.sender_report_at(st, track, self.elapsed_ticks(st.tracks[track].clock_rate))
     }
 
     fn elapsed_ticks(&self, clock: u32) -> i64 {

@@ -1,1 +1,121 @@
+//! RTSP server (RFC 2326, with RFC 7826 parsing via `rtsp-types`): publishers use
+//! ANNOUNCE/SETUP/RECORD, readers DESCRIBE/SETUP/PLAY, over TCP-interleaved or UDP RTP.
 
+mod conn;
+mod ingest;
+mod session;
+pub mod transport;
+mod udp;
+pub mod url;
+
+use crate::config::{Config, RtspTransport};
+use crate::core::PathManager;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use udp::UdpPair;
+
+pub use conn::MAX_MESSAGE;
+
+/// What every connection of the server shares.
+pub(crate) struct Ctx {
+    pub manager: PathManager,
+    pub read_timeout: Duration,
+    pub write_timeout: Duration,
+    pub queue_size: usize,
+    pub transports: Vec<RtspTransport>,
+    pub udp: Option<Arc<UdpPair>>,
+    pub shutdown: CancellationToken,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("can't listen on {addr} ({what}): {source}")]
+pub struct ListenError {
+    pub what: &'static str,
+    pub addr: SocketAddr,
+    pub source: std::io::Error,
+}
+
+/// A running RTSP server; it stops when `shutdown` is cancelled.
+pub struct RtspServer {
+    pub local_addr: SocketAddr,
+    /// Bound RTP and RTCP ports when UDP is enabled.
+    pub udp_ports: Option<(u16, u16)>,
+}
+
+impl RtspServer {
+    pub async fn start(
+        config: &Config,
+        manager: PathManager,
+        shutdown: CancellationToken,
+    ) -> Result<RtspServer, ListenError> {
+        let addr = config.rtsp_address.0;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ListenError {
+                what: "RTSP",
+                addr,
+                source,
+            })?;
+        let udp = if config.rtsp_transports.contains(&RtspTransport::Udp) {
+            let pair = UdpPair::bind(config.rtp_address.0, config.rtcp_address.0)
+                .await
+                .map_err(|source| ListenError {
+                    what: "RTP/RTCP",
+                    addr: config.rtp_address.0,
+                    source,
+                })?;
+            pair.spawn_receivers(shutdown.clone());
+            Some(pair)
+        } else {
+            None
+        };
+        let local_addr = listener.local_addr().map_err(|source| ListenError {
+            what: "RTSP",
+            addr,
+            source,
+        })?;
+        let udp_ports = udp.as_ref().map(|u| u.ports());
+        let ctx = Arc::new(Ctx {
+            manager,
+            read_timeout: config.read_timeout.0,
+            write_timeout: config.write_timeout.0,
+            queue_size: config.write_queue_size.0,
+            transports: config.rtsp_transports.clone(),
+            udp,
+            shutdown: shutdown.clone(),
+        });
+        match udp_ports {
+            Some((rtp, rtcp)) => tracing::info!(
+                "RTSP listener opened on {local_addr} (TCP), UDP RTP :{rtp}, RTCP :{rtcp}"
+            ),
+            None => tracing::info!("RTSP listener opened on {local_addr} (TCP)"),
+        }
+        tokio::spawn(accept_loop(listener, ctx));
+        Ok(RtspServer {
+            local_addr,
+            udp_ports,
+        })
+    }
+}
+
+async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>) {
+    loop {
+        let accepted = tokio::select! {
+            _ = ctx.shutdown.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((sock, peer)) => {
+                tokio::spawn(conn::serve(ctx.clone(), sock, peer));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!("RTSP accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! One RTSP TCP connection: reads requests and interleaved frames, answers through the
+//! session handler, and writes media to a playing reader (vectored, batched, bounded by
+//! `writeTimeout`). Malformed input closes this connection only, logged at warn.
+
+use super::session::{Action, Handler, Playback, SESSION_TIMEOUT_SECS};
+use super::transport::TrackTransport;
+use super::Ctx;
+use crate::core::{ReadEnd, StreamItem};
+use bytes::{Buf, BytesMut};
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Unparsed input beyond this (a request, or a header section that never ends) closes the connection.
+pub const MAX_MESSAGE: usize = 128 * 1024;
+/// Items written per vectored write.
+const BATCH: usize = 64;
+/// writev accepts at most this many buffers (IOV_MAX on Linux).
+const MAX_IOV: usize = 1024;
+
+enum End {
+    /// Normal end, logged at info.
+    Normal(String),
+    /// Bad input or a misbehaving peer, logged at warn.
+    Bad(String),
+}
+
+struct Conn {
+    ctx: Arc<Ctx>,
+    peer: SocketAddr,
+    wr: OwnedWriteHalf,
+    handler: Handler,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+pub(crate) async fn serve(ctx: Arc<Ctx>, sock: TcpStream, peer: SocketAddr) {
+    let _ = sock.set_nodelay(true);
+    let (mut rd, wr) = sock.into_split();
+    let (udp_tx, mut udp_rx) = mpsc::channel(4096);
+    let handler = Handler::new(ctx.clone(), peer, udp_tx);
+    let mut c = Conn {
+        ctx: ctx.clone(),
+        peer,
+        wr,
+        handler,
+        bytes_in: 0,
+        bytes_out: 0,
+    };
+    tracing::debug!(%peer, "RTSP connection opened");
+
+    let mut buf = BytesMut::with_capacity(8192);
+    let mut playback: Option<Playback> = None;
+    let mut replaced: Option<CancellationToken> = None;
+    let mut last_read = Instant::now();
+    let mut last_udp = Instant::now();
+    let read_timeout = ctx.read_timeout;
+
+    let end = loop {
+        let deadline = if c.handler.is_recording() {
+            Some(
+                if c.handler.records_over_udp() {
+                    last_udp
+                } else {
+                    last_read
+                } + read_timeout,
+            )
+        } else if let Some(p) = &playback {
+            let udp = p
+                .tracks
+                .iter()
+                .flatten()
+                .any(|t| matches!(t, TrackTransport::Udp { .. }));
+            udp.then(|| last_read.max(last_udp) + Duration::from_secs(SESSION_TIMEOUT_SECS))
+        } else {
+            Some(last_read + read_timeout)
+        };
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => break End::Normal("server shutting down".into()),
+            _ = cancelled(replaced.as_ref()) => break End::Normal("replaced by another publisher".into()),
+            r = rd.read_buf(&mut buf) => match r {
+                Ok(0) if buf.is_empty() => break End::Normal("closed by client".into()),
+                Ok(0) => break End::Bad(format!("connection closed inside a message ({} bytes unparsed)", buf.len())),
+                Ok(n) => {
+                    c.bytes_in += n as u64;
+                    last_read = Instant::now();
+                    match c.process(&mut buf, &mut playback, &mut replaced).await {
+                        Ok(None) => {}
+                        Ok(Some(end)) => break end,
+                        Err(reason) => break End::Bad(reason),
+                    }
+                }
+                Err(e) => break End::Normal(format!("read error: {e}")),
+            },
+            item = next_media(&mut playback) => {
+                let result = match item {
+                    Ok(first) => c.write_media(first, &mut playback).await,
+                    Err(ReadEnd::Closed) => Err(End::Normal("stream ended".into())),
+                    Err(ReadEnd::TooSlow) => Err(End::Bad("reader too slow: kept falling behind the stream".into())),
+                };
+                if let Err(end) = result {
+                    break end;
+                }
+            }
+            Some(pkt) = udp_rx.recv() => {
+                last_udp = Instant::now();
+                if let Err(reason) = c.handler.on_udp(pkt) {
+                    break End::Bad(reason);
+                }
+            }
+            _ = sleep_until(deadline) => break End::Bad(format!("no data for {}s (read timeout)", read_timeout.as_secs_f32())),
+        }
+    };
+    let reason = match &end {
+        End::Normal(r) => r.clone(),
+        End::Bad(r) => {
+            let (role, path) = c.handler.describe_role().unwrap_or(("connection", "-"));
+            tracing::warn!(peer = %c.peer, role, path, "closing RTSP connection: {r}");
+            r.clone()
+        }
+    };
+    c.handler.end_session(&reason);
+    tracing::info!(peer = %c.peer, bytes_in = c.bytes_in, bytes_out = c.bytes_out, "RTSP connection closed: {reason}");
+}
+
+async fn cancelled(t: Option<&CancellationToken>) {
+    match t {
+        Some(t) => t.cancelled().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_media(p: &mut Option<Playback>) -> Result<StreamItem, ReadEnd> {
+    match p {
+        Some(p) => p.reader.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Conn {
+    /// Handles every complete message in `buf`. `Ok(Some)` ends the connection normally.
+    async fn process(
+        &mut self,
+        buf: &mut BytesMut,
+        playback: &mut Option<Playback>,
+        replaced: &mut Option<CancellationToken>,
+    ) -> Result<Option<End>, String> {
+        loop {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            if buf[0] == b'$' {
+                if buf.len() < 4 {
+                    return Ok(None);
+                }
+                let (channel, len) = (buf[1], usize::from(u16::from_be_bytes([buf[2], buf[3]])));
+                if buf.len() < 4 + len {
+                    return Ok(None);
+                }
+                let frame = buf.split_to(4 + len).freeze().slice(4..);
+                self.handler.on_interleaved(channel, frame)?;
+                continue;
+            }
+            let (msg, consumed) = match rtsp_types::Message::<Vec<u8>>::parse(&buf[..]) {
+                Ok(m) => m,
+                Err(rtsp_types::ParseError::Incomplete(_)) => {
+                    if buf.len() > MAX_MESSAGE {
+                        return Err(format!("request larger than {MAX_MESSAGE} bytes"));
+                    }
+                    return Ok(None);
+                }
+                Err(rtsp_types::ParseError::Error) => {
+                    let preview: String = String::from_utf8_lossy(&buf[..buf.len().min(32)])
+                        .escape_debug()
+                        .collect();
+                    return Err(format!(
+                        "malformed RTSP message starting with \"{preview}\""
+                    ));
+                }
+            };
+            buf.advance(consumed);
+            let rtsp_types::Message::Request(req) = msg else {
+                continue;
+            };
+            tracing::debug!(peer = %self.peer, method = ?req.method(), uri = ?req.request_uri().map(|u| u.as_str()), "RTSP request");
+            let (resp, action) = self.handler.handle(&req);
+            let mut out = Vec::with_capacity(256);
+            resp.write(&mut out)
+                .map_err(|e| format!("can't serialize response: {e:?}"))?;
+            if let Err(e) = self.write_all(&[IoSlice::new(&out)]).await {
+                return Ok(Some(e));
+            }
+            match action {
+                Action::None => {}
+                Action::Play(p) => *playback = Some(p),
+                Action::Pause => *playback = None,
+                Action::Record(token) => *replaced = Some(token),
+                Action::Teardown => {
+                    *playback = None;
+                    *replaced = None;
+                }
+                Action::Close(reason) => return Err(reason),
+            }
+        }
+    }
+
+    async fn write_all(&mut self, slices: &[IoSlice<'_>]) -> Result<(), End> {
+        let total: usize = slices.iter().map(|s| s.len()).sum();
+        let mut owned: Vec<IoSlice> = slices.to_vec();
+        let mut rest: &mut [IoSlice] = &mut owned;
+        let write = async {
+            while !rest.is_empty() {
+                let n = self
+                    .wr
+                    .write_vectored(&rest[..rest.len().min(MAX_IOV)])
+                    .await?;
+                if n == 0 {
+                    return Err(std::io::Error::from(std::io::ErrorKind::WriteZero));
+                }
+                IoSlice::advance_slices(&mut rest, n);
+            }
+            Ok::<_, std::io::Error>(())
+        };
+        match tokio::time::timeout(self.ctx.write_timeout, write).await {
+            Ok(Ok(())) => {
+                self.bytes_out += total as u64;
+                Ok(())
+            }
+            Ok(Err(e)) => Err(End::Normal(format!("write error: {e}"))),
+            Err(_) => Err(End::Bad(format!(
+                "write blocked for {}s (write timeout): client is not reading",
+                self.ctx.write_timeout.as_secs_f32()
+            ))),
+        }
+    }
+
+    /// Writes `first` and whatever else is already queued, in one vectored write for TCP
+    /// tracks; UDP tracks go out of the shared RTP/RTCP sockets.
+    async fn write_media(
+        &mut self,
+        first: StreamItem,
+        playback: &mut Option<Playback>,
+    ) -> Result<(), End> {
+        let Some(p) = playback.as_mut() else {
+            return Ok(());
+        };
+        let mut items = vec![first];
+        let mut end = None;
+        while items.len() < BATCH {
+            match p.reader.try_next() {
+                Ok(Some(it)) => items.push(it),
+                Ok(None) => break,
+                Err(e) => {
+                    end = Some(e);
+                    break;
+                }
+            }
+        }
+        // (interleaved header, packet) pairs for TCP tracks.
+        let mut frames: Vec<([u8; 4], &[u8])> = Vec::new();
+        for item in &items {
+            let (track, packets, rtcp): (usize, &[bytes::Bytes], bool) = match item {
+                StreamItem::Unit(e) => (e.unit.track, &e.rtp, false),
+                StreamItem::Rtcp { track, packet } => (*track, std::slice::from_ref(packet), true),
+            };
+            match p.tracks.get(track).copied().flatten() {
+                Some(TrackTransport::Tcp {
+                    rtp_channel,
+                    rtcp_channel,
+                }) => {
+                    let ch = if rtcp { rtcp_channel } else { rtp_channel };
+                    for pkt in packets {
+                        let len = (pkt.len().min(usize::from(u16::MAX)) as u16).to_be_bytes();
+                        frames.push(([b'$', ch, len[0], len[1]], &pkt[..]));
+                    }
+                }
+                Some(TrackTransport::Udp {
+                    client_rtp,
+                    client_rtcp,
+                }) => {
+                    if let Some(udp) = &self.ctx.udp {
+                        let (sock, port) = if rtcp {
+                            (&udp.rtcp, client_rtcp)
+                        } else {
+                            (&udp.rtp, client_rtp)
+                        };
+                        let to = SocketAddr::new(self.peer.ip(), port);
+                        for pkt in packets {
+                            // UDP loss is the reader's problem, as on any network.
+                            if sock.send_to(pkt, to).await.is_ok() {
+                                self.bytes_out += pkt.len() as u64;
+                            }
+                        }
+                    }
+                }
+                None => {}
+            }
+        }
+        if !frames.is_empty() {
+            let slices: Vec<IoSlice> = frames
+                .iter()
+                .flat_map(|(h, p)| [IoSlice::new(h), IoSlice::new(p)])
+                .collect();
+            self.write_all(&slices).await?;
+        }
+        match end {
+            None => Ok(()),
+            Some(ReadEnd::Closed) => Err(End::Normal("stream ended".into())),
+            Some(ReadEnd::TooSlow) => Err(End::Bad(
+                "reader too slow: kept falling behind the stream".into(),
+            )),
+        }
+    }
+}

@@ -1,0 +1,523 @@
+//! RTSP request handling for one connection: the session state machine
+//! (ANNOUNCE/SETUP/RECORD for publishers, DESCRIBE/SETUP/PLAY for readers).
+//! Sync code: it answers a request and tells the connection what to start or stop.
+
+use super::ingest::Ingest;
+use super::transport::{self, TrackTransport, TransportError};
+use super::udp::{RouteGuard, UdpIn};
+use super::url::{control_path, split_track_id, url_path};
+use super::Ctx;
+use crate::core::{self, PathError, Publisher, Stream, StreamReader};
+use crate::format::sdp::{self, AnnouncedMedia};
+use bytes::Bytes;
+use rtsp_types::{headers, Method, Request, Response, StatusCode};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Seconds a session survives without requests; advertised in the Session header.
+pub(crate) const SESSION_TIMEOUT_SECS: u64 = 60;
+
+/// What the connection must do after sending the response.
+pub(crate) enum Action {
+    None,
+    Play(Playback),
+    Pause,
+    Record(CancellationToken),
+    Teardown,
+    /// Send the response, then close the connection; logged at warn with this reason.
+    Close(String),
+}
+
+/// A reader that started playing: its stream cursor and per-track transports.
+pub(crate) struct Playback {
+    pub reader: StreamReader,
+    /// Per stream track; `None` for tracks the client did not set up.
+    pub tracks: Vec<Option<TrackTransport>>,
+}
+
+struct PublishState {
+    path: String,
+    publisher: Publisher,
+    medias: Vec<AnnouncedMedia>,
+    setups: Vec<Option<TrackTransport>>,
+    ingest: Option<Ingest>,
+    _routes: Vec<RouteGuard>,
+}
+
+struct ReadState {
+    path: String,
+    reader: core::Reader,
+    setups: Vec<Option<TrackTransport>>,
+    playing: bool,
+    _routes: Vec<RouteGuard>,
+}
+
+enum Role {
+    Idle,
+    Publish(Box<PublishState>),
+    Read(Box<ReadState>),
+}
+
+pub(crate) struct Handler {
+    ctx: Arc<Ctx>,
+    peer: SocketAddr,
+    udp_tx: mpsc::Sender<UdpIn>,
+    session_id: Option<String>,
+    role: Role,
+}
+
+type Reply = (Response<Vec<u8>>, Action);
+
+impl Handler {
+    pub(crate) fn new(ctx: Arc<Ctx>, peer: SocketAddr, udp_tx: mpsc::Sender<UdpIn>) -> Self {
+        Handler {
+            ctx,
+            peer,
+            udp_tx,
+            session_id: None,
+            role: Role::Idle,
+        }
+    }
+
+    /// `publisher`/`reader` and the path, for logs.
+    pub(crate) fn describe_role(&self) -> Option<(&'static str, &str)> {
+        match &self.role {
+            Role::Idle => None,
+            Role::Publish(p) => Some(("publisher", &p.path)),
+            Role::Read(r) => Some(("reader", &r.path)),
+        }
+    }
+
+    pub(crate) fn is_recording(&self) -> bool {
+        matches!(&self.role, Role::Publish(p) if p.ingest.is_some())
+    }
+
+    pub(crate) fn records_over_udp(&self) -> bool {
+        matches!(&self.role, Role::Publish(p) if p.ingest.is_some() && p.setups.iter().flatten().any(|t| matches!(t, TrackTransport::Udp { .. })))
+    }
+
+    /// An interleaved frame from the client. Errors close the connection.
+    pub(crate) fn on_interleaved(&mut self, channel: u8, data: Bytes) -> Result<(), String> {
+        let Role::Publish(p) = &mut self.role else {
+            // Readers send RTCP receiver reports here; nothing to do with them.
+            return Ok(());
+        };
+        let media = p.setups.iter().position(|t| matches!(t, Some(TrackTransport::Tcp { rtp_channel, .. }) if *rtp_channel == channel));
+        match (media, p.ingest.as_mut()) {
+            (Some(m), Some(ingest)) => ingest
+                .push_rtp(m, data)
+                .map_err(|e| format!("bad RTP packet on channel {channel}: {e}")),
+            _ => Ok(()),
+        }
+    }
+
+    pub(crate) fn on_udp(&mut self, pkt: UdpIn) -> Result<(), String> {
+        if pkt.rtcp {
+            return Ok(());
+        }
+        if let Role::Publish(p) = &mut self.role {
+            if let Some(ingest) = p.ingest.as_mut() {
+                return ingest
+                    .push_rtp(pkt.track, pkt.data)
+                    .map_err(|e| format!("bad RTP packet over UDP: {e}"));
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn handle(&mut self, req: &Request<Vec<u8>>) -> Reply {
+        let Some(cseq) = req.header(&headers::CSEQ).map(|v| v.as_str().to_string()) else {
+            let resp = Response::builder(req.version(), StatusCode::BadRequest).build(Vec::new());
+            return (resp, Action::Close("request without CSeq".into()));
+        };
+        if let (Some(id), Some(h)) = (&self.session_id, req.header(&headers::SESSION)) {
+            let given = h.as_str().split(';').next().unwrap_or_default().trim();
+            if given != id {
+                return (
+                    status(req, &cseq, StatusCode::SessionNotFound),
+                    Action::None,
+                );
+            }
+        }
+        let (mut resp, action) = match req.method() {
+            Method::Options => {
+                let mut r = status(req, &cseq, StatusCode::Ok);
+                r.insert_header(
+                    headers::PUBLIC,
+                    "OPTIONS, DESCRIBE, ANNOUNCE, SETUP, PLAY, RECORD, PAUSE, GET_PARAMETER, SET_PARAMETER, TEARDOWN",
+                );
+                (r, Action::None)
+            }
+            Method::Describe => self.describe(req, &cseq),
+            Method::Announce => self.announce(req, &cseq),
+            Method::Setup => self.setup(req, &cseq),
+            Method::Play => self.play(req, &cseq),
+            Method::Record => self.record(req, &cseq),
+            Method::Pause => self.pause(req, &cseq),
+            Method::Teardown => {
+                self.end_session("teardown");
+                (status(req, &cseq, StatusCode::Ok), Action::Teardown)
+            }
+            Method::GetParameter | Method::SetParameter => {
+                (status(req, &cseq, StatusCode::Ok), Action::None)
+            }
+            _ => (status(req, &cseq, StatusCode::NotImplemented), Action::None),
+        };
+        if let Some(id) = &self.session_id {
+            resp.insert_header(
+                headers::SESSION,
+                format!("{id};timeout={SESSION_TIMEOUT_SECS}"),
+            );
+        }
+        (resp, action)
+    }
+}
+
+fn status(req: &Request<Vec<u8>>, cseq: &str, status: StatusCode) -> Response<Vec<u8>> {
+    Response::builder(req.version(), status)
+        .header(headers::CSEQ, cseq)
+        .header(headers::SERVER, "mediarouter")
+        .build(Vec::new())
+}
+
+fn path_error(req: &Request<Vec<u8>>, cseq: &str, e: &PathError) -> Response<Vec<u8>> {
+    let code = match e {
+        PathError::NotConfigured(_) | PathError::NoPublisher(_) | PathError::InvalidName(_) => {
+            StatusCode::NotFound
+        }
+        PathError::PublisherExists(_) => StatusCode::BadRequest,
+        PathError::TooManyReaders(..) => StatusCode::ServiceUnavailable,
+    };
+    status(req, cseq, code)
+}
+
+impl Handler {
+    fn request_path(req: &Request<Vec<u8>>) -> Option<String> {
+        req.request_uri().map(url_path)
+    }
+
+    fn describe(&mut self, req: &Request<Vec<u8>>, cseq: &str) -> Reply {
+        let Some(path) = Self::request_path(req) else {
+            return (status(req, cseq, StatusCode::BadRequest), Action::None);
+        };
+        let stream = match self.ctx.manager.stream(&path) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::info!(peer = %self.peer, %path, "DESCRIBE refused: {e}");
+                return (path_error(req, cseq, &e), Action::None);
+            }
+        };
+        let tracks: Vec<_> = stream
+            .tracks()
+            .into_iter()
+            .zip(stream.payload_types().iter().copied())
+            .collect();
+        let body = sdp::describe(&tracks).into_bytes();
+        let mut base = req.request_uri().map(|u| u.to_string()).unwrap_or_default();
+        if !base.ends_with('/') {
+            base.push('/');
+        }
+        let mut r = status(req, cseq, StatusCode::Ok).replace_body(body);
+        r.insert_header(headers::CONTENT_TYPE, "application/sdp");
+        r.insert_header(headers::CONTENT_BASE, base);
+        (r, Action::None)
+    }
+
+    fn announce(&mut self, req: &Request<Vec<u8>>, cseq: &str) -> Reply {
+        if !matches!(self.role, Role::Idle) {
+            return (
+                status(req, cseq, StatusCode::MethodNotValidInThisState),
+                Action::None,
+            );
+        }
+        let Some(path) = Self::request_path(req) else {
+            return (status(req, cseq, StatusCode::BadRequest), Action::None);
+        };
+        let medias = match sdp::parse_announce(req.body()) {
+            Ok(m) => m,
+            Err(e) => {
+                return (
+                    status(req, cseq, StatusCode::BadRequest),
+                    Action::Close(format!("invalid SDP in ANNOUNCE: {e}")),
+                )
+            }
+        };
+        let publisher = match self.ctx.manager.add_publisher(&path) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(peer = %self.peer, %path, "publish refused: {e}");
+                return (path_error(req, cseq, &e), Action::None);
+            }
+        };
+        let n = medias.len();
+        self.session_id = Some(new_session_id());
+        self.role = Role::Publish(Box::new(PublishState {
+            path,
+            publisher,
+            medias,
+            setups: vec![None; n],
+            ingest: None,
+            _routes: Vec::new(),
+        }));
+        (status(req, cseq, StatusCode::Ok), Action::None)
+    }
+
+    fn setup(&mut self, req: &Request<Vec<u8>>, cseq: &str) -> Reply {
+        let Some(full) = Self::request_path(req) else {
+            return (status(req, cseq, StatusCode::BadRequest), Action::None);
+        };
+        let used_channels = match &self.role {
+            Role::Publish(p) => p.setups.iter().flatten().count(),
+            Role::Read(r) => r.setups.iter().flatten().count(),
+            Role::Idle => 0,
+        };
+        let offer = req.header(&headers::TRANSPORT).map(|v| v.as_str());
+        let t = match transport::negotiate(offer, &self.ctx.transports, (used_channels * 2) as u8) {
+            Ok(TrackTransport::Udp { .. }) if self.ctx.udp.is_none() => {
+                Err(TransportError::Unsupported)
+            }
+            other => other,
+        };
+        let t = match t {
+            Ok(t) => t,
+            Err(TransportError::Invalid) => {
+                return (status(req, cseq, StatusCode::BadRequest), Action::None)
+            }
+            Err(TransportError::Unsupported) => {
+                return (
+                    status(req, cseq, StatusCode::UnsupportedTransport),
+                    Action::None,
+                )
+            }
+        };
+        let server_ports = self.ctx.udp.as_ref().map(|u| u.ports());
+
+        if let Role::Publish(p) = &mut self.role {
+            if p.ingest.is_some() {
+                return (
+                    status(req, cseq, StatusCode::MethodNotValidInThisState),
+                    Action::None,
+                );
+            }
+            let found = p
+                .medias
+                .iter()
+                .position(|m| control_path(&p.path, m.control.as_deref()) == full)
+                .or_else(|| (p.medias.len() == 1 && full == p.path).then_some(0));
+            let Some(m) = found else {
+                return (status(req, cseq, StatusCode::NotFound), Action::None);
+            };
+            p.setups[m] = Some(t);
+            let mut r = status(req, cseq, StatusCode::Ok);
+            r.insert_header(headers::TRANSPORT, transport::reply(&t, server_ports, None));
+            return (r, Action::None);
+        }
+
+        let (base, track) = split_track_id(&full);
+        if let Role::Idle = self.role {
+            match self.ctx.manager.add_reader(base) {
+                Ok(reader) => {
+                    let n = reader.stream().tracks().len();
+                    self.session_id = Some(new_session_id());
+                    self.role = Role::Read(Box::new(ReadState {
+                        path: base.to_string(),
+                        reader,
+                        setups: vec![None; n],
+                        playing: false,
+                        _routes: Vec::new(),
+                    }));
+                }
+                Err(e) => {
+                    tracing::info!(peer = %self.peer, path = base, "read refused: {e}");
+                    return (path_error(req, cseq, &e), Action::None);
+                }
+            }
+        }
+        let Role::Read(r) = &mut self.role else {
+            return (
+                status(req, cseq, StatusCode::MethodNotValidInThisState),
+                Action::None,
+            );
+        };
+        if r.path != base || r.playing {
+            return (
+                status(req, cseq, StatusCode::MethodNotValidInThisState),
+                Action::None,
+            );
+        }
+        let index = track.or_else(|| r.setups.iter().position(Option::is_none));
+        let Some(index) = index.filter(|i| *i < r.setups.len()) else {
+            return (status(req, cseq, StatusCode::NotFound), Action::None);
+        };
+        r.setups[index] = Some(t);
+        let ssrc = r.reader.stream().ssrc(index);
+        let mut resp = status(req, cseq, StatusCode::Ok);
+        resp.insert_header(headers::TRANSPORT, transport::reply(&t, server_ports, ssrc));
+        (resp, Action::None)
+    }
+
+    fn play(&mut self, req: &Request<Vec<u8>>, cseq: &str) -> Reply {
+        let Role::Read(r) = &mut self.role else {
+            return (
+                status(req, cseq, StatusCode::MethodNotValidInThisState),
+                Action::None,
+            );
+        };
+        if r.setups.iter().all(Option::is_none) {
+            return (
+                status(req, cseq, StatusCode::MethodNotValidInThisState),
+                Action::None,
+            );
+        }
+        if r.playing {
+            return (status(req, cseq, StatusCode::Ok), Action::None);
+        }
+        let Some(reader) = r.reader.stream().subscribe() else {
+            return (status(req, cseq, StatusCode::NotFound), Action::None);
+        };
+        let base = req
+            .request_uri()
+            .map(|u| {
+                let mut s = u.to_string();
+                s.truncate(s.find('?').unwrap_or(s.len()));
+                s.trim_end_matches('/').to_string()
+            })
+            .unwrap_or_default();
+        let rtp_info: Vec<String> = r
+            .setups
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.is_some())
+            .filter_map(|(i, _)| {
+                reader
+                    .rtp_start(i)
+                    .map(|(seq, ts)| format!("url={base}/trackID={i};seq={seq};rtptime={ts}"))
+            })
+            .collect();
+        if let Some(udp) = &self.ctx.udp {
+            for (i, t) in r.setups.iter().enumerate() {
+                if let Some(TrackTransport::Udp { client_rtcp, .. }) = t {
+                    let from = SocketAddr::new(self.peer.ip(), *client_rtcp);
+                    r._routes
+                        .push(udp.route(from, true, i, self.udp_tx.clone()));
+                }
+            }
+        }
+        r.playing = true;
+        let transport = if r
+            .setups
+            .iter()
+            .flatten()
+            .any(|t| matches!(t, TrackTransport::Udp { .. }))
+        {
+            "udp"
+        } else {
+            "tcp"
+        };
+        tracing::info!(peer = %self.peer, path = %r.path, transport, "reader started");
+        let mut resp = status(req, cseq, StatusCode::Ok);
+        resp.insert_header(headers::RANGE, "npt=0.000-");
+        if !rtp_info.is_empty() {
+            resp.insert_header(headers::RTP_INFO, rtp_info.join(","));
+        }
+        (
+            resp,
+            Action::Play(Playback {
+                reader,
+                tracks: r.setups.clone(),
+            }),
+        )
+    }
+
+    fn record(&mut self, req: &Request<Vec<u8>>, cseq: &str) -> Reply {
+        let Role::Publish(p) = &mut self.role else {
+            return (
+                status(req, cseq, StatusCode::MethodNotValidInThisState),
+                Action::None,
+            );
+        };
+        if p.ingest.is_some() || p.setups.iter().all(Option::is_none) {
+            return (
+                status(req, cseq, StatusCode::MethodNotValidInThisState),
+                Action::None,
+            );
+        }
+        let mut stream_index = Vec::new();
+        let mut tracks = Vec::new();
+        for (m, t) in p.medias.iter().zip(&p.setups) {
+            stream_index.push(t.map(|_| tracks.len()));
+            if t.is_some() {
+                tracks.push(m.track.clone());
+            }
+        }
+        let codecs: Vec<&str> = tracks.iter().map(|t| t.codec.name()).collect();
+        let codecs = codecs.join(", ");
+        let stream = Stream::new(tracks, self.ctx.queue_size, core::DEFAULT_MAX_PAYLOAD);
+        if let Err(e) = p.publisher.start(stream.clone()) {
+            return (path_error(req, cseq, &e), Action::None);
+        }
+        if let Some(udp) = &self.ctx.udp {
+            for (m, t) in p.setups.iter().enumerate() {
+                if let Some(TrackTransport::Udp {
+                    client_rtp,
+                    client_rtcp,
+                }) = t
+                {
+                    for (port, rtcp) in [(*client_rtp, false), (*client_rtcp, true)] {
+                        let from = SocketAddr::new(self.peer.ip(), port);
+                        p._routes
+                            .push(udp.route(from, rtcp, m, self.udp_tx.clone()));
+                    }
+                }
+            }
+        }
+        p.ingest = Some(Ingest::new(stream, &p.medias, &stream_index));
+        let transport = if p
+            .setups
+            .iter()
+            .flatten()
+            .any(|t| matches!(t, TrackTransport::Udp { .. }))
+        {
+            "udp"
+        } else {
+            "tcp"
+        };
+        tracing::info!(peer = %self.peer, path = %p.path, transport, tracks = %codecs, "publisher started");
+        let token = p.publisher.cancelled().clone();
+        (status(req, cseq, StatusCode::Ok), Action::Record(token))
+    }
+
+    fn pause(&mut self, req: &Request<Vec<u8>>, cseq: &str) -> Reply {
+        match &mut self.role {
+            Role::Read(r) => {
+                r.playing = false;
+                r._routes.clear();
+                (status(req, cseq, StatusCode::Ok), Action::Pause)
+            }
+            _ => (
+                status(req, cseq, StatusCode::MethodNotValidInThisState),
+                Action::None,
+            ),
+        }
+    }
+
+    /// Drops the publisher or reader slot; logs the end of a started session.
+    pub(crate) fn end_session(&mut self, reason: &str) {
+        match std::mem::replace(&mut self.role, Role::Idle) {
+            Role::Publish(p) if p.ingest.is_some() => {
+                tracing::info!(peer = %self.peer, path = %p.path, "publisher stopped: {reason}")
+            }
+            Role::Read(r) if r.playing => {
+                tracing::info!(peer = %self.peer, path = %r.path, "reader stopped: {reason}")
+            }
+            _ => {}
+        }
+        self.session_id = None;
+    }
+}
+
+fn new_session_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}

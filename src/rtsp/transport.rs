@@ -1,0 +1,162 @@
+//! SETUP transport negotiation: picks what the client offered and the config allows,
+//! and writes the reply's `Transport` header.
+
+use crate::config::RtspTransport;
+use rtsp_types::headers::{RtpLowerTransport, RtpProfile, Transport, Transports};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackTransport {
+    /// Interleaved on the RTSP connection: RTP and RTCP channel numbers.
+    Tcp { rtp_channel: u8, rtcp_channel: u8 },
+    /// Plain UDP to the client's RTP and RTCP ports.
+    Udp { client_rtp: u16, client_rtcp: u16 },
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TransportError {
+    #[error("missing or invalid Transport header")]
+    Invalid,
+    #[error("no offered transport is enabled (rtspTransports)")]
+    Unsupported,
+}
+
+/// Chooses the first offered transport this server supports. `next_channel` is used when
+/// a TCP client leaves the interleaved channels to the server.
+pub fn negotiate(
+    header: Option<&str>,
+    allowed: &[RtspTransport],
+    next_channel: u8,
+) -> Result<TrackTransport, TransportError> {
+    let header = header.ok_or(TransportError::Invalid)?;
+    let req = rtsp_types::Request::builder(rtsp_types::Method::Setup, rtsp_types::Version::V1_0)
+        .header(rtsp_types::headers::TRANSPORT, header)
+        .empty();
+    let transports: Transports = req
+        .typed_header::<Transports>()
+        .map_err(|_| TransportError::Invalid)?
+        .ok_or(TransportError::Invalid)?;
+    for t in transports.iter() {
+        let Transport::Rtp(rtp) = t else { continue };
+        if rtp.profile != RtpProfile::Avp || rtp.params.multicast {
+            continue;
+        }
+        match rtp.lower_transport {
+            Some(RtpLowerTransport::Tcp) if allowed.contains(&RtspTransport::Tcp) => {
+                let (a, b) = rtp.params.interleaved.unwrap_or((next_channel, None));
+                return Ok(TrackTransport::Tcp {
+                    rtp_channel: a,
+                    rtcp_channel: b.unwrap_or(a.wrapping_add(1)),
+                });
+            }
+            None | Some(RtpLowerTransport::Udp) if allowed.contains(&RtspTransport::Udp) => {
+                let Some((rtp_port, rtcp_port)) = rtp.params.client_port else {
+                    continue;
+                };
+                if rtp_port == 0 {
+                    continue;
+                }
+                return Ok(TrackTransport::Udp {
+                    client_rtp: rtp_port,
+                    client_rtcp: rtcp_port.unwrap_or(rtp_port.wrapping_add(1)),
+                });
+            }
+            _ => {}
+        }
+    }
+    Err(TransportError::Unsupported)
+}
+
+/// The reply's Transport header.
+pub fn reply(t: &TrackTransport, server_ports: Option<(u16, u16)>, ssrc: Option<u32>) -> String {
+    let mut s = match t {
+        TrackTransport::Tcp {
+            rtp_channel,
+            rtcp_channel,
+        } => {
+            format!("RTP/AVP/TCP;unicast;interleaved={rtp_channel}-{rtcp_channel}")
+        }
+        TrackTransport::Udp {
+            client_rtp,
+            client_rtcp,
+        } => {
+            let mut s = format!("RTP/AVP;unicast;client_port={client_rtp}-{client_rtcp}");
+            if let Some((a, b)) = server_ports {
+                s += &format!(";server_port={a}-{b}");
+            }
+            s
+        }
+    };
+    if let Some(ssrc) = ssrc {
+        s += &format!(";ssrc={ssrc:08X}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    const BOTH: &[RtspTransport] = &[RtspTransport::Udp, RtspTransport::Tcp];
+
+    #[test]
+    fn picks_offered() {
+        assert_eq!(
+            negotiate(Some("RTP/AVP/TCP;unicast;interleaved=2-3"), BOTH, 0),
+            Ok(TrackTransport::Tcp {
+                rtp_channel: 2,
+                rtcp_channel: 3
+            })
+        );
+        assert_eq!(
+            negotiate(
+                Some("RTP/AVP/UDP;unicast;client_port=5000-5001;mode=record"),
+                BOTH,
+                0
+            ),
+            Ok(TrackTransport::Udp {
+                client_rtp: 5000,
+                client_rtcp: 5001
+            })
+        );
+        assert_eq!(
+            negotiate(
+                Some("RTP/AVP;unicast;client_port=6000-6001"),
+                &[RtspTransport::Tcp],
+                0
+            ),
+            Err(TransportError::Unsupported)
+        );
+        assert_eq!(
+            negotiate(Some("RTP/AVP/TCP;unicast"), BOTH, 4),
+            Ok(TrackTransport::Tcp {
+                rtp_channel: 4,
+                rtcp_channel: 5
+            })
+        );
+        // Falls through to the second offer.
+        assert_eq!(
+            negotiate(
+                Some("RTP/AVP;multicast,RTP/AVP/TCP;unicast;interleaved=0-1"),
+                BOTH,
+                0
+            ),
+            Ok(TrackTransport::Tcp {
+                rtp_channel: 0,
+                rtcp_channel: 1
+            })
+        );
+        assert_eq!(negotiate(None, BOTH, 0), Err(TransportError::Invalid));
+        assert!(negotiate(Some("garbage;;;"), BOTH, 0).is_err());
+    }
+
+    #[test]
+    fn reply_format() {
+        let t = TrackTransport::Udp {
+            client_rtp: 5000,
+            client_rtcp: 5001,
+        };
+        assert_eq!(
+            reply(&t, Some((8000, 8001)), Some(0xabc)),
+            "RTP/AVP;unicast;client_port=5000-5001;server_port=8000-8001;ssrc=00000ABC"
+        );
+    }
+}

@@ -1,0 +1,152 @@
+//! The server's shared RTP/RTCP UDP sockets (`rtpAddress`, `rtcpAddress`): incoming
+//! packets are routed by source address to the session that set that address up.
+
+use bytes::{Bytes, BytesMut};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// A packet received for a session.
+#[derive(Debug)]
+pub struct UdpIn {
+    pub track: usize,
+    pub rtcp: bool,
+    pub data: Bytes,
+}
+
+type Routes = Mutex<HashMap<SocketAddr, (usize, mpsc::Sender<UdpIn>)>>;
+
+pub struct UdpPair {
+    pub rtp: Arc<UdpSocket>,
+    pub rtcp: Arc<UdpSocket>,
+    rtp_routes: Routes,
+    rtcp_routes: Routes,
+}
+
+fn lock(r: &Routes) -> MutexGuard<'_, HashMap<SocketAddr, (usize, mpsc::Sender<UdpIn>)>> {
+    r.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl UdpPair {
+    /// Binds both sockets. With port 0 for both, finds a free even/odd pair.
+    pub async fn bind(rtp: SocketAddr, rtcp: SocketAddr) -> std::io::Result<Arc<UdpPair>> {
+        let (a, b) = if rtp.port() == 0 {
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let a = UdpSocket::bind(rtp).await?;
+                let port = a.local_addr()?.port();
+                if port % 2 == 0 && port < u16::MAX {
+                    let mut r = rtcp;
+                    r.set_port(port + 1);
+                    if let Ok(b) = UdpSocket::bind(r).await {
+                        break (a, b);
+                    }
+                }
+                if attempt > 100 {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::AddrInUse,
+                        "no free RTP/RTCP port pair",
+                    ));
+                }
+            }
+        } else {
+            (UdpSocket::bind(rtp).await?, UdpSocket::bind(rtcp).await?)
+        };
+        Ok(Arc::new(UdpPair {
+            rtp: Arc::new(a),
+            rtcp: Arc::new(b),
+            rtp_routes: Mutex::new(HashMap::new()),
+            rtcp_routes: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    pub fn ports(&self) -> (u16, u16) {
+        let p = |s: &UdpSocket| s.local_addr().map(|a| a.port()).unwrap_or(0);
+        (p(&self.rtp), p(&self.rtcp))
+    }
+
+    /// Routes packets from `from` (on the RTP or RTCP socket) to a session until the guard drops.
+    pub fn route(
+        self: &Arc<Self>,
+        from: SocketAddr,
+        rtcp: bool,
+        track: usize,
+        tx: mpsc::Sender<UdpIn>,
+    ) -> RouteGuard {
+        let routes = if rtcp {
+            &self.rtcp_routes
+        } else {
+            &self.rtp_routes
+        };
+        lock(routes).insert(from, (track, tx));
+        RouteGuard {
+            pair: self.clone(),
+            from,
+            rtcp,
+        }
+    }
+
+    /// Receive loops for both sockets; they end with `shutdown`.
+    pub fn spawn_receivers(self: &Arc<Self>, shutdown: CancellationToken) {
+        for rtcp in [false, true] {
+            let pair = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = shutdown.cancelled() => {}
+                    _ = pair.recv_loop(rtcp) => {}
+                }
+            });
+        }
+    }
+
+    async fn recv_loop(&self, rtcp: bool) {
+        let (sock, routes) = if rtcp {
+            (&self.rtcp, &self.rtcp_routes)
+        } else {
+            (&self.rtp, &self.rtp_routes)
+        };
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        loop {
+            buf.clear();
+            buf.reserve(65536);
+            let from = match sock.recv_buf_from(&mut buf).await {
+                Ok((_, from)) => from,
+                Err(e) => {
+                    // ICMP port unreachable from a vanished reader shows up here on Linux.
+                    tracing::trace!("UDP receive error: {e}");
+                    continue;
+                }
+            };
+            let data = buf.split().freeze();
+            let route = lock(routes).get(&from).map(|(t, tx)| (*t, tx.clone()));
+            if let Some((track, tx)) = route {
+                // A session that can't keep up loses packets, as UDP would.
+                let _ = tx.try_send(UdpIn { track, rtcp, data });
+            } else {
+                tracing::trace!(%from, "UDP packet from unknown source ignored");
+            }
+        }
+    }
+}
+
+pub struct RouteGuard {
+    pair: Arc<UdpPair>,
+    from: SocketAddr,
+    rtcp: bool,
+}
+
+impl Drop for RouteGuard {
+    fn drop(&mut self) {
+        let routes = if self.rtcp {
+            &self.pair.rtcp_routes
+        } else {
+            &self.pair.rtp_routes
+        };
+        lock(routes).remove(&self.from);
+    }
+}
