@@ -1,0 +1,572 @@
+//! Shared test harness: an in-process server on free ports, generated media clips,
+//! ffmpeg/ffprobe helpers, a raw RTSP client for byte-level cases and a log capture.
+#![allow(dead_code)]
+
+use mediarouter::config::Config;
+use mediarouter::core::Stream;
+use mediarouter::server::Server;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// True when ffmpeg and ffprobe can run. Under `CI=true` a missing ffmpeg fails the test
+/// instead of skipping it.
+pub fn have_ffmpeg() -> bool {
+    let ok = ["ffmpeg", "ffprobe"].iter().all(|b| {
+        Command::new(b)
+            .arg("-version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "ffmpeg/ffprobe are required in CI (install the ffmpeg package)"
+        );
+        eprintln!("skipping: ffmpeg/ffprobe not installed");
+    }
+    ok
+}
+
+/// Polls `cond` until it holds; panics with `what` after `timeout`.
+pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// ---------------------------------------------------------------- log capture
+
+#[derive(Clone, Default)]
+pub struct LogBuf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        std::io::stderr().write_all(b)?;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+static LOGS: OnceLock<LogBuf> = OnceLock::new();
+
+/// Captures this test binary's server logs (all tests share one buffer).
+pub fn logs() -> &'static LogBuf {
+    LOGS.get_or_init(|| {
+        let buf = LogBuf::default();
+        let w = buf.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_ansi(false)
+            .with_writer(move || w.clone())
+            .try_init();
+        buf
+    })
+}
+
+impl LogBuf {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+    /// Log lines at `level` that contain every needle.
+    pub fn lines_with(&self, level: &str, needles: &[&str]) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter(|l| l.contains(level) && needles.iter().all(|n| l.contains(n)))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------- server
+
+pub struct TestServer {
+    pub server: Server,
+    pub rt: tokio::runtime::Runtime,
+    pub addr: SocketAddr,
+}
+
+impl TestServer {
+    /// `extra` is appended to a config that listens on loopback with free ports.
+    pub fn start(extra: &str) -> TestServer {
+        logs();
+        let yaml = format!(
+            "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\n{extra}"
+        );
+        let cfg = Config::parse(&yaml, "test").expect("test config");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = rt.block_on(Server::start(cfg)).expect("server starts");
+        let addr = server.rtsp_addr().unwrap();
+        TestServer { server, rt, addr }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("rtsp://{}/{path}", self.addr)
+    }
+
+    pub fn stream(&self, path: &str) -> Option<Arc<Stream>> {
+        self.server.manager.path(path).and_then(|p| p.stream())
+    }
+
+    pub fn readers(&self, path: &str) -> usize {
+        self.server.manager.path(path).map_or(0, |p| p.readers())
+    }
+
+    pub fn wait_stream(&self, path: &str) -> Arc<Stream> {
+        let mut s = None;
+        wait_until(Duration::from_secs(20), "the publisher's stream", || {
+            s = self.stream(path);
+            s.as_ref()
+                .is_some_and(|s| s.units_per_track().iter().all(|n| *n > 0))
+        });
+        s.unwrap()
+    }
+}
+
+// ---------------------------------------------------------------- media
+
+#[derive(Clone, Copy, Debug)]
+pub enum Clip {
+    /// 640x360 30 fps H.264 (1 s GOP) + AAC 44.1 kHz stereo.
+    H264Aac,
+    /// 320x240 30 fps H.265 (1 s closed GOP, no B-frames) + Opus 48 kHz.
+    H265Opus,
+}
+
+impl Clip {
+    pub fn file_name(self, secs: u32) -> String {
+        match self {
+            Clip::H264Aac => format!("h264-aac-{secs}s.mp4"),
+            Clip::H265Opus => format!("h265-opus-{secs}s.mkv"),
+        }
+    }
+}
+
+static MEDIA_LOCK: Mutex<()> = Mutex::new(());
+
+/// Generates (once) a test clip of `secs` seconds with ffmpeg and returns its path.
+pub fn clip(kind: Clip, secs: u32) -> PathBuf {
+    let _g = MEDIA_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("media");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(kind.file_name(secs));
+    if path.exists() {
+        return path;
+    }
+    let tmp = dir.join(format!("tmp-{}", kind.file_name(secs)));
+    let t = secs.to_string();
+    let mut args: Vec<&str> = vec!["-hide_banner", "-loglevel", "error", "-y"];
+    match kind {
+        Clip::H264Aac => args.extend([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-t",
+            &t,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "30",
+            "-pix_fmt",
+            "yuv420p",
+            "-b:v",
+            "1500k",
+            "-c:a",
+            "aac",
+            "-ac",
+            "2",
+            "-b:a",
+            "96k",
+        ]),
+        Clip::H265Opus => args.extend([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            &t,
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            // Closed GOP without B-frames: ffmpeg's RTSP reader leaves the first video
+            // packet without timestamps, which muxers refuse when B-frames follow.
+            "-x265-params",
+            "keyint=30:open-gop=0:bframes=0:log-level=error",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "64k",
+        ]),
+    }
+    let tmp_s = tmp.to_str().unwrap().to_string();
+    args.push(&tmp_s);
+    let st = Command::new("ffmpeg")
+        .args(&args)
+        .status()
+        .expect("run ffmpeg");
+    assert!(st.success(), "generating {kind:?} failed");
+    std::fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+/// ffmpeg publishing `clip` in real time to `url`.
+pub fn publish(clip: &Path, url: &str, transport: &str, looped: bool) -> Child {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-re"]);
+    if looped {
+        cmd.args(["-stream_loop", "-1"]);
+    }
+    cmd.arg("-i").arg(clip);
+    cmd.args([
+        "-c",
+        "copy",
+        "-f",
+        "rtsp",
+        "-rtsp_transport",
+        transport,
+        url,
+    ]);
+    cmd.stdin(Stdio::null())
+        .spawn()
+        .expect("spawn ffmpeg publisher")
+}
+
+/// ffmpeg reading `url` into `out` with stream copy.
+pub fn read_to_file(url: &str, transport: &str, out: &Path) -> Child {
+    Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-rtsp_transport",
+            transport,
+            "-i",
+            url,
+        ])
+        .args(["-c", "copy", "-y"])
+        .arg(out)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn ffmpeg reader")
+}
+
+/// Waits for a child with a bound; kills it on timeout and panics.
+pub fn wait_child(child: &mut Child, timeout: Duration, what: &str) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not exit within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Probed {
+    pub codec: String,
+    pub width: u64,
+    pub height: u64,
+    pub sample_rate: u64,
+    pub packets: u64,
+}
+
+/// Streams of a media file as ffprobe counts them: [video, audio] in file order.
+pub fn probe(file: &Path) -> Vec<Probed> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_packets", "-show_entries"])
+        .arg("stream=codec_name,codec_type,width,height,sample_rate,nb_read_packets")
+        .args(["-of", "json"])
+        .arg(file)
+        .output()
+        .expect("run ffprobe");
+    assert!(
+        out.status.success(),
+        "ffprobe {file:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let num = |s: &serde_json::Value, k: &str| -> u64 {
+        match &s[k] {
+            serde_json::Value::Number(n) => n.as_u64().unwrap_or(0),
+            serde_json::Value::String(t) => t.parse().unwrap_or(0),
+            _ => 0,
+        }
+    };
+    v["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| Probed {
+            codec: s["codec_name"].as_str().unwrap_or("").to_string(),
+            width: num(s, "width"),
+            height: num(s, "height"),
+            sample_rate: num(s, "sample_rate"),
+            packets: num(s, "nb_read_packets"),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- raw RTSP client
+
+/// A minimal RTSP client for byte-level tests.
+pub struct RawClient {
+    pub sock: TcpStream,
+    cseq: u32,
+    buf: Vec<u8>,
+    pub session: Option<String>,
+}
+
+pub struct RawResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RawResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl RawClient {
+    pub fn connect(addr: SocketAddr) -> RawClient {
+        Self::connect_with(TcpStream::connect(addr).unwrap())
+    }
+
+    pub fn connect_with(sock: TcpStream) -> RawClient {
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        RawClient {
+            sock,
+            cseq: 0,
+            buf: Vec::new(),
+            session: None,
+        }
+    }
+
+    pub fn request(
+        &mut self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> RawResponse {
+        self.cseq += 1;
+        let mut req = format!("{method} {url} RTSP/1.0\r\nCSeq: {}\r\n", self.cseq);
+        for (k, v) in headers {
+            req += &format!("{k}: {v}\r\n");
+        }
+        if let Some(s) = &self.session {
+            req += &format!("Session: {s}\r\n");
+        }
+        if !body.is_empty() {
+            req += &format!("Content-Length: {}\r\n", body.len());
+        }
+        req += "\r\n";
+        self.sock.write_all(req.as_bytes()).unwrap();
+        self.sock.write_all(body).unwrap();
+        let resp = self.read_response();
+        if let Some(s) = resp.header("Session") {
+            self.session = Some(s.split(';').next().unwrap().to_string());
+        }
+        resp
+    }
+
+    fn fill(&mut self) {
+        let mut tmp = [0u8; 65536];
+        let n = self.sock.read(&mut tmp).expect("read from server");
+        assert!(n > 0, "server closed the connection");
+        self.buf.extend_from_slice(&tmp[..n]);
+    }
+
+    /// Reads the next response, skipping interleaved frames.
+    pub fn read_response(&mut self) -> RawResponse {
+        loop {
+            if self.buf.first() == Some(&b'$') {
+                if self.buf.len() >= 4 {
+                    let len = 4 + u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize;
+                    if self.buf.len() >= len {
+                        self.buf.drain(..len);
+                        continue;
+                    }
+                }
+                self.fill();
+                continue;
+            }
+            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+                let mut lines = head.split("\r\n");
+                let status: u16 = lines
+                    .next()
+                    .unwrap()
+                    .split(' ')
+                    .nth(1)
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let headers: Vec<(String, String)> = lines
+                    .filter_map(|l| {
+                        l.split_once(':')
+                            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                    })
+                    .collect();
+                let len: usize = headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .map_or(0, |(_, v)| v.parse().unwrap());
+                while self.buf.len() < end + 4 + len {
+                    self.fill();
+                }
+                let body = self.buf[end + 4..end + 4 + len].to_vec();
+                self.buf.drain(..end + 4 + len);
+                return RawResponse {
+                    status,
+                    headers,
+                    body,
+                };
+            }
+            self.fill();
+        }
+    }
+
+    /// DESCRIBE, SETUP every track over TCP, PLAY. Returns the number of tracks.
+    pub fn play_tcp(&mut self, url: &str) -> usize {
+        let d = self.request("DESCRIBE", url, &[("Accept", "application/sdp")], b"");
+        assert_eq!(d.status, 200, "DESCRIBE {url}");
+        let tracks = String::from_utf8_lossy(&d.body).matches("m=").count();
+        for i in 0..tracks {
+            let t = format!("RTP/AVP/TCP;unicast;interleaved={}-{}", 2 * i, 2 * i + 1);
+            let r = self.request(
+                "SETUP",
+                &format!("{url}/trackID={i}"),
+                &[("Transport", &t)],
+                b"",
+            );
+            assert_eq!(r.status, 200, "SETUP track {i}");
+        }
+        let r = self.request("PLAY", url, &[], b"");
+        assert_eq!(r.status, 200, "PLAY");
+        tracks
+    }
+
+    /// True once the server has closed the connection (EOF or reset).
+    pub fn closed_by_server(&mut self, timeout: Duration) -> bool {
+        self.sock
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let start = Instant::now();
+        let mut tmp = [0u8; 65536];
+        while start.elapsed() < timeout {
+            match self.sock.read(&mut tmp) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return true,
+            }
+        }
+        false
+    }
+}
+
+fn find(h: &[u8], n: &[u8]) -> Option<usize> {
+    h.windows(n.len()).position(|w| w == n)
+}
+
+/// Reads interleaved media in a thread and counts RTP packets, until the connection ends.
+pub struct Counter {
+    pub packets: Arc<std::sync::atomic::AtomicU64>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Counter {
+    pub fn spawn(mut client: RawClient) -> Counter {
+        let packets = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let p = packets.clone();
+        let handle = std::thread::spawn(move || {
+            let mut buf = std::mem::take(&mut client.buf);
+            let mut tmp = [0u8; 65536];
+            loop {
+                while buf.len() >= 4 && buf[0] == b'$' {
+                    let len = 4 + u16::from_be_bytes([buf[2], buf[3]]) as usize;
+                    if buf.len() < len {
+                        break;
+                    }
+                    if buf[1] % 2 == 0 {
+                        p.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    buf.drain(..len);
+                }
+                match client.sock.read(&mut tmp) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                }
+            }
+        });
+        Counter {
+            packets,
+            handle: Some(handle),
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.packets.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until at least `more` further packets arrive.
+    pub fn wait_more(&self, more: u64, what: &str) {
+        let start = self.count();
+        wait_until(Duration::from_secs(10), what, || {
+            self.count() >= start + more
+        });
+    }
+}
+
+impl Drop for Counter {
+    fn drop(&mut self) {
+        // The thread ends when the server closes the connection; don't block on it.
+        drop(self.handle.take());
+    }
+}
