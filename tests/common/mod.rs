@@ -534,7 +534,7 @@ impl Counter {
                     if buf.len() < len {
                         break;
                     }
-                    if buf[1] % 2 == 0 {
+                    if buf[1].is_multiple_of(2) {
                         p.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                     buf.drain(..len);
