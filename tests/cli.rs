@@ -1,0 +1,164 @@
+//! The `mediarouter` binary: --check, clear listener errors, graceful SIGTERM.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mediarouter");
+
+fn write_config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+    let p = dir.join("mediarouter.yml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn check_reports_a_typo_with_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "logLevel: info\npaths:\n  cam:\n    maxReadres: 2\n",
+    );
+    let out = Command::new(BIN).arg("--check").arg(&cfg).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("maxReadres"), "{err}");
+    assert!(err.contains("line 4 column 5"), "{err}");
+    assert!(err.contains(cfg.to_str().unwrap()), "{err}");
+}
+
+#[test]
+fn check_accepts_the_shipped_config() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/mediarouter.yml");
+    let out = Command::new(BIN)
+        .args(["--check", shipped])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("mediarouter "));
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "rtspAddress: 127.0.0.1:{port}\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\n"
+        ),
+    );
+    let mut child = Command::new(BIN)
+        .arg(&cfg)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let st = wait_child(&mut child, Duration::from_secs(10), "mediarouter");
+    assert!(!st.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(
+        err.contains(&format!("can't listen on 127.0.0.1:{port} (RTSP)")),
+        "{err}"
+    );
+    assert!(err.to_lowercase().contains("in use"), "{err}");
+}
+
+/// Runs the binary and collects its log lines.
+fn spawn_server(cfg: &std::path::Path) -> (Child, Arc<Mutex<Vec<String>>>) {
+    let mut child = Command::new(BIN)
+        .arg(cfg)
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let l = lines.clone();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[server] {line}");
+            l.lock().unwrap().push(line);
+        }
+    });
+    (child, lines)
+}
+
+fn find_line(lines: &Mutex<Vec<String>>, needle: &str) -> Option<String> {
+    lines
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|l| l.contains(needle))
+        .cloned()
+}
+
+#[test]
+fn sigterm_with_sessions_exits_zero_within_two_seconds() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\npaths:\n  all_others:\n",
+    );
+    let (mut server, lines) = spawn_server(&cfg);
+    let mut listen = None;
+    wait_until(Duration::from_secs(10), "the RTSP listener", || {
+        listen = find_line(&lines, "RTSP listener opened on ");
+        listen.is_some()
+    });
+    let line = listen.unwrap();
+    let addr = line
+        .split("opened on ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let url = format!("rtsp://{addr}/live/sig");
+
+    let clip = clip(Clip::H264Aac, 6);
+    let mut publisher = publish(&clip, &url, "tcp", true);
+    wait_until(Duration::from_secs(15), "the publisher", || {
+        find_line(&lines, "publisher started").is_some()
+    });
+    let out = dir.path().join("r.mkv");
+    let mut reader = read_to_file(&url, "udp", &out);
+    wait_until(Duration::from_secs(15), "the reader", || {
+        find_line(&lines, "reader started").is_some()
+    });
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let start = Instant::now();
+    let st = wait_child(
+        &mut server,
+        Duration::from_secs(5),
+        "mediarouter after SIGTERM",
+    );
+    let took = start.elapsed();
+    assert_eq!(st.code(), Some(0), "exit status {st:?}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(find_line(&lines, "received SIGTERM").is_some());
+    for c in [&mut publisher, &mut reader] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
