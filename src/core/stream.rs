@@ -386,3 +386,126 @@ impl StreamReader {
 }
 
 pub const DEFAULT_MAX_PAYLOAD: usize = rtp::DEFAULT_MAX_PAYLOAD;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{Payload, Track};
+
+    fn video_stream(queue: usize) -> Arc<Stream> {
+        Stream::new(
+            vec![Track::new(
+                Codec::H264 {
+                    sps: None,
+                    pps: None,
+                },
+                90000,
+            )],
+            queue,
+            1400,
+        )
+    }
+
+    fn frame(pts: i64, keyframe: bool) -> Unit {
+        let nal = if keyframe { 0x65 } else { 0x41 };
+        Unit {
+            track: 0,
+            pts,
+            dts: pts,
+            keyframe,
+            payload: Payload::Nalus(vec![Bytes::from(vec![nal, 1, 2, 3])]),
+        }
+    }
+
+    fn unit_pts(it: &StreamItem) -> Option<(i64, bool)> {
+        match it {
+            StreamItem::Unit(e) => Some((e.unit.pts, e.unit.keyframe)),
+            StreamItem::Rtcp { .. } => None,
+        }
+    }
+
+    #[test]
+    fn new_reader_starts_at_latest_keyframe() {
+        let s = video_stream(64);
+        for i in 0..10 {
+            s.write(frame(i, i % 5 == 0));
+        }
+        let mut r = s.subscribe().unwrap();
+        let mut got = Vec::new();
+        while let Ok(Some(it)) = r.try_next() {
+            got.extend(unit_pts(&it));
+        }
+        assert_eq!(got.first(), Some(&(5, true)));
+        assert_eq!(got.len(), 5);
+        // RTP-Info for this reader points at the keyframe's first packet.
+        let (seq, _) = r.rtp_start(0).unwrap();
+        let StreamItem::Unit(e) = &s.lock().gop[0] else {
+            panic!()
+        };
+        assert_eq!(rtp_seq_ts(&e.rtp[0]).unwrap().0, seq);
+    }
+
+    #[test]
+    fn writer_never_waits_and_a_lagging_reader_skips_to_a_keyframe() {
+        let s = video_stream(8);
+        let mut slow = s.subscribe().unwrap();
+        let mut fast = s.subscribe().unwrap();
+        // 20 units into an 8-deep queue with nobody reading: write must not block.
+        for i in 0..20 {
+            s.write(frame(i, i == 0 || i == 16));
+            while let Ok(Some(_)) = fast.try_next() {}
+        }
+        let mut got = Vec::new();
+        while let Ok(Some(it)) = slow.try_next() {
+            got.extend(unit_pts(&it));
+        }
+        assert_eq!(got.first(), Some(&(16, true)), "{got:?}");
+        assert_eq!(s.stats.reader_lags.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_reader_that_keeps_lagging_is_dropped() {
+        let s = video_stream(4);
+        let mut r = s.subscribe().unwrap();
+        let mut end = None;
+        for round in 0..MAX_LAGS {
+            for i in 0..10 {
+                s.write(frame((round * 10 + i) as i64, i == 9));
+            }
+            loop {
+                match r.try_next() {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(e) => {
+                        end = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        assert_eq!(end, Some(ReadEnd::TooSlow));
+        assert_eq!(s.stats.readers_dropped.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn close_ends_readers_after_queued_items() {
+        let s = video_stream(8);
+        s.write(frame(0, true));
+        let mut r = s.subscribe().unwrap();
+        s.write(frame(1, false));
+        s.close();
+        assert!(s.subscribe().is_none());
+        let mut n = 0;
+        loop {
+            match r.try_next() {
+                Ok(Some(it)) => n += usize::from(unit_pts(&it).is_some()),
+                Ok(None) => panic!("closed stream must end the reader"),
+                Err(e) => {
+                    assert_eq!(e, ReadEnd::Closed);
+                    break;
+                }
+            }
+        }
+        assert_eq!(n, 2);
+    }
+}

@@ -342,6 +342,34 @@ pub fn probe(file: &Path) -> Vec<Probed> {
         .collect()
 }
 
+/// Share of the frames between a recording's first and last video frame that it holds
+/// (1.0 = no frame lost). The first two timestamps are skipped: ffmpeg's RTSP reader
+/// leaves the first packet unstamped and its muxer invents one.
+pub fn video_completeness(file: &Path, fps: f64) -> f64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("run ffprobe");
+    let mut pts: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect();
+    pts.sort_by(f64::total_cmp);
+    assert!(pts.len() > 3, "{file:?} has {} video packets", pts.len());
+    let expected = ((pts[pts.len() - 1] - pts[2]) * fps).round() + 3.0;
+    pts.len() as f64 / expected
+}
+
 // ---------------------------------------------------------------- raw RTSP client
 
 /// A minimal RTSP client for byte-level tests.
