@@ -134,12 +134,12 @@ fn sigterm_with_sessions_exits_zero_within_two_seconds() {
     let clip = clip(Clip::H264Aac, 6);
     let mut publisher = publish(&clip, &url, "tcp", true);
     wait_until(Duration::from_secs(15), "the publisher", || {
-        find_line(&lines, "publisher started").is_some()
+        find_line(&lines, "RTSP publisher started").is_some()
     });
     let out = dir.path().join("r.mkv");
     let mut reader = read_to_file(&url, "udp", &out);
     wait_until(Duration::from_secs(15), "the reader", || {
-        find_line(&lines, "reader started").is_some()
+        find_line(&lines, "RTSP reader started").is_some()
     });
 
     let kill = Command::new("kill")

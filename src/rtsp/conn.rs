@@ -2,11 +2,12 @@
 //! session handler, and writes media to a playing reader (vectored, batched, bounded by
 //! `writeTimeout`). Malformed input closes this connection only, logged at warn.
 
+use super::framing::{next_message, Incoming};
 use super::session::{Action, Handler, Playback, SESSION_TIMEOUT_SECS};
 use super::transport::TrackTransport;
 use super::Ctx;
 use crate::core::{ReadEnd, StreamItem};
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,8 +19,6 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// Unparsed input beyond this (a request, or a header section that never ends) closes the connection.
-pub const MAX_MESSAGE: usize = 128 * 1024;
 /// Items written per vectored write.
 const BATCH: usize = 64;
 /// writev accepts at most this many buffers (IOV_MAX on Linux).
@@ -130,8 +129,8 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, sock: TcpStream, peer: SocketAddr) {
             r.clone()
         }
     };
-    c.handler.end_session(&reason);
-    tracing::info!(peer = %c.peer, bytes_in = c.bytes_in, bytes_out = c.bytes_out, "RTSP connection closed: {reason}");
+    c.handler.end_session(&reason, c.bytes_in, c.bytes_out);
+    tracing::debug!(peer = %c.peer, bytes_in = c.bytes_in, bytes_out = c.bytes_out, "RTSP connection closed: {reason}");
 }
 
 async fn cancelled(t: Option<&CancellationToken>) {
@@ -164,41 +163,14 @@ impl Conn {
         replaced: &mut Option<CancellationToken>,
     ) -> Result<Option<End>, String> {
         loop {
-            if buf.is_empty() {
-                return Ok(None);
-            }
-            if buf[0] == b'$' {
-                if buf.len() < 4 {
-                    return Ok(None);
+            let req = match next_message(buf).map_err(|e| e.to_string())? {
+                None => return Ok(None),
+                Some(Incoming::Interleaved(channel, frame)) => {
+                    self.handler.on_interleaved(channel, frame)?;
+                    continue;
                 }
-                let (channel, len) = (buf[1], usize::from(u16::from_be_bytes([buf[2], buf[3]])));
-                if buf.len() < 4 + len {
-                    return Ok(None);
-                }
-                let frame = buf.split_to(4 + len).freeze().slice(4..);
-                self.handler.on_interleaved(channel, frame)?;
-                continue;
-            }
-            let (msg, consumed) = match rtsp_types::Message::<Vec<u8>>::parse(&buf[..]) {
-                Ok(m) => m,
-                Err(rtsp_types::ParseError::Incomplete(_)) => {
-                    if buf.len() > MAX_MESSAGE {
-                        return Err(format!("request larger than {MAX_MESSAGE} bytes"));
-                    }
-                    return Ok(None);
-                }
-                Err(rtsp_types::ParseError::Error) => {
-                    let preview: String = String::from_utf8_lossy(&buf[..buf.len().min(32)])
-                        .escape_debug()
-                        .collect();
-                    return Err(format!(
-                        "malformed RTSP message starting with \"{preview}\""
-                    ));
-                }
-            };
-            buf.advance(consumed);
-            let rtsp_types::Message::Request(req) = msg else {
-                continue;
+                Some(Incoming::Other) => continue,
+                Some(Incoming::Request(req)) => req,
             };
             tracing::debug!(peer = %self.peer, method = ?req.method(), uri = ?req.request_uri().map(|u| u.as_str()), "RTSP request");
             let (resp, action) = self.handler.handle(&req);
@@ -220,6 +192,8 @@ impl Conn {
                 Action::Teardown => {
                     *playback = None;
                     *replaced = None;
+                    self.handler
+                        .end_session("teardown", self.bytes_in, self.bytes_out);
                 }
                 Action::Close(reason) => return Err(reason),
             }

@@ -2,6 +2,7 @@
 //! ANNOUNCE/SETUP/RECORD, readers DESCRIBE/SETUP/PLAY, over TCP-interleaved or UDP RTP.
 
 mod conn;
+pub mod framing;
 mod ingest;
 mod session;
 pub mod transport;
@@ -17,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use udp::UdpPair;
 
-pub use conn::MAX_MESSAGE;
+pub use framing::MAX_MESSAGE;
 
 /// What every connection of the server shares.
 pub(crate) struct Ctx {
@@ -118,4 +119,45 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>) {
             }
         }
     }
+}
+
+/// Feeds raw connection bytes through framing and the session handler, as a connection
+/// would, without sockets. For the fuzz targets; not a stable API.
+#[doc(hidden)]
+pub fn fuzz_session(data: &[u8]) {
+    use std::sync::OnceLock;
+    static MANAGER: OnceLock<PathManager> = OnceLock::new();
+    let manager = MANAGER
+        .get_or_init(|| {
+            let cfg = Config::parse("paths:\n  all_others:\n", "fuzz").unwrap_or_default();
+            PathManager::new(Arc::new(cfg))
+        })
+        .clone();
+    let ctx = Arc::new(Ctx {
+        manager,
+        read_timeout: Duration::from_secs(1),
+        write_timeout: Duration::from_secs(1),
+        queue_size: 16,
+        transports: vec![RtspTransport::Tcp, RtspTransport::Udp],
+        udp: None,
+        shutdown: CancellationToken::new(),
+    });
+    let (tx, _rx) = tokio::sync::mpsc::channel(16);
+    let mut handler = session::Handler::new(ctx, SocketAddr::from(([127, 0, 0, 1], 1)), tx);
+    let mut buf = bytes::BytesMut::from(data);
+    while let Ok(Some(msg)) = framing::next_message(&mut buf) {
+        match msg {
+            framing::Incoming::Request(req) => {
+                let (resp, _action) = handler.handle(&req);
+                let _ = resp.write(&mut Vec::new());
+            }
+            framing::Incoming::Interleaved(ch, data) => {
+                if handler.on_interleaved(ch, data).is_err() {
+                    return;
+                }
+            }
+            framing::Incoming::Other => {}
+        }
+    }
+    handler.end_session("fuzz input ended", 0, 0);
 }

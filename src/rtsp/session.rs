@@ -95,7 +95,7 @@ impl Handler {
     }
 
     pub(crate) fn records_over_udp(&self) -> bool {
-        matches!(&self.role, Role::Publish(p) if p.ingest.is_some() && p.setups.iter().flatten().any(|t| matches!(t, TrackTransport::Udp { .. })))
+        matches!(&self.role, Role::Publish(p) if p.ingest.is_some() && transport_name(&p.setups) == "udp")
     }
 
     /// An interleaved frame from the client. Errors close the connection.
@@ -156,10 +156,8 @@ impl Handler {
             Method::Play => self.play(req, &cseq),
             Method::Record => self.record(req, &cseq),
             Method::Pause => self.pause(req, &cseq),
-            Method::Teardown => {
-                self.end_session("teardown");
-                (status(req, &cseq, StatusCode::Ok), Action::Teardown)
-            }
+            // The connection ends the session after replying, with its byte counts.
+            Method::Teardown => (status(req, &cseq, StatusCode::Ok), Action::Teardown),
             Method::GetParameter | Method::SetParameter => {
                 (status(req, &cseq, StatusCode::Ok), Action::None)
             }
@@ -406,17 +404,8 @@ impl Handler {
             }
         }
         r.playing = true;
-        let transport = if r
-            .setups
-            .iter()
-            .flatten()
-            .any(|t| matches!(t, TrackTransport::Udp { .. }))
-        {
-            "udp"
-        } else {
-            "tcp"
-        };
-        tracing::info!(peer = %self.peer, path = %r.path, transport, "reader started");
+        let transport = transport_name(&r.setups);
+        tracing::info!(peer = %self.peer, path = %r.path, transport, "RTSP reader started");
         let mut resp = status(req, cseq, StatusCode::Ok);
         resp.insert_header(headers::RANGE, "npt=0.000-");
         if !rtp_info.is_empty() {
@@ -474,17 +463,8 @@ impl Handler {
             }
         }
         p.ingest = Some(Ingest::new(stream, &p.medias, &stream_index));
-        let transport = if p
-            .setups
-            .iter()
-            .flatten()
-            .any(|t| matches!(t, TrackTransport::Udp { .. }))
-        {
-            "udp"
-        } else {
-            "tcp"
-        };
-        tracing::info!(peer = %self.peer, path = %p.path, transport, tracks = %codecs, "publisher started");
+        let transport = transport_name(&p.setups);
+        tracing::info!(peer = %self.peer, path = %p.path, transport, tracks = %codecs, "RTSP publisher started");
         let token = p.publisher.cancelled().clone();
         (status(req, cseq, StatusCode::Ok), Action::Record(token))
     }
@@ -503,18 +483,31 @@ impl Handler {
         }
     }
 
-    /// Drops the publisher or reader slot; logs the end of a started session.
-    pub(crate) fn end_session(&mut self, reason: &str) {
-        match std::mem::replace(&mut self.role, Role::Idle) {
+    /// Drops the publisher or reader slot; logs one line for a session that had started.
+    pub(crate) fn end_session(&mut self, reason: &str, bytes_in: u64, bytes_out: u64) {
+        let ended = match std::mem::replace(&mut self.role, Role::Idle) {
             Role::Publish(p) if p.ingest.is_some() => {
-                tracing::info!(peer = %self.peer, path = %p.path, "publisher stopped: {reason}")
+                Some(("publisher", p.path, transport_name(&p.setups)))
             }
-            Role::Read(r) if r.playing => {
-                tracing::info!(peer = %self.peer, path = %r.path, "reader stopped: {reason}")
-            }
-            _ => {}
+            Role::Read(r) if r.playing => Some(("reader", r.path, transport_name(&r.setups))),
+            _ => None,
+        };
+        if let Some((role, path, transport)) = ended {
+            tracing::info!(peer = %self.peer, %path, transport, bytes_in, bytes_out, "RTSP {role} closed: {reason}");
         }
         self.session_id = None;
+    }
+}
+
+fn transport_name(setups: &[Option<TrackTransport>]) -> &'static str {
+    if setups
+        .iter()
+        .flatten()
+        .any(|t| matches!(t, TrackTransport::Udp { .. }))
+    {
+        "udp"
+    } else {
+        "tcp"
     }
 }
 
