@@ -92,6 +92,12 @@ struct ReaderResult {
     complete: f64,
 }
 
+/// G.711 is not interpreted by the server: its RTP passes through to readers.
+#[test]
+fn h264_pcmu_passthrough() {
+    publish_and_read(Clip::H264Pcmu, "tcp");
+}
+
 /// Runs one publisher and `readers` ffmpeg TCP readers; with `stall`, one more raw
 /// reader sets up and plays, then never reads its socket. Returns, per ffmpeg reader,
 /// its share of the video units sent while it was connected and the completeness of

@@ -142,3 +142,37 @@ fn max_readers_is_enforced() {
     p.kill().unwrap();
     p.wait().unwrap();
 }
+
+#[test]
+fn disabled_transport_is_refused_with_461() {
+    let srv = TestServer::start("rtspTransports: [tcp]\npaths:\n  all_others:\n");
+    assert!(srv.server.rtsp.as_ref().unwrap().udp_ports.is_none());
+    let mut c = RawClient::connect(srv.addr);
+    let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\na=control:trackID=0\r\n";
+    let r = c.request(
+        "ANNOUNCE",
+        &srv.url("t"),
+        &[("Content-Type", "application/sdp")],
+        sdp.as_bytes(),
+    );
+    assert_eq!(r.status, 200);
+    let url = format!("{}/trackID=0", srv.url("t"));
+    let r = c.request(
+        "SETUP",
+        &url,
+        &[("Transport", "RTP/AVP;unicast;client_port=5000-5001")],
+        b"",
+    );
+    assert_eq!(r.status, 461);
+    let r = c.request(
+        "SETUP",
+        &url,
+        &[("Transport", "RTP/AVP/TCP;unicast;interleaved=0-1")],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("Transport"),
+        Some("RTP/AVP/TCP;unicast;interleaved=0-1")
+    );
+}

@@ -33,6 +33,24 @@ pub fn have_ffmpeg() -> bool {
     ok
 }
 
+/// True when GStreamer's `gst-launch-1.0` with `rtspsrc` is installed; required under `CI=true`.
+pub fn have_gstreamer() -> bool {
+    let ok = Command::new("gst-inspect-1.0")
+        .args(["rtspsrc"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "GStreamer (gstreamer1.0-tools, -plugins-good, -plugins-bad) is required in CI"
+        );
+        eprintln!("skipping: GStreamer rtspsrc not installed");
+    }
+    ok
+}
+
 /// Polls `cond` until it holds; panics with `what` after `timeout`.
 pub fn wait_until(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -148,6 +166,8 @@ pub enum Clip {
     H264Aac,
     /// 320x240 30 fps H.265 (1 s closed GOP, no B-frames) + Opus 48 kHz.
     H265Opus,
+    /// 320x240 30 fps H.264 + G.711 µ-law 8 kHz mono: a codec the server passes through.
+    H264Pcmu,
 }
 
 impl Clip {
@@ -155,6 +175,7 @@ impl Clip {
         match self {
             Clip::H264Aac => format!("h264-aac-{secs}s.mp4"),
             Clip::H265Opus => format!("h265-opus-{secs}s.mkv"),
+            Clip::H264Pcmu => format!("h264-pcmu-{secs}s.mkv"),
         }
     }
 }
@@ -171,64 +192,25 @@ pub fn clip(kind: Clip, secs: u32) -> PathBuf {
         return path;
     }
     let tmp = dir.join(format!("tmp-{}", kind.file_name(secs)));
-    let t = secs.to_string();
+    let video = "-f lavfi -i testsrc2=size=320x240:rate=30";
+    let spec = match kind {
+        Clip::H264Aac => format!(
+            "-f lavfi -i testsrc2=size=640x360:rate=30 -f lavfi -i sine=frequency=440:sample_rate=44100 -t {secs} \
+             -c:v libx264 -preset ultrafast -g 30 -pix_fmt yuv420p -b:v 1500k -c:a aac -ac 2 -b:a 96k"
+        ),
+        // Closed GOP without B-frames: ffmpeg's RTSP reader leaves the first video packet
+        // without timestamps, which its muxers refuse when B-frames follow.
+        Clip::H265Opus => format!(
+            "{video} -f lavfi -i sine=frequency=440:sample_rate=48000 -t {secs} -c:v libx265 -preset ultrafast \
+             -x265-params keyint=30:open-gop=0:bframes=0:log-level=error -pix_fmt yuv420p -c:a libopus -b:a 64k"
+        ),
+        Clip::H264Pcmu => format!(
+            "{video} -f lavfi -i sine=frequency=440:sample_rate=8000 -t {secs} -c:v libx264 -preset ultrafast \
+             -g 30 -pix_fmt yuv420p -c:a pcm_mulaw -ar 8000 -ac 1"
+        ),
+    };
     let mut args: Vec<&str> = vec!["-hide_banner", "-loglevel", "error", "-y"];
-    match kind {
-        Clip::H264Aac => args.extend([
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=640x360:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=44100",
-            "-t",
-            &t,
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "30",
-            "-pix_fmt",
-            "yuv420p",
-            "-b:v",
-            "1500k",
-            "-c:a",
-            "aac",
-            "-ac",
-            "2",
-            "-b:a",
-            "96k",
-        ]),
-        Clip::H265Opus => args.extend([
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            &t,
-            "-c:v",
-            "libx265",
-            "-preset",
-            "ultrafast",
-            // Closed GOP without B-frames: ffmpeg's RTSP reader leaves the first video
-            // packet without timestamps, which muxers refuse when B-frames follow.
-            "-x265-params",
-            "keyint=30:open-gop=0:bframes=0:log-level=error",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "libopus",
-            "-b:a",
-            "64k",
-        ]),
-    }
+    args.extend(spec.split_whitespace());
     let tmp_s = tmp.to_str().unwrap().to_string();
     args.push(&tmp_s);
     let st = Command::new("ffmpeg")
@@ -242,21 +224,25 @@ pub fn clip(kind: Clip, secs: u32) -> PathBuf {
 
 /// ffmpeg publishing `clip` in real time to `url`.
 pub fn publish(clip: &Path, url: &str, transport: &str, looped: bool) -> Child {
+    publish_with(clip, url, transport, looped, &[])
+}
+
+/// Like `publish`, with output options such as `-an` before the URL.
+pub fn publish_with(
+    clip: &Path,
+    url: &str,
+    transport: &str,
+    looped: bool,
+    extra: &[&str],
+) -> Child {
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-loglevel", "error", "-re"]);
     if looped {
         cmd.args(["-stream_loop", "-1"]);
     }
     cmd.arg("-i").arg(clip);
-    cmd.args([
-        "-c",
-        "copy",
-        "-f",
-        "rtsp",
-        "-rtsp_transport",
-        transport,
-        url,
-    ]);
+    cmd.args(["-c", "copy"]).args(extra);
+    cmd.args(["-f", "rtsp", "-rtsp_transport", transport, url]);
     cmd.stdin(Stdio::null())
         .spawn()
         .expect("spawn ffmpeg publisher")
