@@ -76,8 +76,11 @@ fn a_port_in_use_is_a_clear_error() {
 
 /// Runs the binary and collects its log lines.
 fn spawn_server(cfg: &std::path::Path) -> (Child, Arc<Mutex<Vec<String>>>) {
-    let mut child = Command::new(BIN)
-        .arg(cfg)
+    spawn_in(Command::new(BIN).arg(cfg))
+}
+
+fn spawn_in(cmd: &mut Command) -> (Child, Arc<Mutex<Vec<String>>>) {
+    let mut child = cmd
         .env("NO_COLOR", "1")
         .env_remove("RUST_LOG")
         .stderr(Stdio::piped())
@@ -161,4 +164,24 @@ fn sigterm_with_sessions_exits_zero_within_two_seconds() {
         let _ = c.kill();
         let _ = c.wait();
     }
+}
+
+#[test]
+fn config_in_the_working_directory_is_used_without_arguments() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\n",
+    );
+    let (mut child, lines) = spawn_in(Command::new(BIN).current_dir(dir.path()));
+    wait_until(Duration::from_secs(10), "the listener", || {
+        find_line(&lines, "RTSP listener opened on 127.0.0.1:").is_some()
+    });
+    assert!(
+        find_line(&lines, "using config mediarouter.yml").is_some(),
+        "{:?}",
+        lines.lock().unwrap()
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

@@ -132,9 +132,9 @@ impl Handler {
             let resp = Response::builder(req.version(), StatusCode::BadRequest).build(Vec::new());
             return (resp, Action::Close("request without CSeq".into()));
         };
-        if let (Some(id), Some(h)) = (&self.session_id, req.header(&headers::SESSION)) {
+        if let Some(h) = req.header(&headers::SESSION) {
             let given = h.as_str().split(';').next().unwrap_or_default().trim();
-            if given != id {
+            if self.session_id.as_deref() != Some(given) {
                 return (
                     status(req, &cseq, StatusCode::SessionNotFound),
                     Action::None,

@@ -502,6 +502,39 @@ impl RawClient {
         tracks
     }
 
+    /// Reads interleaved frames for `dur`, starting with what is already buffered;
+    /// returns (channel, payload) pairs.
+    pub fn read_frames(&mut self, dur: Duration) -> Vec<(u8, Vec<u8>)> {
+        self.sock
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut out = Vec::new();
+        let start = Instant::now();
+        let mut tmp = [0u8; 65536];
+        loop {
+            while self.buf.len() >= 4 && self.buf[0] == b'$' {
+                let len = 4 + u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize;
+                if self.buf.len() < len {
+                    break;
+                }
+                out.push((self.buf[1], self.buf[4..len].to_vec()));
+                self.buf.drain(..len);
+            }
+            if start.elapsed() >= dur {
+                break;
+            }
+            match self.sock.read(&mut tmp) {
+                Ok(0) => break,
+                Ok(n) => self.buf.extend_from_slice(&tmp[..n]),
+                Err(_) => {}
+            }
+        }
+        self.sock
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        out
+    }
+
     /// True once the server has closed the connection (EOF or reset).
     pub fn closed_by_server(&mut self, timeout: Duration) -> bool {
         self.sock
