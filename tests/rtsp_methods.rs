@@ -27,18 +27,14 @@ fn rtp_info_ssrc_rtcp_pause_and_teardown() {
     let d = c.request("DESCRIBE", &url, &[], b"");
     assert_eq!(d.header("Content-Base"), Some(format!("{url}/").as_str()));
     assert_eq!(d.header("Content-Type"), Some("application/sdp"));
-    let mut ssrcs = Vec::new();
-    for i in 0..2 {
-        let t = format!("RTP/AVP/TCP;unicast;interleaved={}-{}", 2 * i, 2 * i + 1);
-        let r = c.request(
-            "SETUP",
-            &format!("{url}/trackID={i}"),
-            &[("Transport", &t)],
-            b"",
-        );
-        let ssrc = param(r.header("Transport").unwrap(), "ssrc").unwrap();
-        ssrcs.push(u32::from_str_radix(ssrc, 16).unwrap());
-    }
+    let ssrcs: Vec<u32> = c
+        .setup_tcp(&url)
+        .iter()
+        .map(|r| {
+            u32::from_str_radix(param(r.header("Transport").unwrap(), "ssrc").unwrap(), 16).unwrap()
+        })
+        .collect();
+    assert_eq!(ssrcs.len(), 2);
     let play = c.request("PLAY", &url, &[], b"");
     assert_eq!(play.status, 200);
     let info = play.header("RTP-Info").unwrap().to_string();

@@ -482,21 +482,29 @@ impl RawClient {
         }
     }
 
-    /// DESCRIBE, SETUP every track over TCP, PLAY. Returns the number of tracks.
-    pub fn play_tcp(&mut self, url: &str) -> usize {
+    /// DESCRIBE, then SETUP every track over TCP (channels 2i, 2i+1); the SETUP replies.
+    pub fn setup_tcp(&mut self, url: &str) -> Vec<RawResponse> {
         let d = self.request("DESCRIBE", url, &[("Accept", "application/sdp")], b"");
         assert_eq!(d.status, 200, "DESCRIBE {url}");
         let tracks = String::from_utf8_lossy(&d.body).matches("m=").count();
-        for i in 0..tracks {
-            let t = format!("RTP/AVP/TCP;unicast;interleaved={}-{}", 2 * i, 2 * i + 1);
-            let r = self.request(
-                "SETUP",
-                &format!("{url}/trackID={i}"),
-                &[("Transport", &t)],
-                b"",
-            );
-            assert_eq!(r.status, 200, "SETUP track {i}");
-        }
+        (0..tracks)
+            .map(|i| {
+                let t = format!("RTP/AVP/TCP;unicast;interleaved={}-{}", 2 * i, 2 * i + 1);
+                let r = self.request(
+                    "SETUP",
+                    &format!("{url}/trackID={i}"),
+                    &[("Transport", &t)],
+                    b"",
+                );
+                assert_eq!(r.status, 200, "SETUP track {i}");
+                r
+            })
+            .collect()
+    }
+
+    /// DESCRIBE, SETUP every track over TCP, PLAY. Returns the number of tracks.
+    pub fn play_tcp(&mut self, url: &str) -> usize {
+        let tracks = self.setup_tcp(url).len();
         let r = self.request("PLAY", url, &[], b"");
         assert_eq!(r.status, 200, "PLAY");
         tracks
