@@ -43,7 +43,7 @@ struct PublishState {
     medias: Vec<AnnouncedMedia>,
     setups: Vec<Option<TrackTransport>>,
     ingest: Option<Ingest>,
-    _routes: Vec<RouteGuard>,
+    routes: Vec<RouteGuard>,
 }
 
 struct ReadState {
@@ -51,7 +51,7 @@ struct ReadState {
     reader: core::Reader,
     setups: Vec<Option<TrackTransport>>,
     playing: bool,
-    _routes: Vec<RouteGuard>,
+    routes: Vec<RouteGuard>,
 }
 
 enum Role {
@@ -135,10 +135,7 @@ impl Handler {
         if let Some(h) = req.header(&headers::SESSION) {
             let given = h.as_str().split(';').next().unwrap_or_default().trim();
             if self.session_id.as_deref() != Some(given) {
-                return (
-                    status(req, &cseq, StatusCode::SessionNotFound),
-                    Action::None,
-                );
+                return only(req, &cseq, StatusCode::SessionNotFound);
             }
         }
         let (mut resp, action) = match req.method() {
@@ -158,10 +155,8 @@ impl Handler {
             Method::Pause => self.pause(req, &cseq),
             // The connection ends the session after replying, with its byte counts.
             Method::Teardown => (status(req, &cseq, StatusCode::Ok), Action::Teardown),
-            Method::GetParameter | Method::SetParameter => {
-                (status(req, &cseq, StatusCode::Ok), Action::None)
-            }
-            _ => (status(req, &cseq, StatusCode::NotImplemented), Action::None),
+            Method::GetParameter | Method::SetParameter => only(req, &cseq, StatusCode::Ok),
+            _ => only(req, &cseq, StatusCode::NotImplemented),
         };
         if let Some(id) = &self.session_id {
             resp.insert_header(
@@ -178,6 +173,11 @@ fn status(req: &Request<Vec<u8>>, cseq: &str, status: StatusCode) -> Response<Ve
         .header(headers::CSEQ, cseq)
         .header(headers::SERVER, "mediarouter")
         .build(Vec::new())
+}
+
+/// A reply with no body and nothing for the connection to do.
+fn only(req: &Request<Vec<u8>>, cseq: &str, code: StatusCode) -> Reply {
+    (status(req, cseq, code), Action::None)
 }
 
 fn path_error(req: &Request<Vec<u8>>, cseq: &str, e: &PathError) -> Response<Vec<u8>> {
@@ -198,7 +198,7 @@ impl Handler {
 
     fn describe(&mut self, req: &Request<Vec<u8>>, cseq: &str) -> Reply {
         let Some(path) = Self::request_path(req) else {
-            return (status(req, cseq, StatusCode::BadRequest), Action::None);
+            return only(req, cseq, StatusCode::BadRequest);
         };
         let stream = match self.ctx.manager.stream(&path) {
             Ok(s) => s,
@@ -225,13 +225,10 @@ impl Handler {
 
     fn announce(&mut self, req: &Request<Vec<u8>>, cseq: &str) -> Reply {
         if !matches!(self.role, Role::Idle) {
-            return (
-                status(req, cseq, StatusCode::MethodNotValidInThisState),
-                Action::None,
-            );
+            return only(req, cseq, StatusCode::MethodNotValidInThisState);
         }
         let Some(path) = Self::request_path(req) else {
-            return (status(req, cseq, StatusCode::BadRequest), Action::None);
+            return only(req, cseq, StatusCode::BadRequest);
         };
         let medias = match sdp::parse_announce(req.body()) {
             Ok(m) => m,
@@ -257,14 +254,14 @@ impl Handler {
             medias,
             setups: vec![None; n],
             ingest: None,
-            _routes: Vec::new(),
+            routes: Vec::new(),
         }));
-        (status(req, cseq, StatusCode::Ok), Action::None)
+        only(req, cseq, StatusCode::Ok)
     }
 
     fn setup(&mut self, req: &Request<Vec<u8>>, cseq: &str) -> Reply {
         let Some(full) = Self::request_path(req) else {
-            return (status(req, cseq, StatusCode::BadRequest), Action::None);
+            return only(req, cseq, StatusCode::BadRequest);
         };
         let used_channels = match &self.role {
             Role::Publish(p) => p.setups.iter().flatten().count(),
@@ -280,24 +277,16 @@ impl Handler {
         };
         let t = match t {
             Ok(t) => t,
-            Err(TransportError::Invalid) => {
-                return (status(req, cseq, StatusCode::BadRequest), Action::None)
-            }
+            Err(TransportError::Invalid) => return only(req, cseq, StatusCode::BadRequest),
             Err(TransportError::Unsupported) => {
-                return (
-                    status(req, cseq, StatusCode::UnsupportedTransport),
-                    Action::None,
-                )
+                return only(req, cseq, StatusCode::UnsupportedTransport)
             }
         };
         let server_ports = self.ctx.udp.as_ref().map(|u| u.ports());
 
         if let Role::Publish(p) = &mut self.role {
             if p.ingest.is_some() {
-                return (
-                    status(req, cseq, StatusCode::MethodNotValidInThisState),
-                    Action::None,
-                );
+                return only(req, cseq, StatusCode::MethodNotValidInThisState);
             }
             let found = p
                 .medias
@@ -305,7 +294,7 @@ impl Handler {
                 .position(|m| control_path(&p.path, m.control.as_deref()) == full)
                 .or_else(|| (p.medias.len() == 1 && full == p.path).then_some(0));
             let Some(m) = found else {
-                return (status(req, cseq, StatusCode::NotFound), Action::None);
+                return only(req, cseq, StatusCode::NotFound);
             };
             p.setups[m] = Some(t);
             let mut r = status(req, cseq, StatusCode::Ok);
@@ -324,7 +313,7 @@ impl Handler {
                         reader,
                         setups: vec![None; n],
                         playing: false,
-                        _routes: Vec::new(),
+                        routes: Vec::new(),
                     }));
                 }
                 Err(e) => {
@@ -334,20 +323,14 @@ impl Handler {
             }
         }
         let Role::Read(r) = &mut self.role else {
-            return (
-                status(req, cseq, StatusCode::MethodNotValidInThisState),
-                Action::None,
-            );
+            return only(req, cseq, StatusCode::MethodNotValidInThisState);
         };
         if r.path != base || r.playing {
-            return (
-                status(req, cseq, StatusCode::MethodNotValidInThisState),
-                Action::None,
-            );
+            return only(req, cseq, StatusCode::MethodNotValidInThisState);
         }
         let index = track.or_else(|| r.setups.iter().position(Option::is_none));
         let Some(index) = index.filter(|i| *i < r.setups.len()) else {
-            return (status(req, cseq, StatusCode::NotFound), Action::None);
+            return only(req, cseq, StatusCode::NotFound);
         };
         r.setups[index] = Some(t);
         let ssrc = r.reader.stream().ssrc(index);
@@ -358,22 +341,16 @@ impl Handler {
 
     fn play(&mut self, req: &Request<Vec<u8>>, cseq: &str) -> Reply {
         let Role::Read(r) = &mut self.role else {
-            return (
-                status(req, cseq, StatusCode::MethodNotValidInThisState),
-                Action::None,
-            );
+            return only(req, cseq, StatusCode::MethodNotValidInThisState);
         };
         if r.setups.iter().all(Option::is_none) {
-            return (
-                status(req, cseq, StatusCode::MethodNotValidInThisState),
-                Action::None,
-            );
+            return only(req, cseq, StatusCode::MethodNotValidInThisState);
         }
         if r.playing {
-            return (status(req, cseq, StatusCode::Ok), Action::None);
+            return only(req, cseq, StatusCode::Ok);
         }
         let Some(reader) = r.reader.stream().subscribe() else {
-            return (status(req, cseq, StatusCode::NotFound), Action::None);
+            return only(req, cseq, StatusCode::NotFound);
         };
         let base = req
             .request_uri()
@@ -398,8 +375,7 @@ impl Handler {
             for (i, t) in r.setups.iter().enumerate() {
                 if let Some(TrackTransport::Udp { client_rtcp, .. }) = t {
                     let from = SocketAddr::new(self.peer.ip(), *client_rtcp);
-                    r._routes
-                        .push(udp.route(from, true, i, self.udp_tx.clone()));
+                    r.routes.push(udp.route(from, true, i, self.udp_tx.clone()));
                 }
             }
         }
@@ -422,16 +398,10 @@ impl Handler {
 
     fn record(&mut self, req: &Request<Vec<u8>>, cseq: &str) -> Reply {
         let Role::Publish(p) = &mut self.role else {
-            return (
-                status(req, cseq, StatusCode::MethodNotValidInThisState),
-                Action::None,
-            );
+            return only(req, cseq, StatusCode::MethodNotValidInThisState);
         };
         if p.ingest.is_some() || p.setups.iter().all(Option::is_none) {
-            return (
-                status(req, cseq, StatusCode::MethodNotValidInThisState),
-                Action::None,
-            );
+            return only(req, cseq, StatusCode::MethodNotValidInThisState);
         }
         let mut stream_index = Vec::new();
         let mut tracks = Vec::new();
@@ -456,8 +426,7 @@ impl Handler {
                 {
                     for (port, rtcp) in [(*client_rtp, false), (*client_rtcp, true)] {
                         let from = SocketAddr::new(self.peer.ip(), port);
-                        p._routes
-                            .push(udp.route(from, rtcp, m, self.udp_tx.clone()));
+                        p.routes.push(udp.route(from, rtcp, m, self.udp_tx.clone()));
                     }
                 }
             }
@@ -473,13 +442,10 @@ impl Handler {
         match &mut self.role {
             Role::Read(r) => {
                 r.playing = false;
-                r._routes.clear();
+                r.routes.clear();
                 (status(req, cseq, StatusCode::Ok), Action::Pause)
             }
-            _ => (
-                status(req, cseq, StatusCode::MethodNotValidInThisState),
-                Action::None,
-            ),
+            _ => only(req, cseq, StatusCode::MethodNotValidInThisState),
         }
     }
 
