@@ -19,6 +19,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// Bytes read from a client at a time (publishers send at media bitrate).
+const READ_CHUNK: usize = 64 * 1024;
 /// Items written per vectored write.
 const BATCH: usize = 64;
 /// writev accepts at most this many buffers (IOV_MAX on Linux).
@@ -59,7 +61,7 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, sock: TcpStream, peer: SocketAddr) {
     };
     tracing::debug!(%peer, "RTSP connection opened");
 
-    let mut buf = BytesMut::with_capacity(8192);
+    let mut buf = BytesMut::new();
     let mut playback: Option<Playback> = None;
     let mut replaced: Option<CancellationToken> = None;
     let mut last_read = Instant::now();
@@ -85,6 +87,10 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, sock: TcpStream, peer: SocketAddr) {
         } else {
             Some(last_read + read_timeout)
         };
+        if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+            // Interleaved frames keep slices of the buffer; read into fresh space.
+            buf.reserve(READ_CHUNK);
+        }
         tokio::select! {
             _ = ctx.shutdown.cancelled() => break End::Normal("server shutting down".into()),
             _ = cancelled(replaced.as_ref()) => break End::Normal("replaced by another publisher".into()),
