@@ -1,4 +1,5 @@
-//! Sans-io wire formats: RTP payload formats and SDP. No sockets here.
+//! Sans-io wire formats: RTP payload formats, SDP and FLV. No sockets here.
 
+pub mod flv;
 pub mod rtp;
 pub mod sdp;
