@@ -20,6 +20,7 @@ logLevel: warn
 rtspAddress: 127.0.0.1:$port
 rtpAddress: 127.0.0.1:0
 rtcpAddress: 127.0.0.1:0
+hls: no
 paths:
   all_others:
 CFG

@@ -4,6 +4,8 @@
 pub mod codec;
 pub mod config;
 pub mod core;
+pub mod flv;
 pub mod format;
+pub mod http;
 pub mod rtsp;
 pub mod server;

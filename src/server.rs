@@ -2,14 +2,24 @@
 
 use crate::config::Config;
 use crate::core::PathManager;
-use crate::rtsp::{ListenError, RtspServer};
+use crate::http::HttpServer;
+use crate::rtsp::RtspServer;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
+#[derive(Debug, thiserror::Error)]
+#[error("can't listen on {addr} ({what}): {source}")]
+pub struct ListenError {
+    pub what: &'static str,
+    pub addr: SocketAddr,
+    pub source: std::io::Error,
+}
+
 pub struct Server {
     pub manager: PathManager,
     pub rtsp: Option<RtspServer>,
+    pub http: Option<HttpServer>,
     shutdown: CancellationToken,
 }
 
@@ -18,22 +28,27 @@ impl Server {
         let config = Arc::new(config);
         let manager = PathManager::new(config.clone());
         let shutdown = CancellationToken::new();
-        let rtsp = if config.rtsp {
-            match RtspServer::start(&config, manager.clone(), shutdown.clone()).await {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    shutdown.cancel();
-                    return Err(e);
-                }
-            }
-        } else {
-            None
+        // Dropping the guard on an error stops whatever already started.
+        let guard = shutdown.clone().drop_guard();
+        let rtsp = match config.rtsp {
+            true => Some(RtspServer::start(&config, manager.clone(), shutdown.clone()).await?),
+            false => None,
         };
+        let http = match config.hls {
+            true => Some(HttpServer::start(&config, manager.clone(), shutdown.clone()).await?),
+            false => None,
+        };
+        guard.disarm();
         Ok(Server {
             manager,
             rtsp,
+            http,
             shutdown,
         })
+    }
+
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(|h| h.local_addr)
     }
 
     pub fn rtsp_addr(&self) -> Option<SocketAddr> {

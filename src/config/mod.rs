@@ -76,6 +76,12 @@ pub struct Config {
     pub rtp_address: ListenAddress,
     pub rtcp_address: ListenAddress,
 
+    /// The HTTP media listener: HTTP-FLV now, HLS and player pages later.
+    pub hls: bool,
+    pub hls_address: ListenAddress,
+    /// Values for `Access-Control-Allow-Origin`; `*` allows every page.
+    pub hls_allow_origins: Vec<String>,
+
     pub paths: IndexMap<PathPattern, Option<PathConf>>,
 }
 
@@ -91,6 +97,9 @@ impl Default for Config {
             rtsp_address: ListenAddress(([0, 0, 0, 0], 8554).into()),
             rtp_address: ListenAddress(([0, 0, 0, 0], 8000).into()),
             rtcp_address: ListenAddress(([0, 0, 0, 0], 8001).into()),
+            hls: true,
+            hls_address: ListenAddress(([0, 0, 0, 0], 8888).into()),
+            hls_allow_origins: vec!["*".to_string()],
             paths: IndexMap::new(),
         }
     }

@@ -9,11 +9,12 @@
 
 use super::params::track_and_inject;
 use super::{Codec, Track, Unit};
+use crate::format::flv;
 use crate::format::rtp::{self, rtcp, Packetizer};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::broadcast;
 
@@ -23,6 +24,18 @@ pub struct UnitEntry {
     pub unit: Unit,
     /// Complete RTP packets (header included) for RTSP readers.
     pub rtp: Vec<Bytes>,
+    /// The FLV tag, built by the first FLV/RTMP reader that needs it.
+    flv: OnceLock<Option<Bytes>>,
+}
+
+impl UnitEntry {
+    /// The unit's FLV tag (stream timestamps), `None` if FLV can't carry the codec.
+    /// `track` is the unit's track as `Stream::tracks` describes it.
+    pub fn flv_tag(&self, track: &Track) -> Option<&Bytes> {
+        self.flv
+            .get_or_init(|| flv::mux::unit_tag(track, &self.unit).map(Bytes::from))
+            .as_ref()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -165,7 +178,11 @@ impl Stream {
         let rtp = st.packetizers[i].packetize(&unit);
         let pts = unit.pts;
         let keyframe = unit.keyframe;
-        let item = StreamItem::Unit(Arc::new(UnitEntry { unit, rtp }));
+        let item = StreamItem::Unit(Arc::new(UnitEntry {
+            unit,
+            rtp,
+            flv: OnceLock::new(),
+        }));
 
         if Some(i) == self.key_track && keyframe {
             st.gop.clear();

@@ -11,6 +11,7 @@ pub mod url;
 
 use crate::config::{Config, RtspTransport};
 use crate::core::PathManager;
+use crate::server::ListenError;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,14 +30,6 @@ pub(crate) struct Ctx {
     pub transports: Vec<RtspTransport>,
     pub udp: Option<Arc<UdpPair>>,
     pub shutdown: CancellationToken,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("can't listen on {addr} ({what}): {source}")]
-pub struct ListenError {
-    pub what: &'static str,
-    pub addr: SocketAddr,
-    pub source: std::io::Error,
 }
 
 /// A running RTSP server; it stops when `shutdown` is cancelled.

@@ -122,7 +122,7 @@ impl TestServer {
     pub fn start(extra: &str) -> TestServer {
         logs();
         let yaml = format!(
-            "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\n{extra}"
+            "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\n{extra}"
         );
         let cfg = Config::parse(&yaml, "test").expect("test config");
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -137,6 +137,10 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("rtsp://{}/{path}", self.addr)
+    }
+
+    pub fn flv_url(&self, path: &str) -> String {
+        format!("http://{}/{path}.flv", self.server.http_addr().unwrap())
     }
 
     pub fn stream(&self, path: &str) -> Option<Arc<Stream>> {
@@ -248,19 +252,45 @@ pub fn publish_with(
         .expect("spawn ffmpeg publisher")
 }
 
-/// ffmpeg reading `url` into `out` with stream copy.
-pub fn read_to_file(url: &str, transport: &str, out: &Path) -> Child {
-    Command::new("ffmpeg")
+/// First timestamps (seconds) of each stream of a recording, in file stream order.
+pub fn first_pts(file: &Path) -> Vec<f64> {
+    let out = Command::new("ffprobe")
         .args([
-            "-hide_banner",
-            "-loglevel",
+            "-v",
             "error",
-            "-rtsp_transport",
-            transport,
-            "-i",
-            url,
+            "-show_entries",
+            "packet=stream_index,pts_time",
+            "-of",
+            "csv=p=0",
         ])
-        .args(["-c", "copy", "-y"])
+        .arg(file)
+        .output()
+        .expect("run ffprobe");
+    let mut first: Vec<Option<f64>> = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let mut it = line.split(',');
+        let (Some(i), Some(t)) = (it.next(), it.next()) else {
+            continue;
+        };
+        let (Ok(i), Ok(t)) = (i.parse::<usize>(), t.parse::<f64>()) else {
+            continue;
+        };
+        if first.len() <= i {
+            first.resize(i + 1, None);
+        }
+        first[i].get_or_insert(t);
+    }
+    first.into_iter().map(|t| t.unwrap_or(f64::NAN)).collect()
+}
+
+/// ffmpeg reading `url` into `out` with stream copy; `transport` applies to rtsp:// URLs.
+pub fn read_to_file(url: &str, transport: &str, out: &Path) -> Child {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error"]);
+    if url.starts_with("rtsp://") {
+        cmd.args(["-rtsp_transport", transport]);
+    }
+    cmd.args(["-i", url, "-c", "copy", "-y"])
         .arg(out)
         .stdin(Stdio::null())
         .spawn()

@@ -4,6 +4,7 @@
 //! tag bodies as its audio/video messages, so both protocols share these builders.
 
 mod audio;
+pub mod mux;
 mod tag;
 mod video;
 

@@ -1,0 +1,239 @@
+//! Units and tracks → FLV tags: what HTTP-FLV (and RTMP play) sends. Tags carry the
+//! stream's own timestamps (ms), so a tag is the same for every reader and is built
+//! once per unit.
+
+use super::{
+    aac_frame, aac_sequence_header, tag, video_frame, video_sequence_header, TagType, VideoCodec,
+};
+use crate::codec::{config_record, h264, h264_sps, h265, h265_sps};
+use crate::core::{Codec, Payload, Track, Unit};
+use bytes::Bytes;
+
+/// Milliseconds of a timestamp in `clock` units (negative times clamp to 0).
+pub fn to_ms(ticks: i64, clock: u32) -> u32 {
+    ((ticks.max(0) as u128 * 1000) / u128::from(clock.max(1))) as u32
+}
+
+fn video_codec(codec: &Codec) -> Option<VideoCodec> {
+    match codec {
+        Codec::H264 { .. } => Some(VideoCodec::Avc),
+        Codec::H265 { .. } => Some(VideoCodec::Hevc),
+        _ => None,
+    }
+}
+
+/// Whether FLV can carry this track.
+pub fn carries(track: &Track) -> bool {
+    video_codec(&track.codec).is_some() || matches!(track.codec, Codec::Aac { .. })
+}
+
+/// The complete tag of one unit, or `None` when FLV can't carry its codec.
+pub fn unit_tag(track: &Track, unit: &Unit) -> Option<Vec<u8>> {
+    let dts = to_ms(unit.dts, track.clock_rate);
+    match (&unit.payload, video_codec(&track.codec)) {
+        (Payload::Nalus(nalus), Some(codec)) => {
+            // Access unit delimiters mean nothing inside FLV.
+            let is_aud = |n: &Bytes| match codec {
+                VideoCodec::Avc => h264::nal_type(n) == h264::NAL_AUD,
+                VideoCodec::Hevc => h265::nal_type(n) == h265::NAL_AUD,
+            };
+            let kept: Vec<Bytes> = nalus.iter().filter(|n| !is_aud(n)).cloned().collect();
+            let cts = to_ms(unit.pts, track.clock_rate) as i64 - i64::from(dts);
+            let body = video_frame(codec, unit.keyframe, cts as i32, &kept);
+            Some(tag(TagType::Video, dts, &body))
+        }
+        (Payload::Frame(au), None) if matches!(track.codec, Codec::Aac { .. }) => {
+            Some(tag(TagType::Audio, dts, &aac_frame(au)))
+        }
+        _ => None,
+    }
+}
+
+/// Sequence header tags (avcC/hvcC, AudioSpecificConfig) for the tracks that have
+/// their parameters, at timestamp `ts`.
+pub fn sequence_tags(tracks: &[Track], ts: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    for t in tracks {
+        match &t.codec {
+            Codec::H264 {
+                sps: Some(sps),
+                pps: Some(pps),
+            } => {
+                if let Ok(record) = config_record::avcc(sps, pps) {
+                    out.extend(tag(
+                        TagType::Video,
+                        ts,
+                        &video_sequence_header(VideoCodec::Avc, &record),
+                    ));
+                }
+            }
+            Codec::H265 {
+                vps: Some(vps),
+                sps: Some(sps),
+                pps: Some(pps),
+            } => {
+                if let Ok(record) = config_record::hvcc(vps, sps, pps) {
+                    out.extend(tag(
+                        TagType::Video,
+                        ts,
+                        &video_sequence_header(VideoCodec::Hevc, &record),
+                    ));
+                }
+            }
+            Codec::Aac { config, .. } => {
+                out.extend(tag(TagType::Audio, ts, &aac_sequence_header(config)))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// FLV file header and an `onMetaData` script tag describing the tracks.
+pub fn file_start(tracks: &[Track]) -> Vec<u8> {
+    let has_audio = tracks.iter().any(|t| matches!(t.codec, Codec::Aac { .. }));
+    let has_video = tracks.iter().any(|t| video_codec(&t.codec).is_some());
+    let mut meta: Vec<(&str, f64)> = Vec::new();
+    for t in tracks {
+        match &t.codec {
+            Codec::H264 { sps, .. } => {
+                meta.push(("videocodecid", 7.0));
+                if let Some(s) = sps.as_deref().and_then(|s| h264_sps::parse(s).ok()) {
+                    meta.extend([
+                        ("width", f64::from(s.width)),
+                        ("height", f64::from(s.height)),
+                    ]);
+                }
+            }
+            Codec::H265 { sps, .. } => {
+                meta.push(("videocodecid", f64::from(u32::from_be_bytes(*b"hvc1"))));
+                if let Some(s) = sps.as_deref().and_then(|s| h265_sps::parse(s).ok()) {
+                    meta.extend([
+                        ("width", f64::from(s.width)),
+                        ("height", f64::from(s.height)),
+                    ]);
+                }
+            }
+            Codec::Aac {
+                sample_rate,
+                channels,
+                ..
+            } => meta.extend([
+                ("audiocodecid", 10.0),
+                ("audiosamplerate", f64::from(*sample_rate)),
+                ("audiochannels", f64::from(*channels)),
+            ]),
+            _ => {}
+        }
+    }
+    let mut out = super::file_header(has_audio, has_video).to_vec();
+    out.extend(tag(TagType::Script, 0, &on_metadata(&meta)));
+    out
+}
+
+/// AMF0: the string `onMetaData`, then an ECMA array of numbers.
+fn on_metadata(entries: &[(&str, f64)]) -> Vec<u8> {
+    let mut b = vec![2];
+    b.extend_from_slice(&10u16.to_be_bytes());
+    b.extend_from_slice(b"onMetaData");
+    b.push(8);
+    b.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+    for (k, v) in entries {
+        b.extend_from_slice(&(k.len() as u16).to_be_bytes());
+        b.extend_from_slice(k.as_bytes());
+        b.push(0);
+        b.extend_from_slice(&v.to_be_bytes());
+    }
+    b.extend_from_slice(&[0, 0, 9]);
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{
+        parse_audio, parse_tag, parse_video, split_nalus, AudioPacket, VideoPacket,
+    };
+    use super::*;
+    use crate::codec::h265_sps::tests::{PPS, SPS, VPS};
+
+    #[test]
+    fn hevc_unit_and_headers_roundtrip_as_enhanced_rtmp() {
+        let track = Track::new(
+            Codec::H265 {
+                vps: Some(Bytes::from_static(VPS)),
+                sps: Some(Bytes::from_static(SPS)),
+                pps: Some(Bytes::from_static(PPS)),
+            },
+            90000,
+        );
+        let head = sequence_tags(std::slice::from_ref(&track), 1000);
+        let (t, _) = parse_tag(&head).unwrap().unwrap();
+        let Some((VideoCodec::Hevc, VideoPacket::SequenceHeader(record))) =
+            parse_video(&Bytes::copy_from_slice(t.body)).unwrap()
+        else {
+            panic!("not an hvc1 sequence start");
+        };
+        assert_eq!(&t.body[..5], b"\x90hvc1");
+        let sets = config_record::parse_hvcc(&record).unwrap();
+        assert_eq!(sets.sps[0].as_ref(), SPS);
+
+        let aud = Bytes::from_static(&[0x46, 0x01, 0x10]);
+        let idr = Bytes::from_static(&[0x26, 0x01, 0xaa, 0xbb]);
+        let unit = Unit {
+            track: 0,
+            pts: 93_000,
+            dts: 90_000,
+            keyframe: true,
+            payload: Payload::Nalus(vec![aud, idr.clone()]),
+        };
+        let bytes = unit_tag(&track, &unit).unwrap();
+        let (t, used) = parse_tag(&bytes).unwrap().unwrap();
+        assert_eq!((t.typ, t.timestamp_ms, used), (9, 1000, bytes.len()));
+        let Some((
+            VideoCodec::Hevc,
+            VideoPacket::Frame {
+                keyframe: true,
+                cts: 33,
+                data,
+            },
+        )) = parse_video(&Bytes::copy_from_slice(t.body)).unwrap()
+        else {
+            panic!("frame");
+        };
+        assert_eq!(split_nalus(&data, 4).unwrap(), vec![idr]);
+    }
+
+    #[test]
+    fn aac_and_file_start() {
+        let track = Track::new(
+            Codec::Aac {
+                config: Bytes::from_static(&[0x12, 0x10]),
+                sample_rate: 44100,
+                channels: 2,
+            },
+            44100,
+        );
+        let unit = Unit {
+            track: 0,
+            pts: 44100,
+            dts: 44100,
+            keyframe: true,
+            payload: Payload::Frame(Bytes::from_static(&[1, 2])),
+        };
+        let bytes = unit_tag(&track, &unit).unwrap();
+        let (t, _) = parse_tag(&bytes).unwrap().unwrap();
+        assert_eq!(t.timestamp_ms, 1000);
+        assert_eq!(
+            parse_audio(&Bytes::copy_from_slice(t.body)).unwrap(),
+            AudioPacket::AacFrame(Bytes::from_static(&[1, 2]))
+        );
+        let start = file_start(std::slice::from_ref(&track));
+        assert_eq!(&start[..5], b"FLV\x01\x04");
+        let (meta, _) = parse_tag(&start[13..]).unwrap().unwrap();
+        assert_eq!(meta.typ, 18);
+        assert!(meta.body.windows(10).any(|w| w == b"onMetaData"));
+        let opus = Track::new(Codec::Opus { channels: 2 }, 48000);
+        assert!(!carries(&opus));
+        assert!(unit_tag(&opus, &unit).is_none());
+    }
+}

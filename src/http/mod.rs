@@ -1,0 +1,91 @@
+//! The HTTP media listener (`hlsAddress`, axum): routes `GET /<path>.flv` to HTTP-FLV.
+//! HLS playlists and player pages will be routed here too.
+
+use crate::config::Config;
+use crate::core::PathManager;
+use crate::server::ListenError;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) struct HttpCtx {
+    pub manager: PathManager,
+    pub write_timeout: Duration,
+    pub allow_origins: Vec<String>,
+    pub shutdown: CancellationToken,
+}
+
+impl HttpCtx {
+    /// The `Access-Control-Allow-Origin` value for a request from `origin`, if allowed.
+    pub fn allow_origin(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
+        if self.allow_origins.iter().any(|o| o == "*") {
+            return Some(HeaderValue::from_static("*"));
+        }
+        let origin = origin?;
+        self.allow_origins
+            .iter()
+            .any(|o| o.as_bytes() == origin.as_bytes())
+            .then(|| origin.clone())
+    }
+}
+
+pub struct HttpServer {
+    pub local_addr: SocketAddr,
+}
+
+impl HttpServer {
+    pub async fn start(
+        config: &Config,
+        manager: PathManager,
+        shutdown: CancellationToken,
+    ) -> Result<HttpServer, ListenError> {
+        let addr = config.hls_address.0;
+        let err = |source| ListenError {
+            what: "HTTP",
+            addr,
+            source,
+        };
+        let listener = TcpListener::bind(addr).await.map_err(err)?;
+        let local_addr = listener.local_addr().map_err(err)?;
+        let ctx = Arc::new(HttpCtx {
+            manager,
+            write_timeout: config.write_timeout.0,
+            allow_origins: config.hls_allow_origins.clone(),
+            shutdown: shutdown.clone(),
+        });
+        let app = axum::Router::new().fallback(route).with_state(ctx);
+        tracing::info!("HTTP listener opened on {local_addr} (HTTP-FLV)");
+        tokio::spawn(async move {
+            let serve = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            );
+            tokio::select! {
+                r = serve => if let Err(e) = r { tracing::error!("HTTP listener failed: {e}") },
+                _ = shutdown.cancelled() => {}
+            }
+        });
+        Ok(HttpServer { local_addr })
+    }
+}
+
+async fn route(
+    State(ctx): State<Arc<HttpCtx>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let path = req.uri().path().trim_start_matches('/');
+    if req.method() != axum::http::Method::GET {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    if let Some(name) = path.strip_suffix(".flv") {
+        let origin = ctx.allow_origin(req.headers().get(header::ORIGIN));
+        return crate::flv::serve(ctx.clone(), peer, name, origin).await;
+    }
+    StatusCode::NOT_FOUND.into_response()
+}
