@@ -21,6 +21,7 @@ rtspAddress: 127.0.0.1:$port
 rtpAddress: 127.0.0.1:0
 rtcpAddress: 127.0.0.1:0
 hls: no
+rtmp: no
 paths:
   all_others:
 CFG

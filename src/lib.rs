@@ -7,5 +7,6 @@ pub mod core;
 pub mod flv;
 pub mod format;
 pub mod http;
+pub mod rtmp;
 pub mod rtsp;
 pub mod server;

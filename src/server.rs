@@ -3,10 +3,16 @@
 use crate::config::Config;
 use crate::core::PathManager;
 use crate::http::HttpServer;
+use crate::rtmp::RtmpServer;
 use crate::rtsp::RtspServer;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+
+/// Kernel send buffer of a playing reader's socket (Linux doubles it). Autotuning would
+/// let a stalled reader park up to `tcp_wmem` max (4 MiB) in the kernel and hide for
+/// tens of seconds from `writeTimeout`; 1 MiB still carries 40 Mbit/s at 200 ms RTT.
+pub(crate) const READER_SNDBUF: usize = 512 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 #[error("can't listen on {addr} ({what}): {source}")]
@@ -19,6 +25,7 @@ pub struct ListenError {
 pub struct Server {
     pub manager: PathManager,
     pub rtsp: Option<RtspServer>,
+    pub rtmp: Option<RtmpServer>,
     pub http: Option<HttpServer>,
     shutdown: CancellationToken,
 }
@@ -34,6 +41,10 @@ impl Server {
             true => Some(RtspServer::start(&config, manager.clone(), shutdown.clone()).await?),
             false => None,
         };
+        let rtmp = match config.rtmp {
+            true => Some(RtmpServer::start(&config, manager.clone(), shutdown.clone()).await?),
+            false => None,
+        };
         let http = match config.hls {
             true => Some(HttpServer::start(&config, manager.clone(), shutdown.clone()).await?),
             false => None,
@@ -42,9 +53,14 @@ impl Server {
         Ok(Server {
             manager,
             rtsp,
+            rtmp,
             http,
             shutdown,
         })
+    }
+
+    pub fn rtmp_addr(&self) -> Option<SocketAddr> {
+        self.rtmp.as_ref().map(|r| r.local_addr)
     }
 
     pub fn http_addr(&self) -> Option<SocketAddr> {

@@ -76,6 +76,9 @@ pub struct Config {
     pub rtp_address: ListenAddress,
     pub rtcp_address: ListenAddress,
 
+    pub rtmp: bool,
+    pub rtmp_address: ListenAddress,
+
     /// The HTTP media listener: HTTP-FLV now, HLS and player pages later.
     pub hls: bool,
     pub hls_address: ListenAddress,
@@ -97,6 +100,8 @@ impl Default for Config {
             rtsp_address: ListenAddress(([0, 0, 0, 0], 8554).into()),
             rtp_address: ListenAddress(([0, 0, 0, 0], 8000).into()),
             rtcp_address: ListenAddress(([0, 0, 0, 0], 8001).into()),
+            rtmp: true,
+            rtmp_address: ListenAddress(([0, 0, 0, 0], 1935).into()),
             hls: true,
             hls_address: ListenAddress(([0, 0, 0, 0], 8888).into()),
             hls_allow_origins: vec!["*".to_string()],

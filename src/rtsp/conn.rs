@@ -25,10 +25,6 @@ const READ_CHUNK: usize = 64 * 1024;
 const BATCH: usize = 64;
 /// writev accepts at most this many buffers (IOV_MAX on Linux).
 const MAX_IOV: usize = 1024;
-/// Kernel send buffer of a playing reader (Linux doubles it). Autotuning would let a
-/// stalled reader park up to `tcp_wmem` max (4 MiB) in the kernel and hide for tens
-/// of seconds from `writeTimeout`; 1 MiB still carries 40 Mbit/s at 200 ms RTT.
-const READER_SNDBUF: usize = 512 * 1024;
 
 enum End {
     /// Normal end, logged at info.
@@ -190,7 +186,8 @@ impl Conn {
                 Action::None => {}
                 Action::Play(p) => {
                     let sock: &TcpStream = self.wr.as_ref();
-                    let _ = socket2::SockRef::from(sock).set_send_buffer_size(READER_SNDBUF);
+                    let _ = socket2::SockRef::from(sock)
+                        .set_send_buffer_size(crate::server::READER_SNDBUF);
                     *playback = Some(p);
                 }
                 Action::Pause => *playback = None,

@@ -122,7 +122,7 @@ impl TestServer {
     pub fn start(extra: &str) -> TestServer {
         logs();
         let yaml = format!(
-            "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\n{extra}"
+            "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\nrtmpAddress: 127.0.0.1:0\n{extra}"
         );
         let cfg = Config::parse(&yaml, "test").expect("test config");
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -137,6 +137,10 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("rtsp://{}/{path}", self.addr)
+    }
+
+    pub fn rtmp_url(&self, path: &str) -> String {
+        format!("rtmp://{}/{path}", self.server.rtmp_addr().unwrap())
     }
 
     pub fn flv_url(&self, path: &str) -> String {
@@ -172,6 +176,8 @@ pub enum Clip {
     H265Opus,
     /// 320x240 30 fps H.264 + G.711 µ-law 8 kHz mono: a codec the server passes through.
     H264Pcmu,
+    /// 640x360 30 fps H.264 with 2 B-frames (1 s GOP) + AAC 44.1 kHz.
+    H264BframesAac,
 }
 
 impl Clip {
@@ -180,6 +186,7 @@ impl Clip {
             Clip::H264Aac => format!("h264-aac-{secs}s.mp4"),
             Clip::H265Opus => format!("h265-opus-{secs}s.mkv"),
             Clip::H264Pcmu => format!("h264-pcmu-{secs}s.mkv"),
+            Clip::H264BframesAac => format!("h264-bf2-aac-{secs}s.mp4"),
         }
     }
 }
@@ -207,6 +214,10 @@ pub fn clip(kind: Clip, secs: u32) -> PathBuf {
         Clip::H265Opus => format!(
             "{video} -f lavfi -i sine=frequency=440:sample_rate=48000 -t {secs} -c:v libx265 -preset ultrafast \
              -x265-params keyint=30:open-gop=0:bframes=0:log-level=error -pix_fmt yuv420p -c:a libopus -b:a 64k"
+        ),
+        Clip::H264BframesAac => format!(
+            "-f lavfi -i testsrc2=size=640x360:rate=30 -f lavfi -i sine=frequency=440:sample_rate=44100 -t {secs} \
+             -c:v libx264 -preset veryfast -bf 2 -g 30 -pix_fmt yuv420p -b:v 1500k -c:a aac -ac 2 -b:a 96k"
         ),
         Clip::H264Pcmu => format!(
             "{video} -f lavfi -i sine=frequency=440:sample_rate=8000 -t {secs} -c:v libx264 -preset ultrafast \
@@ -281,6 +292,49 @@ pub fn first_pts(file: &Path) -> Vec<f64> {
         first[i].get_or_insert(t);
     }
     first.into_iter().map(|t| t.unwrap_or(f64::NAN)).collect()
+}
+
+/// ffmpeg publishing `clip` in real time over RTMP (FLV).
+pub fn publish_rtmp(clip: &Path, url: &str, looped: bool) -> Child {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-re"]);
+    if looped {
+        cmd.args(["-stream_loop", "-1"]);
+    }
+    cmd.arg("-i")
+        .arg(clip)
+        .args(["-c", "copy", "-f", "flv", url]);
+    cmd.stdin(Stdio::null())
+        .spawn()
+        .expect("spawn ffmpeg RTMP publisher")
+}
+
+/// `pts - dts` of each video packet, in milliseconds, in file order.
+pub fn video_reorder(file: &Path) -> Vec<i64> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=pts_time,dts_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(file)
+        .output()
+        .expect("run ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split(',').map(|v| v.trim().parse::<f64>());
+            let (Some(Ok(pts)), Some(Ok(dts))) = (it.next(), it.next()) else {
+                return None;
+            };
+            Some(((pts - dts) * 1000.0).round() as i64)
+        })
+        .collect()
 }
 
 /// ffmpeg reading `url` into `out` with stream copy; `transport` applies to rtsp:// URLs.

@@ -49,9 +49,9 @@ pub fn unit_tag(track: &Track, unit: &Unit) -> Option<Vec<u8>> {
     }
 }
 
-/// Sequence header tags (avcC/hvcC, AudioSpecificConfig) for the tracks that have
-/// their parameters, at timestamp `ts`.
-pub fn sequence_tags(tracks: &[Track], ts: u32) -> Vec<u8> {
+/// Sequence header bodies (avcC/hvcC, AudioSpecificConfig) for the tracks whose
+/// parameters are known; RTMP sends these as messages, FLV wraps them in tags.
+pub fn sequence_bodies(tracks: &[Track]) -> Vec<(TagType, Vec<u8>)> {
     let mut out = Vec::new();
     for t in tracks {
         match &t.codec {
@@ -60,10 +60,9 @@ pub fn sequence_tags(tracks: &[Track], ts: u32) -> Vec<u8> {
                 pps: Some(pps),
             } => {
                 if let Ok(record) = config_record::avcc(sps, pps) {
-                    out.extend(tag(
+                    out.push((
                         TagType::Video,
-                        ts,
-                        &video_sequence_header(VideoCodec::Avc, &record),
+                        video_sequence_header(VideoCodec::Avc, &record),
                     ));
                 }
             }
@@ -73,20 +72,34 @@ pub fn sequence_tags(tracks: &[Track], ts: u32) -> Vec<u8> {
                 pps: Some(pps),
             } => {
                 if let Ok(record) = config_record::hvcc(vps, sps, pps) {
-                    out.extend(tag(
+                    out.push((
                         TagType::Video,
-                        ts,
-                        &video_sequence_header(VideoCodec::Hevc, &record),
+                        video_sequence_header(VideoCodec::Hevc, &record),
                     ));
                 }
             }
-            Codec::Aac { config, .. } => {
-                out.extend(tag(TagType::Audio, ts, &aac_sequence_header(config)))
-            }
+            Codec::Aac { config, .. } => out.push((TagType::Audio, aac_sequence_header(config))),
             _ => {}
         }
     }
     out
+}
+
+/// Sequence header tags at timestamp `ts`.
+pub fn sequence_tags(tracks: &[Track], ts: u32) -> Vec<u8> {
+    sequence_bodies(tracks)
+        .into_iter()
+        .flat_map(|(typ, body)| tag(typ, ts, &body))
+        .collect()
+}
+
+/// Picture size from a video track's SPS.
+pub fn video_size(track: &Track) -> Option<(u32, u32)> {
+    match &track.codec {
+        Codec::H264 { sps: Some(s), .. } => h264_sps::parse(s).ok().map(|s| (s.width, s.height)),
+        Codec::H265 { sps: Some(s), .. } => h265_sps::parse(s).ok().map(|s| (s.width, s.height)),
+        _ => None,
+    }
 }
 
 /// FLV file header and an `onMetaData` script tag describing the tracks.
