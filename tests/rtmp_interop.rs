@@ -5,12 +5,12 @@ mod common;
 
 use common::*;
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::Duration;
 
 /// Checks one recording against the source: codecs, size, rate, ≥95 % of the units
 /// sent while connected, and (for FLV outputs) audio/video starting together.
-fn check(out: &PathBuf, source: &[Probed], sent: &[u64], label: &str, av_sync: bool) {
+fn check(out: &Path, source: &[Probed], sent: &[u64], label: &str, av_sync: bool) {
     let got = probe(out);
     assert_eq!(got.len(), 2, "{label}: {got:?}");
     for (i, (g, s)) in got.iter().zip(source).enumerate() {
