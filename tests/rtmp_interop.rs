@@ -117,7 +117,17 @@ fn rtsp_publish_read_by_rtmp() {
 /// An RTMP source carries decode order and composition times: RTMP and HTTP-FLV
 /// readers must see the same pts−dts pattern as the source.
 #[test]
-fn b_frames_keep_their_order_through_rtmp_and_http_flv() {
+fn b_frames_keep_their_order_from_rtmp() {
+    b_frames_keep_their_order(true);
+}
+
+/// RTP carries presentation times only: decode times are rebuilt from the H.264 POC.
+#[test]
+fn b_frames_keep_their_order_from_rtsp() {
+    b_frames_keep_their_order(false);
+}
+
+fn b_frames_keep_their_order(rtmp_source: bool) {
     if !have_ffmpeg() {
         return;
     }
@@ -125,7 +135,10 @@ fn b_frames_keep_their_order_through_rtmp_and_http_flv() {
     let clip = clip(Clip::H264BframesAac, 6);
     let source = video_reorder(&clip);
     assert!(source.iter().any(|d| *d > 0), "the clip must have B-frames");
-    let mut publisher = publish_rtmp(&clip, &srv.rtmp_url("bf/room"), false);
+    let mut publisher = match rtmp_source {
+        true => publish_rtmp(&clip, &srv.rtmp_url("bf/room"), false),
+        false => publish(&clip, &srv.url("bf/room"), "tcp", false),
+    };
     srv.wait_stream("bf/room");
     let dir = tempfile::tempdir().unwrap();
     let outs = [

@@ -13,6 +13,72 @@ pub struct Sps {
     pub bit_depth_chroma: u32,
     pub width: u32,
     pub height: u32,
+    /// Slice header layout and picture order count (for decode timestamps).
+    pub separate_colour_plane: bool,
+    pub log2_max_frame_num: u32,
+    pub pic_order_cnt_type: u32,
+    pub log2_max_poc_lsb: u32,
+    pub frame_mbs_only: bool,
+    pub max_num_ref_frames: u32,
+    /// From the VUI bitstream restriction, when present.
+    pub max_num_reorder_frames: Option<u32>,
+}
+
+fn skip_hrd(r: &mut BitReader) -> Result<(), EndOfData> {
+    let cpb_cnt = r.ue()? + 1;
+    if cpb_cnt > 32 {
+        return Err(EndOfData);
+    }
+    r.skip(8)?; // bit_rate_scale, cpb_size_scale
+    for _ in 0..cpb_cnt {
+        r.ue()?;
+        r.ue()?;
+        r.bit()?;
+    }
+    r.skip(20)
+}
+
+/// VUI up to the bitstream restriction; returns max_num_reorder_frames if signalled.
+fn vui_reorder(r: &mut BitReader) -> Result<Option<u32>, EndOfData> {
+    if r.bit()? && r.bits(8)? == 255 {
+        r.skip(32)?; // sar_width, sar_height
+    }
+    if r.bit()? {
+        r.bit()?; // overscan_appropriate_flag
+    }
+    if r.bit()? {
+        r.skip(4)?; // video_format, video_full_range_flag
+        if r.bit()? {
+            r.skip(24)?; // colour primaries, transfer, matrix
+        }
+    }
+    if r.bit()? {
+        r.ue()?;
+        r.ue()?;
+    }
+    if r.bit()? {
+        r.skip(65)?; // num_units_in_tick, time_scale, fixed_frame_rate_flag
+    }
+    let nal_hrd = r.bit()?;
+    if nal_hrd {
+        skip_hrd(r)?;
+    }
+    let vcl_hrd = r.bit()?;
+    if vcl_hrd {
+        skip_hrd(r)?;
+    }
+    if nal_hrd || vcl_hrd {
+        r.bit()?; // low_delay_hrd_flag
+    }
+    r.bit()?; // pic_struct_present_flag
+    if !r.bit()? {
+        return Ok(None);
+    }
+    r.bit()?; // motion_vectors_over_pic_boundaries_flag
+    for _ in 0..4 {
+        r.ue()?;
+    }
+    Ok(Some(r.ue()?))
 }
 
 /// Profiles whose SPS carries chroma format, bit depths and scaling matrices.
@@ -45,10 +111,11 @@ pub fn parse(nal: &[u8]) -> Result<Sps, EndOfData> {
     let level_idc = r.bits(8)? as u8;
     r.ue()?; // seq_parameter_set_id
     let (mut chroma_format_idc, mut bit_depth_luma, mut bit_depth_chroma) = (1, 8, 8);
+    let mut separate_colour_plane = false;
     if has_chroma_info(profile_idc) {
         chroma_format_idc = r.ue()?;
         if chroma_format_idc == 3 {
-            r.bit()?; // separate_colour_plane_flag
+            separate_colour_plane = r.bit()?;
         }
         bit_depth_luma = r.ue()? + 8;
         bit_depth_chroma = r.ue()? + 8;
@@ -62,10 +129,12 @@ pub fn parse(nal: &[u8]) -> Result<Sps, EndOfData> {
             }
         }
     }
-    r.ue()?; // log2_max_frame_num_minus4
-    match r.ue()? {
+    let log2_max_frame_num = r.ue()? + 4;
+    let pic_order_cnt_type = r.ue()?;
+    let mut log2_max_poc_lsb = 0;
+    match pic_order_cnt_type {
         0 => {
-            r.ue()?; // log2_max_pic_order_cnt_lsb_minus4
+            log2_max_poc_lsb = r.ue()? + 4;
         }
         1 => {
             r.bit()?;
@@ -81,7 +150,7 @@ pub fn parse(nal: &[u8]) -> Result<Sps, EndOfData> {
         }
         _ => {}
     }
-    r.ue()?; // max_num_ref_frames
+    let max_num_ref_frames = r.ue()?;
     r.bit()?; // gaps_in_frame_num_value_allowed_flag
     let width_mbs = u64::from(r.ue()?) + 1;
     let height_units = u64::from(r.ue()?) + 1;
@@ -101,10 +170,27 @@ pub fn parse(nal: &[u8]) -> Result<Sps, EndOfData> {
             2 => (2, 1),
             _ => (1, 1),
         };
-        width = width.saturating_sub(u64::from(left + right) * sub_w);
-        height = height.saturating_sub(u64::from(top + bottom) * sub_h * field_factor);
+        width = width.saturating_sub(u64::from(left.saturating_add(right)) * sub_w);
+        height =
+            height.saturating_sub(u64::from(top.saturating_add(bottom)) * sub_h * field_factor);
+    }
+    // A VUI that does not parse only costs the reorder hint.
+    let max_num_reorder_frames = if r.bit().unwrap_or(false) {
+        vui_reorder(&mut r).ok().flatten()
+    } else {
+        None
+    };
+    if log2_max_frame_num > 16 || log2_max_poc_lsb > 16 {
+        return Err(EndOfData);
     }
     Ok(Sps {
+        separate_colour_plane,
+        log2_max_frame_num,
+        pic_order_cnt_type,
+        log2_max_poc_lsb,
+        frame_mbs_only,
+        max_num_ref_frames,
+        max_num_reorder_frames,
         profile_idc,
         constraint_flags,
         level_idc,
@@ -150,5 +236,18 @@ mod tests {
     fn truncated_is_an_error() {
         assert!(parse(&[0x67, 0x64, 0x00]).is_err());
         assert!(parse(&[]).is_err());
+    }
+
+    #[test]
+    fn x264_with_b_frames_signals_reordering() {
+        let sps =
+            crate::codec::aac::decode_hex("6764001eacd940a02ff970110000030001000003003c0f162d96")
+                .unwrap();
+        let s = parse(&sps).unwrap();
+        assert_eq!(
+            (s.width, s.height, s.pic_order_cnt_type, s.frame_mbs_only),
+            (640, 360, 0, true)
+        );
+        assert_eq!(s.max_num_reorder_frames, Some(2));
     }
 }

@@ -5,6 +5,7 @@ pub mod aac;
 pub mod bits;
 pub mod config_record;
 pub mod h264;
+pub mod h264_dts;
 pub mod h264_sps;
 pub mod h265;
 pub mod h265_sps;
