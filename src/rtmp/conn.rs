@@ -238,10 +238,15 @@ impl Conn {
     }
 
     async fn input(&mut self, bytes: &[u8]) -> Result<(), End> {
-        let results = self
-            .session()?
-            .handle_input(bytes)
-            .map_err(|e| End::Bad(format!("bad RTMP input: {e}")))?;
+        let session = self.session()?;
+        // rml_rtmp panics on some malformed AMF (it slices by declared lengths); a panic
+        // must close this connection with a reason, not vanish with the task.
+        let results =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.handle_input(bytes)))
+                .map_err(|_| {
+                    End::Bad("bad RTMP input: malformed message (parser panicked)".into())
+                })?
+                .map_err(|e| End::Bad(format!("bad RTMP input: {e}")))?;
         self.apply(results).await
     }
 
