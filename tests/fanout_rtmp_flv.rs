@@ -51,10 +51,8 @@ fn rtmp_play(mut s: TcpStream, app: &str, key: &str, frames: Arc<AtomicU64>, sta
     loop {
         for r in std::mem::take(&mut queue) {
             match r {
-                ClientSessionResult::OutboundResponse(p) => {
-                    if s.write_all(&p.bytes).is_err() {
-                        return;
-                    }
+                ClientSessionResult::OutboundResponse(p) if s.write_all(&p.bytes).is_err() => {
+                    return
                 }
                 ClientSessionResult::RaisedEvent(ClientSessionEvent::ConnectionRequestAccepted) => {
                     queue.push(session.request_playback(key.to_string()).unwrap());
