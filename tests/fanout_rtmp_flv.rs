@@ -67,10 +67,8 @@ fn rtmp_play(mut s: TcpStream, app: &str, key: &str, frames: Arc<AtomicU64>, sta
                 ClientSessionResult::RaisedEvent(ClientSessionEvent::VideoDataReceived {
                     data,
                     ..
-                }) => {
-                    if data.get(1) == Some(&1) {
-                        frames.fetch_add(1, Ordering::Relaxed);
-                    }
+                }) if data.get(1) == Some(&1) => {
+                    frames.fetch_add(1, Ordering::Relaxed);
                 }
                 _ => {}
             }
