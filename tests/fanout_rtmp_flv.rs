@@ -41,7 +41,23 @@ fn rtmp_handshake(s: &mut TcpStream) -> Vec<u8> {
 
 /// Plays `app/key` over RTMP; counts video frames (not sequence headers) until the end.
 /// With `stall`, stops reading once playback starts.
-fn rtmp_play(mut s: TcpStream, app: &str, key: &str, frames: Arc<AtomicU64>, stall: bool) {
+fn rtmp_play(s: TcpStream, app: &str, key: &str, frames: Arc<AtomicU64>, stall: bool) {
+    rtmp_play_with(s, app, key, stall, |data| {
+        if data.get(1) == Some(&1) {
+            frames.fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    })
+}
+
+/// Plays `app/key`, handing every video message body to `on_video` until it returns false.
+fn rtmp_play_with(
+    mut s: TcpStream,
+    app: &str,
+    key: &str,
+    stall: bool,
+    mut on_video: impl FnMut(&[u8]) -> bool,
+) {
     let leftover = rtmp_handshake(&mut s);
     let (mut session, results) = ClientSession::new(ClientSessionConfig::new()).unwrap();
     let mut queue: Vec<ClientSessionResult> = results;
@@ -67,9 +83,7 @@ fn rtmp_play(mut s: TcpStream, app: &str, key: &str, frames: Arc<AtomicU64>, sta
                 ClientSessionResult::RaisedEvent(ClientSessionEvent::VideoDataReceived {
                     data,
                     ..
-                }) if data.get(1) == Some(&1) => {
-                    frames.fetch_add(1, Ordering::Relaxed);
-                }
+                }) if !on_video(&data) => return,
                 _ => {}
             }
         }
@@ -211,4 +225,50 @@ fn fifty_rtmp_and_fifty_http_flv_readers_with_stalled_ones() {
         worst[0], worst[1]
     );
     assert!(worst[0] >= 0.95 && worst[1] >= 0.95, "{worst:?}");
+}
+
+/// H.265 goes to RTMP players as Enhanced RTMP: a `hvc1` sequence start with the
+/// stream's hvcC, then coded frames (ffmpeg 5.1 can't play it, so we parse it ourselves).
+#[test]
+fn h265_reaches_rtmp_players_as_enhanced_rtmp() {
+    if !have_ffmpeg() {
+        return;
+    }
+    use bytes::Bytes;
+    use mediarouter::format::flv;
+    let srv = TestServer::start("paths:\n  all_others:\n");
+    let clip = clip(Clip::H265Opus, 6);
+    let mut publisher = publish(&clip, &srv.url("live/hevc"), "tcp", true);
+    srv.wait_stream("live/hevc");
+    let s = TcpStream::connect(srv.server.rtmp_addr().unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut bodies: Vec<Vec<u8>> = Vec::new();
+    rtmp_play_with(s, "live", "hevc", false, |data| {
+        bodies.push(data.to_vec());
+        bodies.len() < 20
+    });
+    assert_eq!(bodies.len(), 20);
+    assert_eq!(&bodies[0][..5], b"\x90hvc1", "sequence start first");
+    let Some((flv::VideoCodec::Hevc, flv::VideoPacket::SequenceHeader(record))) =
+        flv::parse_video(&Bytes::from(bodies[0].clone())).unwrap()
+    else {
+        panic!("not an hvc1 sequence start");
+    };
+    assert!(!mediarouter::codec::config_record::parse_hvcc(&record)
+        .unwrap()
+        .sps
+        .is_empty());
+    let mut keyframes = 0;
+    for b in &bodies[1..] {
+        match flv::parse_video(&Bytes::from(b.clone())).unwrap() {
+            Some((flv::VideoCodec::Hevc, flv::VideoPacket::Frame { keyframe, data, .. })) => {
+                assert!(!flv::split_nalus(&data, 4).unwrap().is_empty());
+                keyframes += usize::from(keyframe);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(keyframes >= 1, "the player starts at a keyframe");
+    publisher.kill().unwrap();
+    publisher.wait().unwrap();
 }
