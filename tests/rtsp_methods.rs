@@ -17,7 +17,7 @@ fn rtp_info_ssrc_rtcp_pause_and_teardown() {
     if !have_ffmpeg() {
         return;
     }
-    let srv = TestServer::start("paths:\n  all_others:\n");
+    let srv = TestServer::start("udpMaxPayloadSize: 600\npaths:\n  all_others:\n");
     let clip = clip(Clip::H264Aac, 6);
     let mut publisher = publish(&clip, &srv.url("m"), "tcp", true);
     srv.wait_stream("m");
@@ -39,6 +39,22 @@ fn rtp_info_ssrc_rtcp_pause_and_teardown() {
     assert_eq!(play.status, 200);
     let info = play.header("RTP-Info").unwrap().to_string();
     let frames = c.read_frames(Duration::from_millis(1500));
+
+    // udpMaxPayloadSize bounds every RTP packet; large frames are fragmented to fit.
+    let rtp_sizes: Vec<usize> = frames
+        .iter()
+        .filter(|(ch, _)| ch % 2 == 0)
+        .map(|(_, p)| p.len())
+        .collect();
+    assert!(
+        rtp_sizes.iter().all(|n| *n <= 600),
+        "largest RTP packet {:?}",
+        rtp_sizes.iter().max()
+    );
+    assert!(
+        rtp_sizes.iter().any(|n| *n > 550),
+        "no packet near the limit: frames were not fragmented"
+    );
 
     for (i, entry) in info.split(',').enumerate() {
         assert!(

@@ -69,6 +69,8 @@ pub struct Config {
     pub read_timeout: ConfDuration,
     pub write_timeout: ConfDuration,
     pub write_queue_size: QueueSize,
+    /// Largest RTP packet sent (header included), as MediaMTX's key.
+    pub udp_max_payload_size: u32,
 
     pub rtsp: bool,
     pub rtsp_transports: Vec<RtspTransport>,
@@ -95,6 +97,7 @@ impl Default for Config {
             read_timeout: ConfDuration::secs(10),
             write_timeout: ConfDuration::secs(10),
             write_queue_size: QueueSize(512),
+            udp_max_payload_size: 1472,
             rtsp: true,
             rtsp_transports: vec![RtspTransport::Udp, RtspTransport::Tcp],
             rtsp_address: ListenAddress(([0, 0, 0, 0], 8554).into()),
@@ -147,6 +150,12 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if !(128..=65_000).contains(&self.udp_max_payload_size) {
+            return Err(format!(
+                "udpMaxPayloadSize: {} is outside 128..65000",
+                self.udp_max_payload_size
+            ));
+        }
         if self.rtsp_transports.is_empty() {
             return Err("rtspTransports: at least one of udp, tcp is required".into());
         }
@@ -278,6 +287,7 @@ mod tests {
                 "rtpAddress port + 1",
             ),
             ("logLevel: loud\n", "loud"),
+            ("udpMaxPayloadSize: 20\n", "udpMaxPayloadSize"),
         ] {
             let msg = Config::parse(text, "f").unwrap_err().to_string();
             assert!(msg.contains(needle), "{text:?} -> {msg}");

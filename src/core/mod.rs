@@ -10,8 +10,6 @@ mod unit;
 
 pub use path::{Path, PathError, Publisher, Reader};
 pub use path_manager::PathManager;
-pub use stream::{
-    ReadEnd, Stream, StreamItem, StreamReader, StreamStats, UnitEntry, DEFAULT_MAX_PAYLOAD,
-};
+pub use stream::{ReadEnd, Stream, StreamConfig, StreamItem, StreamReader, StreamStats, UnitEntry};
 pub use track::{Codec, OtherCodec, Track};
 pub use unit::{Payload, Unit};

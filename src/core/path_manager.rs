@@ -2,7 +2,7 @@
 //! name to its `paths:` entry, creates paths on first use and forgets idle ones.
 
 use super::path::{Path, PathError, Publisher, Reader};
-use super::Stream;
+use super::{Stream, StreamConfig};
 use crate::config::{validate_path_name, Config};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
@@ -30,6 +30,15 @@ impl PathManager {
                 config: RwLock::new(config),
                 paths: Mutex::new(HashMap::new()),
             }),
+        }
+    }
+
+    /// How publishers build their streams under the running config.
+    pub fn stream_config(&self) -> StreamConfig {
+        let c = self.config();
+        StreamConfig {
+            queue_size: c.write_queue_size.0,
+            max_payload: (c.udp_max_payload_size as usize).saturating_sub(12),
         }
     }
 
@@ -127,8 +136,7 @@ mod tests {
     fn stream() -> Arc<Stream> {
         Stream::new(
             vec![Track::new(Codec::Opus { channels: 2 }, 48000)],
-            16,
-            1400,
+            StreamConfig::default(),
         )
     }
 

@@ -96,7 +96,11 @@ impl std::fmt::Debug for Stream {
 }
 
 impl Stream {
-    pub fn new(tracks: Vec<Track>, queue_size: usize, max_payload: usize) -> Arc<Stream> {
+    pub fn new(tracks: Vec<Track>, cfg: StreamConfig) -> Arc<Stream> {
+        let StreamConfig {
+            queue_size,
+            max_payload,
+        } = cfg;
         let payload_types: Vec<u8> = tracks
             .iter()
             .enumerate()
@@ -402,7 +406,23 @@ impl StreamReader {
     }
 }
 
-pub const DEFAULT_MAX_PAYLOAD: usize = rtp::DEFAULT_MAX_PAYLOAD;
+/// How streams are built, from the global config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamConfig {
+    /// Units queued per reader (`writeQueueSize`).
+    pub queue_size: usize,
+    /// Largest RTP payload (`udpMaxPayloadSize` minus the RTP header).
+    pub max_payload: usize,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            queue_size: 512,
+            max_payload: rtp::DEFAULT_MAX_PAYLOAD,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -418,8 +438,10 @@ mod tests {
                 },
                 90000,
             )],
-            queue,
-            1400,
+            StreamConfig {
+                queue_size: queue,
+                max_payload: 1400,
+            },
         )
     }
 

@@ -420,7 +420,7 @@ impl Conn {
         if let Some(tracks) = p.ingest.tracks_if_ready() {
             let codecs: Vec<&str> = tracks.iter().map(|t| t.codec.name()).collect();
             let codecs = codecs.join(", ");
-            let stream = Stream::new(tracks, self.ctx.queue_size, core::DEFAULT_MAX_PAYLOAD);
+            let stream = Stream::new(tracks, self.ctx.manager.stream_config());
             p.publisher
                 .start(stream.clone())
                 .map_err(|e| End::Normal(e.to_string()))?;

@@ -293,7 +293,7 @@ mod tests {
         .unwrap();
         let tracks = ing.tracks_if_ready().unwrap();
         assert_eq!(tracks.len(), 2);
-        let stream = Stream::new(tracks, 64, 1400);
+        let stream = Stream::new(tracks, crate::core::StreamConfig::default());
         let mut r = stream.subscribe().unwrap();
         ing.attach(stream.clone()).unwrap();
         ing.push(false, 1023, Bytes::from(flv::aac_frame(&[7, 7])))

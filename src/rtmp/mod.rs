@@ -17,7 +17,6 @@ pub(crate) struct Ctx {
     pub manager: PathManager,
     pub read_timeout: Duration,
     pub write_timeout: Duration,
-    pub queue_size: usize,
     pub shutdown: CancellationToken,
 }
 
@@ -43,7 +42,6 @@ impl RtmpServer {
             manager,
             read_timeout: config.read_timeout.0,
             write_timeout: config.write_timeout.0,
-            queue_size: config.write_queue_size.0,
             shutdown,
         });
         tracing::info!("RTMP listener opened on {local_addr}");

@@ -413,7 +413,7 @@ impl Handler {
         }
         let codecs: Vec<&str> = tracks.iter().map(|t| t.codec.name()).collect();
         let codecs = codecs.join(", ");
-        let stream = Stream::new(tracks, self.ctx.queue_size, core::DEFAULT_MAX_PAYLOAD);
+        let stream = Stream::new(tracks, self.ctx.manager.stream_config());
         if let Err(e) = p.publisher.start(stream.clone()) {
             return (path_error(req, cseq, &e), Action::None);
         }
