@@ -7,6 +7,7 @@ pub mod core;
 pub mod flv;
 pub mod format;
 pub mod http;
+pub mod net;
 pub mod rtmp;
 pub mod rtsp;
 pub mod server;

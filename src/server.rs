@@ -9,11 +9,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-/// Kernel send buffer of a playing reader's socket (Linux doubles it). Autotuning would
-/// let a stalled reader park up to `tcp_wmem` max (4 MiB) in the kernel and hide for
-/// tens of seconds from `writeTimeout`; 1 MiB still carries 40 Mbit/s at 200 ms RTT.
-pub(crate) const READER_SNDBUF: usize = 512 * 1024;
-
 #[derive(Debug, thiserror::Error)]
 #[error("can't listen on {addr} ({what}): {source}")]
 pub struct ListenError {

@@ -52,8 +52,7 @@ impl HttpServer {
         };
         let listener = TcpListener::bind(addr).await.map_err(err)?;
         // Accepted sockets inherit it: bounds what a stalled HTTP-FLV reader parks in the kernel.
-        let _ =
-            socket2::SockRef::from(&listener).set_send_buffer_size(crate::server::READER_SNDBUF);
+        crate::net::limit_send_buffer(&listener);
         let local_addr = listener.local_addr().map_err(err)?;
         let ctx = Arc::new(HttpCtx {
             manager,

@@ -6,16 +6,16 @@ use super::ingest::Ingest;
 use super::Ctx;
 use crate::core::{self, Publisher, ReadEnd, Stream, StreamItem, StreamReader};
 use crate::format::flv::{mux, TagType};
+use crate::net;
 use bytes::Bytes;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult, StreamMetadata,
 };
 use rml_rtmp::time::RtmpTimestamp;
-use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -198,36 +198,13 @@ impl Conn {
     }
 
     async fn write(&mut self, parts: &[&[u8]]) -> Result<(), End> {
-        let total: usize = parts.iter().map(|p| p.len()).sum();
-        let mut slices: Vec<IoSlice> = parts
-            .iter()
-            .filter(|p| !p.is_empty())
-            .map(|p| IoSlice::new(p))
-            .collect();
-        let mut rest: &mut [IoSlice] = &mut slices;
-        let write = async {
-            while !rest.is_empty() {
-                let n = self
-                    .wr
-                    .write_vectored(&rest[..rest.len().min(1024)])
-                    .await?;
-                if n == 0 {
-                    return Err(std::io::Error::from(std::io::ErrorKind::WriteZero));
-                }
-                IoSlice::advance_slices(&mut rest, n);
-            }
-            Ok::<_, std::io::Error>(())
-        };
-        match tokio::time::timeout(self.ctx.write_timeout, write).await {
-            Ok(Ok(())) => {
-                self.bytes_out += total as u64;
+        match net::write_all_vectored(&mut self.wr, parts, self.ctx.write_timeout).await {
+            Ok(n) => {
+                self.bytes_out += n as u64;
                 Ok(())
             }
-            Ok(Err(e)) => Err(End::Normal(format!("write error: {e}"))),
-            Err(_) => Err(End::Bad(format!(
-                "write blocked for {:?} (write timeout): client is not reading",
-                self.ctx.write_timeout
-            ))),
+            Err(e @ net::WriteError::Io(_)) => Err(End::Normal(e.to_string())),
+            Err(e @ net::WriteError::Timeout(_)) => Err(End::Bad(e.to_string())),
         }
     }
 
@@ -357,9 +334,7 @@ impl Conn {
                 match reader {
                     Ok((slot, sub)) => {
                         tracing::info!(peer = %self.peer, %path, "RTMP player started");
-                        let sock: &TcpStream = self.wr.as_ref();
-                        let _ = socket2::SockRef::from(sock)
-                            .set_send_buffer_size(crate::server::READER_SNDBUF);
+                        crate::net::limit_send_buffer::<TcpStream>(self.wr.as_ref());
                         self.role = Role::Play(Box::new(Playing {
                             path,
                             _slot: slot,

@@ -45,22 +45,8 @@ impl RtmpServer {
             shutdown,
         });
         tracing::info!("RTMP listener opened on {local_addr}");
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    _ = ctx.shutdown.cancelled() => return,
-                    a = listener.accept() => a,
-                };
-                match accepted {
-                    Ok((sock, peer)) => {
-                        tokio::spawn(conn::serve(ctx.clone(), sock, peer));
-                    }
-                    Err(e) => {
-                        tracing::warn!("RTMP accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
+        crate::net::spawn_accept_loop(listener, "RTMP", ctx.shutdown.clone(), move |sock, peer| {
+            conn::serve(ctx.clone(), sock, peer)
         });
         Ok(RtmpServer { local_addr })
     }

@@ -7,12 +7,12 @@ use super::session::{Action, Handler, Playback, SESSION_TIMEOUT_SECS};
 use super::transport::TrackTransport;
 use super::Ctx;
 use crate::core::{ReadEnd, StreamItem};
+use crate::net;
 use bytes::BytesMut;
-use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -23,8 +23,6 @@ use tokio_util::sync::CancellationToken;
 const READ_CHUNK: usize = 64 * 1024;
 /// Items written per vectored write.
 const BATCH: usize = 64;
-/// writev accepts at most this many buffers (IOV_MAX on Linux).
-const MAX_IOV: usize = 1024;
 
 enum End {
     /// Normal end, logged at info.
@@ -179,15 +177,13 @@ impl Conn {
             let mut out = Vec::with_capacity(256);
             resp.write(&mut out)
                 .map_err(|e| format!("can't serialize response: {e:?}"))?;
-            if let Err(e) = self.write_all(&[IoSlice::new(&out)]).await {
+            if let Err(e) = self.write_all(&[&out]).await {
                 return Ok(Some(e));
             }
             match action {
                 Action::None => {}
                 Action::Play(p) => {
-                    let sock: &TcpStream = self.wr.as_ref();
-                    let _ = socket2::SockRef::from(sock)
-                        .set_send_buffer_size(crate::server::READER_SNDBUF);
+                    crate::net::limit_send_buffer::<TcpStream>(self.wr.as_ref());
                     *playback = Some(p);
                 }
                 Action::Pause => *playback = None,
@@ -203,33 +199,14 @@ impl Conn {
         }
     }
 
-    async fn write_all(&mut self, slices: &[IoSlice<'_>]) -> Result<(), End> {
-        let total: usize = slices.iter().map(|s| s.len()).sum();
-        let mut owned: Vec<IoSlice> = slices.to_vec();
-        let mut rest: &mut [IoSlice] = &mut owned;
-        let write = async {
-            while !rest.is_empty() {
-                let n = self
-                    .wr
-                    .write_vectored(&rest[..rest.len().min(MAX_IOV)])
-                    .await?;
-                if n == 0 {
-                    return Err(std::io::Error::from(std::io::ErrorKind::WriteZero));
-                }
-                IoSlice::advance_slices(&mut rest, n);
-            }
-            Ok::<_, std::io::Error>(())
-        };
-        match tokio::time::timeout(self.ctx.write_timeout, write).await {
-            Ok(Ok(())) => {
-                self.bytes_out += total as u64;
+    async fn write_all(&mut self, parts: &[&[u8]]) -> Result<(), End> {
+        match net::write_all_vectored(&mut self.wr, parts, self.ctx.write_timeout).await {
+            Ok(n) => {
+                self.bytes_out += n as u64;
                 Ok(())
             }
-            Ok(Err(e)) => Err(End::Normal(format!("write error: {e}"))),
-            Err(_) => Err(End::Bad(format!(
-                "write blocked for {}s (write timeout): client is not reading",
-                self.ctx.write_timeout.as_secs_f32()
-            ))),
+            Err(e @ net::WriteError::Io(_)) => Err(End::Normal(e.to_string())),
+            Err(e @ net::WriteError::Timeout(_)) => Err(End::Bad(e.to_string())),
         }
     }
 
@@ -296,11 +273,8 @@ impl Conn {
             }
         }
         if !frames.is_empty() {
-            let slices: Vec<IoSlice> = frames
-                .iter()
-                .flat_map(|(h, p)| [IoSlice::new(h), IoSlice::new(p)])
-                .collect();
-            self.write_all(&slices).await?;
+            let parts: Vec<&[u8]> = frames.iter().flat_map(|(h, p)| [&h[..], *p]).collect();
+            self.write_all(&parts).await?;
         }
         match end {
             None => Ok(()),

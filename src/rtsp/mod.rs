@@ -85,30 +85,14 @@ impl RtspServer {
             ),
             None => tracing::info!("RTSP listener opened on {local_addr} (TCP)"),
         }
-        tokio::spawn(accept_loop(listener, ctx));
+        let shutdown = ctx.shutdown.clone();
+        crate::net::spawn_accept_loop(listener, "RTSP", shutdown, move |sock, peer| {
+            conn::serve(ctx.clone(), sock, peer)
+        });
         Ok(RtspServer {
             local_addr,
             udp_ports,
         })
-    }
-}
-
-async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>) {
-    loop {
-        let accepted = tokio::select! {
-            _ = ctx.shutdown.cancelled() => return,
-            a = listener.accept() => a,
-        };
-        match accepted {
-            Ok((sock, peer)) => {
-                tokio::spawn(conn::serve(ctx.clone(), sock, peer));
-            }
-            Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!("RTSP accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
     }
 }
 

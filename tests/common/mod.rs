@@ -237,7 +237,20 @@ pub fn clip(kind: Clip, secs: u32) -> PathBuf {
     path
 }
 
-/// ffmpeg publishing `clip` in real time to `url`.
+/// ffmpeg reading `clip` in real time (optionally looped) with output arguments `out`.
+fn ffmpeg_publisher(clip: &Path, looped: bool, out: &[&str]) -> Child {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-re"]);
+    if looped {
+        cmd.args(["-stream_loop", "-1"]);
+    }
+    cmd.arg("-i").arg(clip).args(["-c", "copy"]).args(out);
+    cmd.stdin(Stdio::null())
+        .spawn()
+        .expect("spawn ffmpeg publisher")
+}
+
+/// ffmpeg publishing `clip` in real time to an RTSP `url`.
 pub fn publish(clip: &Path, url: &str, transport: &str, looped: bool) -> Child {
     publish_with(clip, url, transport, looped, &[])
 }
@@ -250,17 +263,14 @@ pub fn publish_with(
     looped: bool,
     extra: &[&str],
 ) -> Child {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-hide_banner", "-loglevel", "error", "-re"]);
-    if looped {
-        cmd.args(["-stream_loop", "-1"]);
-    }
-    cmd.arg("-i").arg(clip);
-    cmd.args(["-c", "copy"]).args(extra);
-    cmd.args(["-f", "rtsp", "-rtsp_transport", transport, url]);
-    cmd.stdin(Stdio::null())
-        .spawn()
-        .expect("spawn ffmpeg publisher")
+    let mut out = extra.to_vec();
+    out.extend(["-f", "rtsp", "-rtsp_transport", transport, url]);
+    ffmpeg_publisher(clip, looped, &out)
+}
+
+/// ffmpeg publishing `clip` in real time over RTMP (FLV).
+pub fn publish_rtmp(clip: &Path, url: &str, looped: bool) -> Child {
+    ffmpeg_publisher(clip, looped, &["-f", "flv", url])
 }
 
 /// First timestamps (seconds) of each stream of a recording, in file stream order.
@@ -292,21 +302,6 @@ pub fn first_pts(file: &Path) -> Vec<f64> {
         first[i].get_or_insert(t);
     }
     first.into_iter().map(|t| t.unwrap_or(f64::NAN)).collect()
-}
-
-/// ffmpeg publishing `clip` in real time over RTMP (FLV).
-pub fn publish_rtmp(clip: &Path, url: &str, looped: bool) -> Child {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-hide_banner", "-loglevel", "error", "-re"]);
-    if looped {
-        cmd.args(["-stream_loop", "-1"]);
-    }
-    cmd.arg("-i")
-        .arg(clip)
-        .args(["-c", "copy", "-f", "flv", url]);
-    cmd.stdin(Stdio::null())
-        .spawn()
-        .expect("spawn ffmpeg RTMP publisher")
 }
 
 /// `pts - dts` of each video packet, in milliseconds, in file order.
