@@ -74,10 +74,23 @@ fn malformed_rtmp_closes_only_its_connection() {
     // An AMF0 command whose string length runs past the message.
     let mut absurd = vec![0x02, 0xff, 0xff];
     absurd.extend_from_slice(b"connect");
+    // `play` on a message stream id that createStream never returned.
+    let mut play_on_7 = vec![0x02, 0, 4];
+    play_on_7.extend_from_slice(b"play");
+    play_on_7.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 2, 0, 1, b'x']);
     let cases: Vec<(Vec<u8>, &str)> = vec![
-        (chunk(20, 0, &absurd), "bad RTMP input"),
-        // Not covered yet: rml_rtmp accepts SetChunkSize 0 and drops media on stream ids
-        // it never created without telling us; both need our own chunk layer.
+        (chunk(1, 0, &0u32.to_be_bytes()), "invalid chunk size 0"),
+        (
+            chunk(1, 0, &(32u32 << 20).to_be_bytes()),
+            "invalid chunk size 33554432",
+        ),
+        (chunk(20, 0, &absurd), "malformed AMF0"),
+        (
+            chunk(9, 5, &[0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65]),
+            "message stream id 5, which is not publishing",
+        ),
+        (chunk(20, 7, &play_on_7), "which was never created"),
+        (vec![0xc9, 1, 2, 3], "never started"),
     ];
     for (bytes, reason) in cases {
         let mut s = handshaken(addr);

@@ -177,6 +177,11 @@ fn b_frames_keep_their_order(rtmp_source: bool) {
             &source[..20.min(source.len())]
         );
         assert!(got.iter().any(|d| *d > 0), "{label}: B-frames lost");
+        let starts = first_pts(out);
+        assert!(
+            (starts[0] - starts[1]).abs() <= 0.1,
+            "{label}: audio/video start {starts:?}"
+        );
     }
 }
 

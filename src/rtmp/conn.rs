@@ -1,27 +1,23 @@
-//! One RTMP connection: handshake, then `rml_rtmp`'s server session. A publisher's
-//! media goes through `Ingest` into a stream; a player gets metadata, sequence headers,
-//! then the stream's FLV tag bodies (built once per unit) as RTMP messages.
+//! One RTMP connection: the handshake (rml_rtmp's, sans-io), then our message session.
+//! A publisher's media goes through `Ingest` into a stream; a player gets metadata,
+//! sequence headers, then the stream's FLV tag bodies (built once per unit) as messages.
 
 use super::ingest::Ingest;
+use super::session::{Event, Session};
 use super::Ctx;
 use crate::core::{self, Publisher, ReadEnd, Stream, StreamItem, StreamReader};
-use crate::format::flv::{mux, TagType};
+use crate::format::flv::{mux, TagType, TAG_HEADER_LEN};
 use crate::net;
 use bytes::Bytes;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::sessions::{
-    ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult, StreamMetadata,
-};
-use rml_rtmp::time::RtmpTimestamp;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-/// RTMP allows chunk sizes up to 2^31 - 1; anything above this is refused as abuse.
-const MAX_CHUNK_SIZE: u32 = 16 << 20;
 const BATCH: usize = 64;
 
 enum End {
@@ -33,7 +29,6 @@ struct Publishing {
     path: String,
     publisher: Publisher,
     ingest: Ingest,
-    started: bool,
 }
 
 struct Playing {
@@ -54,7 +49,7 @@ struct Conn {
     ctx: Arc<Ctx>,
     peer: SocketAddr,
     wr: OwnedWriteHalf,
-    session: Option<ServerSession>,
+    session: Session,
     role: Role,
     close_after: Option<End>,
     bytes_in: u64,
@@ -68,7 +63,7 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, sock: TcpStream, peer: SocketAddr) {
         ctx,
         peer,
         wr,
-        session: None,
+        session: Session::new(),
         role: Role::None,
         close_after: None,
         bytes_in: 0,
@@ -92,9 +87,16 @@ async fn next_media(role: &mut Role) -> Result<StreamItem, ReadEnd> {
     }
 }
 
-async fn cancelled(t: Option<&tokio_util::sync::CancellationToken>) {
+async fn cancelled(t: Option<&CancellationToken>) {
     match t {
         Some(t) => t.cancelled().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
 }
@@ -123,14 +125,6 @@ impl Conn {
             Ok(l) => l,
             Err(e) => return e,
         };
-        let (session, results) = match ServerSession::new(ServerSessionConfig::new()) {
-            Ok(s) => s,
-            Err(e) => return End::Bad(format!("can't start the RTMP session: {e}")),
-        };
-        self.session = Some(session);
-        if let Err(e) = self.apply(results).await {
-            return e;
-        }
         if let Err(e) = self.input(&leftover).await {
             return e;
         }
@@ -141,13 +135,13 @@ impl Conn {
                 _ => Some(last_read + self.ctx.read_timeout),
             };
             let ctx = self.ctx.clone();
-            let replaced_token = match &self.role {
+            let replaced = match &self.role {
                 Role::Publish(p) => Some(p.publisher.cancelled().clone()),
                 _ => None,
             };
             tokio::select! {
                 _ = ctx.shutdown.cancelled() => return End::Normal("server shutting down".into()),
-                _ = cancelled(replaced_token.as_ref()) => return End::Normal("replaced by another publisher".into()),
+                _ = cancelled(replaced.as_ref()) => return End::Normal("replaced by another publisher".into()),
                 r = rd.read(&mut buf) => match r {
                     Ok(0) => return End::Normal("closed by client".into()),
                     Ok(n) => {
@@ -208,68 +202,40 @@ impl Conn {
         }
     }
 
-    fn session(&mut self) -> Result<&mut ServerSession, End> {
-        self.session
-            .as_mut()
-            .ok_or_else(|| End::Bad("no RTMP session".into()))
+    /// Sends whatever the session queued.
+    async fn flush(&mut self) -> Result<(), End> {
+        let out = self.session.take_output();
+        self.write(&[&out]).await
     }
 
     async fn input(&mut self, bytes: &[u8]) -> Result<(), End> {
-        let session = self.session()?;
-        // rml_rtmp panics on some malformed AMF (it slices by declared lengths); a panic
-        // must close this connection with a reason, not vanish with the task.
-        let results =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.handle_input(bytes)))
-                .map_err(|_| {
-                    End::Bad("bad RTMP input: malformed message (parser panicked)".into())
-                })?
-                .map_err(|e| End::Bad(format!("bad RTMP input: {e}")))?;
-        self.apply(results).await
-    }
-
-    /// Sends outbound packets in order and handles raised events.
-    async fn apply(&mut self, results: Vec<ServerSessionResult>) -> Result<(), End> {
-        let mut pending = std::collections::VecDeque::from(results);
-        while let Some(r) = pending.pop_front() {
-            match r {
-                ServerSessionResult::OutboundResponse(p) => self.write(&[&p.bytes]).await?,
-                ServerSessionResult::RaisedEvent(e) => {
-                    let more = self.event(e)?;
-                    for (i, m) in more.into_iter().enumerate() {
-                        pending.insert(i, m);
-                    }
-                }
-                ServerSessionResult::UnhandleableMessageReceived(_) => {}
-            }
-        }
-        if let Some(end) = self.after_events() {
-            return Err(end);
-        }
-        Ok(())
-    }
-
-    fn event(&mut self, e: ServerSessionEvent) -> Result<Vec<ServerSessionResult>, End> {
-        let session_err = |e: rml_rtmp::sessions::ServerSessionError| {
-            End::Bad(format!("RTMP session error: {e}"))
+        let events = self
+            .session
+            .input(bytes)
+            .map_err(|e| End::Bad(format!("bad RTMP input: {e}")));
+        // Replies produced before an error still go out (e.g. nothing, or a pong).
+        let events = match events {
+            Ok(ev) => ev,
+            Err(e) => return Err(e),
         };
+        for e in events {
+            self.event(e)?;
+        }
+        self.flush().await?;
+        match self.close_after.take() {
+            Some(end) => Err(end),
+            None => Ok(()),
+        }
+    }
+
+    fn event(&mut self, e: Event) -> Result<(), End> {
         match e {
-            ServerSessionEvent::ClientChunkSizeChanged { new_chunk_size } => {
-                if new_chunk_size == 0 || new_chunk_size > MAX_CHUNK_SIZE {
-                    return Err(End::Bad(format!("invalid chunk size {new_chunk_size}")));
-                }
-                Ok(vec![])
-            }
-            ServerSessionEvent::ConnectionRequested { request_id, .. } => self
-                .session()?
-                .accept_request(request_id)
-                .map_err(session_err),
-            ServerSessionEvent::PublishStreamRequested {
-                request_id,
-                app_name,
-                stream_key,
-                ..
+            Event::Publish {
+                stream_id,
+                app,
+                name,
             } => {
-                let path = path_of(&app_name, &stream_key);
+                let path = path_of(&app, &name);
                 if !matches!(self.role, Role::None) {
                     return Err(End::Bad(
                         "publish on a connection that already has a stream".into(),
@@ -277,48 +243,27 @@ impl Conn {
                 }
                 match self.ctx.manager.add_publisher(&path) {
                     Ok(publisher) => {
+                        self.session.accept_publish(stream_id);
                         self.role = Role::Publish(Box::new(Publishing {
                             path,
                             publisher,
                             ingest: Ingest::default(),
-                            started: false,
                         }));
-                        self.session()?
-                            .accept_request(request_id)
-                            .map_err(session_err)
                     }
                     Err(e) => {
                         tracing::warn!(peer = %self.peer, %path, "RTMP publish refused: {e}");
+                        self.session
+                            .reject(stream_id, "NetStream.Publish.BadName", &e.to_string());
                         self.close_after = Some(End::Normal(format!("publish refused: {e}")));
-                        self.session()?
-                            .reject_request(request_id, "NetStream.Publish.BadName", &e.to_string())
-                            .map_err(session_err)
                     }
                 }
             }
-            ServerSessionEvent::StreamMetadataChanged { metadata, .. } => {
-                if let Role::Publish(p) = &mut self.role {
-                    p.ingest.metadata(
-                        metadata.video_codec_id.is_some(),
-                        metadata.audio_codec_id.is_some(),
-                    );
-                }
-                Ok(vec![])
-            }
-            ServerSessionEvent::VideoDataReceived {
-                data, timestamp, ..
-            } => self.media(true, timestamp.value, data),
-            ServerSessionEvent::AudioDataReceived {
-                data, timestamp, ..
-            } => self.media(false, timestamp.value, data),
-            ServerSessionEvent::PlayStreamRequested {
-                request_id,
-                app_name,
-                stream_key,
+            Event::Play {
                 stream_id,
-                ..
+                app,
+                name,
             } => {
-                let path = path_of(&app_name, &stream_key);
+                let path = path_of(&app, &name);
                 if !matches!(self.role, Role::None) {
                     return Err(End::Bad(
                         "play on a connection that already has a stream".into(),
@@ -334,7 +279,8 @@ impl Conn {
                 match reader {
                     Ok((slot, sub)) => {
                         tracing::info!(peer = %self.peer, %path, "RTMP player started");
-                        crate::net::limit_send_buffer::<TcpStream>(self.wr.as_ref());
+                        net::limit_send_buffer::<TcpStream>(self.wr.as_ref());
+                        self.session.accept_play(stream_id);
                         self.role = Role::Play(Box::new(Playing {
                             path,
                             _slot: slot,
@@ -342,49 +288,42 @@ impl Conn {
                             sub,
                             started: false,
                         }));
-                        self.session()?
-                            .accept_request(request_id)
-                            .map_err(session_err)
                     }
                     Err(e) => {
                         tracing::info!(peer = %self.peer, %path, "RTMP play refused: {e}");
+                        self.session.reject(
+                            stream_id,
+                            "NetStream.Play.StreamNotFound",
+                            &e.to_string(),
+                        );
                         self.close_after = Some(End::Normal(format!("play refused: {e}")));
-                        self.session()?
-                            .reject_request(
-                                request_id,
-                                "NetStream.Play.StreamNotFound",
-                                &e.to_string(),
-                            )
-                            .map_err(session_err)
                     }
                 }
             }
-            // The client closes the connection itself once its last command is answered.
-            ServerSessionEvent::PublishStreamFinished { .. }
-            | ServerSessionEvent::PlayStreamFinished { .. } => {
-                self.end_role("finished by client");
-                Ok(vec![])
+            Event::Metadata {
+                has_video,
+                has_audio,
+            } => {
+                if let Role::Publish(p) = &mut self.role {
+                    p.ingest.metadata(has_video, has_audio);
+                }
             }
-            _ => Ok(vec![]),
+            Event::Media {
+                video,
+                timestamp,
+                data,
+            } => self.media(video, timestamp, data)?,
+            // The client closes the connection itself once its last command is answered.
+            Event::StreamClosed => self.end_role("finished by client"),
         }
+        Ok(())
     }
 
-    /// A refused publish or play ends the connection once the refusal is sent.
-    fn after_events(&mut self) -> Option<End> {
-        self.close_after.take()
-    }
-
-    fn media(
-        &mut self,
-        video: bool,
-        ts: u32,
-        data: Bytes,
-    ) -> Result<Vec<ServerSessionResult>, End> {
+    fn media(&mut self, video: bool, ts: u32, data: Bytes) -> Result<(), End> {
         let peer = self.peer;
         let Role::Publish(p) = &mut self.role else {
-            return Err(End::Bad(
-                "media on a stream that was never published".into(),
-            ));
+            // Media after the client closed its stream: ignore the tail.
+            return Ok(());
         };
         p.ingest.push(video, ts, data).map_err(|e| {
             End::Bad(format!(
@@ -402,10 +341,9 @@ impl Conn {
             p.ingest
                 .attach(stream)
                 .map_err(|e| End::Bad(format!("bad media data: {e}")))?;
-            p.started = true;
             tracing::info!(%peer, path = %p.path, tracks = %codecs, "RTMP publisher started");
         }
-        Ok(vec![])
+        Ok(())
     }
 
     /// Sends a stream item (and whatever else is queued) to a player.
@@ -427,15 +365,6 @@ impl Conn {
             }
         }
         let stream = p.sub.stream().clone();
-        let stream_id = p.stream_id;
-        let session = self
-            .session
-            .as_mut()
-            .ok_or_else(|| End::Bad("no RTMP session".into()))?;
-        let mut packets: Vec<Vec<u8>> = Vec::new();
-        let session_err = |e: rml_rtmp::sessions::ServerSessionError| {
-            End::Bad(format!("RTMP session error: {e}"))
-        };
         for item in &items {
             let StreamItem::Unit(entry) = item else {
                 continue;
@@ -447,34 +376,23 @@ impl Conn {
             if !p.started {
                 p.started = true;
                 let ts = mux::to_ms(entry.unit.dts, track.clock_rate);
-                packets.push(
-                    session
-                        .send_metadata(stream_id, &metadata(&tracks))
-                        .map_err(session_err)?
-                        .bytes,
-                );
+                self.session
+                    .send_metadata(p.stream_id, &mux::metadata(&tracks));
                 for (typ, body) in mux::sequence_bodies(&tracks) {
-                    packets.push(
-                        send(session, stream_id, typ, Bytes::from(body), ts)
-                            .map_err(session_err)?,
-                    );
+                    self.session
+                        .send_media(p.stream_id, typ == TagType::Video, ts, &body);
                 }
             }
             let Some(tag) = entry.flv_tag(track) else {
                 continue;
             };
             // The message body is the FLV tag without its header and trailing size.
-            let body = tag.slice(crate::format::flv::TAG_HEADER_LEN..tag.len() - 4);
-            let typ = if tag[0] == TagType::Video as u8 {
-                TagType::Video
-            } else {
-                TagType::Audio
-            };
+            let body = &tag[TAG_HEADER_LEN..tag.len() - 4];
             let ts = u32::from_be_bytes([tag[7], tag[4], tag[5], tag[6]]);
-            packets.push(send(session, stream_id, typ, body, ts).map_err(session_err)?);
+            self.session
+                .send_media(p.stream_id, tag[0] == TagType::Video as u8, ts, body);
         }
-        let parts: Vec<&[u8]> = packets.iter().map(Vec::as_slice).collect();
-        self.write(&parts).await?;
+        self.flush().await?;
         match end {
             None => Ok(()),
             Some(ReadEnd::Closed) => Err(End::Normal("stream ended".into())),
@@ -483,51 +401,6 @@ impl Conn {
             )),
         }
     }
-}
-
-fn send(
-    session: &mut ServerSession,
-    stream_id: u32,
-    typ: TagType,
-    body: Bytes,
-    ts: u32,
-) -> Result<Vec<u8>, rml_rtmp::sessions::ServerSessionError> {
-    let ts = RtmpTimestamp::new(ts);
-    let p = match typ {
-        TagType::Video => session.send_video_data(stream_id, body, ts, false)?,
-        _ => session.send_audio_data(stream_id, body, ts, false)?,
-    };
-    Ok(p.bytes)
-}
-
-fn metadata(tracks: &[core::Track]) -> StreamMetadata {
-    let mut m = StreamMetadata::new();
-    for t in tracks {
-        match &t.codec {
-            core::Codec::H264 { .. } | core::Codec::H265 { .. } => {
-                m.video_codec_id = Some(match t.codec {
-                    core::Codec::H264 { .. } => 7,
-                    _ => u32::from_be_bytes(*b"hvc1"),
-                });
-                if let Some((w, h)) = mux::video_size(t) {
-                    m.video_width = Some(w);
-                    m.video_height = Some(h);
-                }
-            }
-            core::Codec::Aac {
-                sample_rate,
-                channels,
-                ..
-            } => {
-                m.audio_codec_id = Some(10);
-                m.audio_sample_rate = Some(*sample_rate);
-                m.audio_channels = Some(u32::from(*channels));
-                m.audio_is_stereo = Some(*channels == 2);
-            }
-            _ => {}
-        }
-    }
-    m
 }
 
 /// `rtmp://host/live/room?key=x` → `live/room`; the query is kept out of the path.
@@ -540,13 +413,6 @@ pub(crate) fn path_of(app: &str, stream_key: &str) -> String {
         .copied()
         .collect::<Vec<_>>()
         .join("/")
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(test)]

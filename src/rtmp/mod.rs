@@ -1,8 +1,11 @@
-//! RTMP server (publish and play) on `rtmpAddress`, built on `rml_rtmp`'s sans-io
-//! handshake and server session. `rtmp://host/<app>/<stream>` is path `<app>/<stream>`.
+//! RTMP server (publish and play) on `rtmpAddress`: rml_rtmp's sans-io handshake, then
+//! our own chunk stream and message session (see `chunk` for why).
+//! `rtmp://host/<app>/<stream>` is path `<app>/<stream>`.
 
+pub mod chunk;
 mod conn;
 mod ingest;
+mod session;
 
 use crate::config::Config;
 use crate::core::PathManager;
@@ -49,5 +52,29 @@ impl RtmpServer {
             conn::serve(ctx.clone(), sock, peer)
         });
         Ok(RtmpServer { local_addr })
+    }
+}
+
+/// Feeds bytes after the handshake through the chunk and message layers, answering
+/// publish/play as a server would. For the fuzz targets; not a stable API.
+#[doc(hidden)]
+pub fn fuzz_session(data: &[u8]) {
+    let mut s = session::Session::new();
+    let mut ingest = ingest::Ingest::default();
+    for piece in data.chunks(1024) {
+        let Ok(events) = s.input(piece) else { return };
+        for e in events {
+            match e {
+                session::Event::Publish { stream_id, .. } => s.accept_publish(stream_id),
+                session::Event::Play { stream_id, .. } => s.accept_play(stream_id),
+                session::Event::Media {
+                    video,
+                    timestamp,
+                    data,
+                } if ingest.push(video, timestamp, data.clone()).is_err() => return,
+                _ => {}
+            }
+        }
+        s.take_output();
     }
 }

@@ -102,29 +102,19 @@ pub fn video_size(track: &Track) -> Option<(u32, u32)> {
     }
 }
 
-/// FLV file header and an `onMetaData` script tag describing the tracks.
-pub fn file_start(tracks: &[Track]) -> Vec<u8> {
-    let has_audio = tracks.iter().any(|t| matches!(t.codec, Codec::Aac { .. }));
-    let has_video = tracks.iter().any(|t| video_codec(&t.codec).is_some());
-    let mut meta: Vec<(&str, f64)> = Vec::new();
+/// `onMetaData` properties describing the tracks (RTMP sends them as a data message).
+pub fn metadata(tracks: &[Track]) -> Vec<(&'static str, f64)> {
+    let mut meta = Vec::new();
     for t in tracks {
         match &t.codec {
-            Codec::H264 { sps, .. } => {
-                meta.push(("videocodecid", 7.0));
-                if let Some(s) = sps.as_deref().and_then(|s| h264_sps::parse(s).ok()) {
-                    meta.extend([
-                        ("width", f64::from(s.width)),
-                        ("height", f64::from(s.height)),
-                    ]);
-                }
-            }
-            Codec::H265 { sps, .. } => {
-                meta.push(("videocodecid", f64::from(u32::from_be_bytes(*b"hvc1"))));
-                if let Some(s) = sps.as_deref().and_then(|s| h265_sps::parse(s).ok()) {
-                    meta.extend([
-                        ("width", f64::from(s.width)),
-                        ("height", f64::from(s.height)),
-                    ]);
+            Codec::H264 { .. } | Codec::H265 { .. } => {
+                let id = match t.codec {
+                    Codec::H264 { .. } => 7.0,
+                    _ => f64::from(u32::from_be_bytes(*b"hvc1")),
+                };
+                meta.push(("videocodecid", id));
+                if let Some((w, h)) = video_size(t) {
+                    meta.extend([("width", f64::from(w)), ("height", f64::from(h))]);
                 }
             }
             Codec::Aac {
@@ -139,26 +129,28 @@ pub fn file_start(tracks: &[Track]) -> Vec<u8> {
             _ => {}
         }
     }
+    meta
+}
+
+/// FLV file header and an `onMetaData` script tag describing the tracks.
+pub fn file_start(tracks: &[Track]) -> Vec<u8> {
+    let has_audio = tracks.iter().any(|t| matches!(t.codec, Codec::Aac { .. }));
+    let has_video = tracks.iter().any(|t| video_codec(&t.codec).is_some());
     let mut out = super::file_header(has_audio, has_video).to_vec();
-    out.extend(tag(TagType::Script, 0, &on_metadata(&meta)));
+    out.extend(tag(TagType::Script, 0, &on_metadata(&metadata(tracks))));
     out
 }
 
-/// AMF0: the string `onMetaData`, then an ECMA array of numbers.
+/// The script tag body: `onMetaData` and an ECMA array of numbers.
 fn on_metadata(entries: &[(&str, f64)]) -> Vec<u8> {
-    let mut b = vec![2];
-    b.extend_from_slice(&10u16.to_be_bytes());
-    b.extend_from_slice(b"onMetaData");
-    b.push(8);
-    b.extend_from_slice(&(entries.len() as u32).to_be_bytes());
-    for (k, v) in entries {
-        b.extend_from_slice(&(k.len() as u16).to_be_bytes());
-        b.extend_from_slice(k.as_bytes());
-        b.push(0);
-        b.extend_from_slice(&v.to_be_bytes());
-    }
-    b.extend_from_slice(&[0, 0, 9]);
-    b
+    use crate::format::amf0::{encode_all, Value};
+    let arr = Value::EcmaArray(
+        entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::Number(*v)))
+            .collect(),
+    );
+    encode_all(&[Value::String("onMetaData".into()), arr])
 }
 
 #[cfg(test)]
