@@ -85,6 +85,22 @@ pub async fn write_all_vectored<W: AsyncWriteExt + Unpin>(
     }
 }
 
+/// Waits for the token, or forever without one (for `select!` branches).
+pub async fn cancelled(t: Option<&CancellationToken>) {
+    match t {
+        Some(t) => t.cancelled().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sleeps until the deadline, or forever without one (for `select!` branches).
+pub async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Bounds the kernel send buffer of a reader's socket (see `READER_SNDBUF`).
 pub fn limit_send_buffer<S: std::os::fd::AsFd>(sock: &S) {
     let _ = socket2::SockRef::from(sock).set_send_buffer_size(READER_SNDBUF);

@@ -16,7 +16,6 @@ use tokio::io::AsyncReadExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 const BATCH: usize = 64;
 
@@ -87,20 +86,6 @@ async fn next_media(role: &mut Role) -> Result<StreamItem, ReadEnd> {
     }
 }
 
-async fn cancelled(t: Option<&CancellationToken>) {
-    match t {
-        Some(t) => t.cancelled().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
-}
-
 impl Conn {
     fn describe(&self) -> (&'static str, &str) {
         match &self.role {
@@ -141,7 +126,7 @@ impl Conn {
             };
             tokio::select! {
                 _ = ctx.shutdown.cancelled() => return End::Normal("server shutting down".into()),
-                _ = cancelled(replaced.as_ref()) => return End::Normal("replaced by another publisher".into()),
+                _ = net::cancelled(replaced.as_ref()) => return End::Normal("replaced by another publisher".into()),
                 r = rd.read(&mut buf) => match r {
                     Ok(0) => return End::Normal("closed by client".into()),
                     Ok(n) => {
@@ -158,7 +143,7 @@ impl Conn {
                         return e;
                     }
                 }
-                _ = sleep_until(deadline) => {
+                _ = net::sleep_until(deadline) => {
                     return End::Bad(format!("no data for {:?} (read timeout)", self.ctx.read_timeout));
                 }
             }

@@ -87,7 +87,7 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, sock: TcpStream, peer: SocketAddr) {
         }
         tokio::select! {
             _ = ctx.shutdown.cancelled() => break End::Normal("server shutting down".into()),
-            _ = cancelled(replaced.as_ref()) => break End::Normal("replaced by another publisher".into()),
+            _ = net::cancelled(replaced.as_ref()) => break End::Normal("replaced by another publisher".into()),
             r = rd.read_buf(&mut buf) => match r {
                 Ok(0) if buf.is_empty() => break End::Normal("closed by client".into()),
                 Ok(0) => break End::Bad(format!("connection closed inside a message ({} bytes unparsed)", buf.len())),
@@ -118,7 +118,7 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, sock: TcpStream, peer: SocketAddr) {
                     break End::Bad(reason);
                 }
             }
-            _ = sleep_until(deadline) => break End::Bad(format!("no data for {}s (read timeout)", read_timeout.as_secs_f32())),
+            _ = net::sleep_until(deadline) => break End::Bad(format!("no data for {}s (read timeout)", read_timeout.as_secs_f32())),
         }
     };
     let reason = match &end {
@@ -131,20 +131,6 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, sock: TcpStream, peer: SocketAddr) {
     };
     c.handler.end_session(&reason, c.bytes_in, c.bytes_out);
     tracing::debug!(peer = %c.peer, bytes_in = c.bytes_in, bytes_out = c.bytes_out, "RTSP connection closed: {reason}");
-}
-
-async fn cancelled(t: Option<&CancellationToken>) {
-    match t {
-        Some(t) => t.cancelled().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
 }
 
 async fn next_media(p: &mut Option<Playback>) -> Result<StreamItem, ReadEnd> {
