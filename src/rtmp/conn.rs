@@ -197,12 +197,7 @@ impl Conn {
         let events = self
             .session
             .input(bytes)
-            .map_err(|e| End::Bad(format!("bad RTMP input: {e}")));
-        // Replies produced before an error still go out (e.g. nothing, or a pong).
-        let events = match events {
-            Ok(ev) => ev,
-            Err(e) => return Err(e),
-        };
+            .map_err(|e| End::Bad(format!("bad RTMP input: {e}")))?;
         for e in events {
             self.event(e)?;
         }

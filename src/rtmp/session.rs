@@ -75,7 +75,8 @@ pub(crate) struct Session {
     app: Option<String>,
     next_stream_id: u32,
     created: Vec<u32>,
-    /// The message stream the peer publishes on, once accepted.
+    /// The message stream the peer publishes on, from its `publish` command: clients
+    /// may send media before our answer arrives; a refusal closes the connection.
     publishing: Option<u32>,
     peer_window: u32,
     received: u64,
@@ -308,6 +309,9 @@ impl Session {
                 }
                 let app = self.app.clone().unwrap_or_default();
                 let name_arg = arg(3);
+                if name == "publish" {
+                    self.publishing = Some(stream_id);
+                }
                 events.push(if name == "publish" {
                     Event::Publish {
                         stream_id,
@@ -330,7 +334,6 @@ impl Session {
     }
 
     pub(crate) fn accept_publish(&mut self, stream_id: u32) {
-        self.publishing = Some(stream_id);
         self.status(
             stream_id,
             "status",
@@ -453,7 +456,7 @@ mod tests {
                 name: "room".into()
             }]
         );
-        // Media before the publish is accepted is refused.
+        // Media on a stream that did not ask to publish is refused.
         assert!(Session::new().input(&msg(VIDEO, 1, &[0x17, 1])).is_err());
         sess.accept_publish(1);
         let ev = sess.input(&msg(VIDEO, 1, &[0x17, 1, 0, 0, 0])).unwrap();
@@ -472,6 +475,35 @@ mod tests {
                 has_video: true,
                 has_audio: false
             }]
+        );
+    }
+
+    #[test]
+    fn media_pipelined_behind_publish_is_accepted() {
+        let mut sess = Session::new();
+        sess.input(&cmd(
+            0,
+            &[
+                s("connect"),
+                Value::Number(1.0),
+                amf0::object(&[("app", s("live"))]),
+            ],
+        ))
+        .unwrap();
+        sess.input(&cmd(
+            0,
+            &[s("createStream"), Value::Number(2.0), Value::Null],
+        ))
+        .unwrap();
+        let mut wire = cmd(
+            1,
+            &[s("publish"), Value::Number(3.0), Value::Null, s("room")],
+        );
+        wire.extend(msg(VIDEO, 1, &[0x17, 0, 0, 0, 0]));
+        let ev = sess.input(&wire).unwrap();
+        assert!(
+            matches!(ev.as_slice(), [Event::Publish { .. }, Event::Media { .. }]),
+            "{ev:?}"
         );
     }
 
