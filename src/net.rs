@@ -47,6 +47,24 @@ pub fn spawn_accept_loop<F, Fut>(
     });
 }
 
+/// Why a connection ended.
+pub enum End {
+    /// Normal end, logged at info.
+    Normal(String),
+    /// Bad input or a misbehaving peer, logged at warn.
+    Bad(String),
+}
+
+impl From<WriteError> for End {
+    /// A broken connection is a normal end; a client that stops reading is not.
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Io(_) => End::Normal(e.to_string()),
+            WriteError::Timeout(_) => End::Bad(e.to_string()),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
     #[error("write error: {0}")]

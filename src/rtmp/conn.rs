@@ -7,7 +7,7 @@ use super::session::{Event, Session};
 use super::Ctx;
 use crate::core::{self, Publisher, ReadEnd, Stream, StreamItem, StreamReader};
 use crate::format::flv::{mux, TagType, TAG_HEADER_LEN};
-use crate::net;
+use crate::net::{self, End};
 use bytes::Bytes;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use std::net::SocketAddr;
@@ -18,11 +18,6 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 const BATCH: usize = 64;
-
-enum End {
-    Normal(String),
-    Bad(String),
-}
 
 struct Publishing {
     path: String,
@@ -177,14 +172,9 @@ impl Conn {
     }
 
     async fn write(&mut self, parts: &[&[u8]]) -> Result<(), End> {
-        match net::write_all_vectored(&mut self.wr, parts, self.ctx.write_timeout).await {
-            Ok(n) => {
-                self.bytes_out += n as u64;
-                Ok(())
-            }
-            Err(e @ net::WriteError::Io(_)) => Err(End::Normal(e.to_string())),
-            Err(e @ net::WriteError::Timeout(_)) => Err(End::Bad(e.to_string())),
-        }
+        let n = net::write_all_vectored(&mut self.wr, parts, self.ctx.write_timeout).await?;
+        self.bytes_out += n as u64;
+        Ok(())
     }
 
     /// Sends whatever the session queued.
@@ -209,6 +199,13 @@ impl Conn {
     }
 
     fn event(&mut self, e: Event) -> Result<(), End> {
+        if matches!(e, Event::Publish { .. } | Event::Play { .. })
+            && !matches!(self.role, Role::None)
+        {
+            return Err(End::Bad(
+                "publish or play on a connection that already has a stream".into(),
+            ));
+        }
         match e {
             Event::Publish {
                 stream_id,
@@ -216,11 +213,6 @@ impl Conn {
                 name,
             } => {
                 let path = path_of(&app, &name);
-                if !matches!(self.role, Role::None) {
-                    return Err(End::Bad(
-                        "publish on a connection that already has a stream".into(),
-                    ));
-                }
                 match self.ctx.manager.add_publisher(&path) {
                     Ok(publisher) => {
                         self.session.accept_publish(stream_id);
@@ -244,11 +236,6 @@ impl Conn {
                 name,
             } => {
                 let path = path_of(&app, &name);
-                if !matches!(self.role, Role::None) {
-                    return Err(End::Bad(
-                        "play on a connection that already has a stream".into(),
-                    ));
-                }
                 let reader = self.ctx.manager.add_reader(&path).and_then(|r| {
                     let sub = r
                         .stream()

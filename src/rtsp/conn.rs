@@ -7,7 +7,7 @@ use super::session::{Action, Handler, Playback, SESSION_TIMEOUT_SECS};
 use super::transport::TrackTransport;
 use super::Ctx;
 use crate::core::{ReadEnd, StreamItem};
-use crate::net;
+use crate::net::{self, End};
 use bytes::BytesMut;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,13 +23,6 @@ use tokio_util::sync::CancellationToken;
 const READ_CHUNK: usize = 64 * 1024;
 /// Items written per vectored write.
 const BATCH: usize = 64;
-
-enum End {
-    /// Normal end, logged at info.
-    Normal(String),
-    /// Bad input or a misbehaving peer, logged at warn.
-    Bad(String),
-}
 
 struct Conn {
     ctx: Arc<Ctx>,
@@ -186,14 +179,9 @@ impl Conn {
     }
 
     async fn write_all(&mut self, parts: &[&[u8]]) -> Result<(), End> {
-        match net::write_all_vectored(&mut self.wr, parts, self.ctx.write_timeout).await {
-            Ok(n) => {
-                self.bytes_out += n as u64;
-                Ok(())
-            }
-            Err(e @ net::WriteError::Io(_)) => Err(End::Normal(e.to_string())),
-            Err(e @ net::WriteError::Timeout(_)) => Err(End::Bad(e.to_string())),
-        }
+        let n = net::write_all_vectored(&mut self.wr, parts, self.ctx.write_timeout).await?;
+        self.bytes_out += n as u64;
+        Ok(())
     }
 
     /// Writes `first` and whatever else is already queued, in one vectored write for TCP

@@ -304,22 +304,27 @@ pub fn first_pts(file: &Path) -> Vec<f64> {
     first.into_iter().map(|t| t.unwrap_or(f64::NAN)).collect()
 }
 
-/// `pts - dts` of each video packet, in milliseconds, in file order.
-pub fn video_reorder(file: &Path) -> Vec<i64> {
-    let out = Command::new("ffprobe")
+/// ffprobe's CSV of `entries` for every packet of the first video stream.
+fn ffprobe_video_packets(file: &Path, entries: &str) -> std::process::Output {
+    Command::new("ffprobe")
         .args([
             "-v",
             "error",
             "-select_streams",
             "v:0",
             "-show_entries",
-            "packet=pts_time,dts_time",
+            entries,
             "-of",
             "csv=p=0",
         ])
         .arg(file)
         .output()
-        .expect("run ffprobe");
+        .expect("run ffprobe")
+}
+
+/// `pts - dts` of each video packet, in milliseconds, in file order.
+pub fn video_reorder(file: &Path) -> Vec<i64> {
+    let out = ffprobe_video_packets(file, "packet=pts_time,dts_time");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {
@@ -411,20 +416,7 @@ pub fn probe(file: &Path) -> Vec<Probed> {
 /// (1.0 = no frame lost). The first two timestamps are skipped: ffmpeg's RTSP reader
 /// leaves the first packet unstamped and its muxer invents one.
 pub fn video_completeness(file: &Path, fps: f64) -> f64 {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "packet=pts_time",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(file)
-        .output()
-        .expect("run ffprobe");
+    let out = ffprobe_video_packets(file, "packet=pts_time");
     let mut pts: Vec<f64> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
