@@ -62,6 +62,9 @@ impl<'de> Deserialize<'de> for QueueSize {
     }
 }
 
+/// Default `writeMerge`, in milliseconds.
+const MERGE_MS: u64 = 100;
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct Config {
@@ -71,6 +74,8 @@ pub struct Config {
     pub write_queue_size: QueueSize,
     /// Largest RTP packet sent (header included), as MediaMTX's key.
     pub udp_max_payload_size: u32,
+    /// Longest media waits to be merged into one write per reader (SRS's merged write).
+    pub write_merge: ConfDuration,
 
     pub rtsp: bool,
     pub rtsp_transports: Vec<RtspTransport>,
@@ -98,6 +103,7 @@ impl Default for Config {
             write_timeout: ConfDuration::secs(10),
             write_queue_size: QueueSize(512),
             udp_max_payload_size: 1472,
+            write_merge: ConfDuration(std::time::Duration::from_millis(MERGE_MS)),
             rtsp: true,
             rtsp_transports: vec![RtspTransport::Udp, RtspTransport::Tcp],
             rtsp_address: ListenAddress(([0, 0, 0, 0], 8554).into()),

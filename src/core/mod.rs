@@ -4,12 +4,14 @@
 mod params;
 mod path;
 mod path_manager;
+mod reader;
 mod stream;
 mod track;
 mod unit;
 
 pub use path::{Path, PathError, Publisher, Reader};
 pub use path_manager::PathManager;
-pub use stream::{ReadEnd, Stream, StreamConfig, StreamItem, StreamReader, StreamStats, UnitEntry};
+pub use reader::{ReadEnd, StreamReader};
+pub use stream::{Stream, StreamConfig, StreamItem, StreamStats, UnitEntry};
 pub use track::{Codec, OtherCodec, Track};
 pub use unit::{Payload, Unit};

@@ -39,6 +39,7 @@ impl PathManager {
         StreamConfig {
             queue_size: c.write_queue_size.0,
             max_payload: (c.udp_max_payload_size as usize).saturating_sub(12),
+            merge: c.write_merge.0,
         }
     }
 

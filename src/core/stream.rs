@@ -1,40 +1,75 @@
 //! Stream fan-out: one publisher writes units, many readers read them.
 //!
-//! The publisher never waits: units go into a shared ring (`tokio::sync::broadcast`,
-//! `writeQueueSize` deep), so each reader's queue is its cursor in that ring. A reader
-//! that falls behind by more than the ring skips to the next keyframe and is counted;
-//! one that keeps falling behind is told to disconnect. A new reader first gets the
-//! units since the latest keyframe (the GOP cache), so its first picture is immediate.
-//! What RTSP sends for a unit (RTP packets) is built once here and shared by all readers.
+//! The publisher never waits: units go into a shared ring (`writeQueueSize` deep), so
+//! each reader's queue is its cursor in that ring (see `reader`). Readers are woken per
+//! video frame, not per unit: audio written between two frames goes out with the next
+//! one, which halves wakeups and writes per reader. A new reader first gets the units
+//! since the latest keyframe (the GOP cache), so its first picture is immediate. What
+//! RTSP, RTMP and FLV send for a unit is built once and shared by all readers.
 
 use super::params::track_and_inject;
+use super::reader::{Ring, StreamReader};
 use super::{Codec, Track, Unit};
 use crate::format::flv;
 use crate::format::rtp::{self, rtcp, Packetizer};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::broadcast;
+use tokio::sync::Notify;
 
 /// A unit with what each protocol sends for it, built once per stream.
 #[derive(Debug)]
 pub struct UnitEntry {
     pub unit: Unit,
+    /// The stream's tracks as of this unit (parameter sets learnt in-band included).
+    pub tracks: Arc<Vec<Track>>,
     /// Complete RTP packets (header included) for RTSP readers.
     pub rtp: Vec<Bytes>,
     /// The FLV tag, built by the first FLV/RTMP reader that needs it.
     flv: OnceLock<Option<Bytes>>,
+    /// The RTMP message in chunks, built by the first RTMP player that needs it.
+    rtmp: OnceLock<Option<Bytes>>,
+    /// The RTP packets framed for RTSP over TCP on channel 2 × track.
+    interleaved: OnceLock<Bytes>,
 }
 
 impl UnitEntry {
+    /// The unit's track.
+    pub fn track(&self) -> &Track {
+        &self.tracks[self.unit.track]
+    }
+
     /// The unit's FLV tag (stream timestamps), `None` if FLV can't carry the codec.
-    /// `track` is the unit's track as `Stream::tracks` describes it.
-    pub fn flv_tag(&self, track: &Track) -> Option<&Bytes> {
+    pub fn flv_tag(&self) -> Option<&Bytes> {
         self.flv
-            .get_or_init(|| flv::mux::unit_tag(track, &self.unit).map(Bytes::from))
+            .get_or_init(|| flv::mux::unit_tag(self.track(), &self.unit).map(Bytes::from))
             .as_ref()
+    }
+
+    /// The RTP packets with RTSP interleaved framing (`$`, channel, length) on channel
+    /// 2 × track, as almost every TCP reader sets up; one buffer for all of them.
+    pub fn interleaved(&self) -> &Bytes {
+        self.interleaved.get_or_init(|| {
+            let ch = (2 * self.unit.track) as u8;
+            let mut out = Vec::with_capacity(self.rtp.iter().map(|p| p.len() + 4).sum());
+            for p in &self.rtp {
+                let len = p.len().min(usize::from(u16::MAX));
+                out.push(b'$');
+                out.push(ch);
+                out.extend_from_slice(&(len as u16).to_be_bytes());
+                out.extend_from_slice(&p[..len]);
+            }
+            Bytes::from(out)
+        })
+    }
+
+    /// The unit as one RTMP message, chunked by `chunk`, shared by every player that
+    /// uses the same chunk size and message stream id (all of them, in practice: the
+    /// server picks both). Other values build their own copy.
+    pub fn rtmp_chunks(&self, chunk: impl FnOnce(&Bytes) -> Bytes) -> Option<&Bytes> {
+        self.rtmp.get_or_init(|| self.flv_tag().map(chunk)).as_ref()
     }
 }
 
@@ -53,8 +88,10 @@ const MAX_GOP_ITEMS: usize = 4096;
 const MAX_GOP_BYTES: usize = 64 << 20;
 const SR_INTERVAL: Duration = Duration::from_secs(5);
 /// A reader that lags this many times within `LAG_WINDOW` is disconnected.
-const MAX_LAGS: usize = 3;
-const LAG_WINDOW: Duration = Duration::from_secs(10);
+pub(super) const MAX_LAGS: usize = 3;
+pub(super) const LAG_WINDOW: Duration = Duration::from_secs(10);
+/// Longest a unit waits in the ring before readers are woken for it.
+const MAX_WAKE_DELAY: Duration = Duration::from_millis(40);
 
 #[derive(Debug, Default)]
 pub struct StreamStats {
@@ -68,22 +105,28 @@ pub struct StreamStats {
 
 struct State {
     tracks: Vec<Track>,
+    /// `tracks` as shared with units and readers; replaced when `tracks` changes.
+    shared_tracks: Arc<Vec<Track>>,
     packetizers: Vec<Packetizer>,
     units_per_track: Vec<u64>,
     last_sr: Vec<Option<Instant>>,
     gop: Vec<StreamItem>,
     gop_bytes: usize,
     gop_valid: bool,
-    tx: Option<broadcast::Sender<StreamItem>>,
+    /// When readers were last woken.
+    last_wake: Instant,
 }
 
 pub struct Stream {
     payload_types: Vec<u8>,
     /// The track whose keyframes start the GOP cache and end a reader's skip.
-    key_track: Option<usize>,
+    pub(super) key_track: Option<usize>,
+    merge: Duration,
     start: Instant,
     start_wall: SystemTime,
     state: Mutex<State>,
+    pub(super) ring: RwLock<Ring>,
+    pub(super) wake: Notify,
     pub stats: StreamStats,
 }
 
@@ -100,6 +143,7 @@ impl Stream {
         let StreamConfig {
             queue_size,
             max_payload,
+            merge,
         } = cfg;
         let payload_types: Vec<u8> = tracks
             .iter()
@@ -115,14 +159,17 @@ impl Stream {
             .map(|(t, pt)| Packetizer::new(&t.codec, *pt, max_payload))
             .collect();
         let key_track = tracks.iter().position(|t| t.codec.has_keyframes());
-        let (tx, _) = broadcast::channel(queue_size.max(2));
         let n = tracks.len();
         Arc::new(Stream {
             payload_types,
             key_track,
+            merge,
             start: Instant::now(),
             start_wall: SystemTime::now(),
+            ring: RwLock::new(Ring::new(queue_size.max(2))),
+            wake: Notify::new(),
             state: Mutex::new(State {
+                shared_tracks: Arc::new(tracks.clone()),
                 tracks,
                 packetizers,
                 units_per_track: vec![0; n],
@@ -130,7 +177,7 @@ impl Stream {
                 gop: Vec::new(),
                 gop_bytes: 0,
                 gop_valid: false,
-                tx: Some(tx),
+                last_wake: Instant::now(),
             }),
             stats: StreamStats::default(),
         })
@@ -142,8 +189,8 @@ impl Stream {
     }
 
     /// Track descriptions with the latest parameter sets seen in-band.
-    pub fn tracks(&self) -> Vec<Track> {
-        self.lock().tracks.clone()
+    pub fn tracks(&self) -> Arc<Vec<Track>> {
+        self.lock().shared_tracks.clone()
     }
 
     pub fn payload_types(&self) -> &[u8] {
@@ -161,12 +208,21 @@ impl Stream {
     }
 
     pub fn is_closed(&self) -> bool {
-        self.lock().tx.is_none()
+        self.ring.read().unwrap_or_else(|e| e.into_inner()).closed
     }
 
     /// Ends the stream: readers drain what is queued, then see the end.
     pub fn close(&self) {
-        self.lock().tx = None;
+        let _st = self.lock();
+        self.ring.write().unwrap_or_else(|e| e.into_inner()).closed = true;
+        self.wake.notify_waiters();
+    }
+
+    fn push(&self, item: StreamItem) {
+        self.ring
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(item);
     }
 
     /// Publishes one unit. Never blocks on readers.
@@ -178,14 +234,20 @@ impl Stream {
         };
         track_and_inject(&mut track.codec, &mut unit);
         let i = unit.track;
+        if st.tracks[i] != st.shared_tracks[i] {
+            st.shared_tracks = Arc::new(st.tracks.clone());
+        }
         let len = unit.payload.len();
         let rtp = st.packetizers[i].packetize(&unit);
         let pts = unit.pts;
         let keyframe = unit.keyframe;
         let item = StreamItem::Unit(Arc::new(UnitEntry {
             unit,
+            tracks: st.shared_tracks.clone(),
             rtp,
             flv: OnceLock::new(),
+            rtmp: OnceLock::new(),
+            interleaved: OnceLock::new(),
         }));
 
         if Some(i) == self.key_track && keyframe {
@@ -205,24 +267,39 @@ impl Stream {
         st.units_per_track[i] += 1;
         self.stats.units_in.fetch_add(1, Ordering::Relaxed);
         self.stats.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
-        let Some(tx) = st.tx.as_ref() else {
+        if self.is_closed() {
             return;
-        };
-        // No receivers is not an error: nobody is reading right now.
-        let _ = tx.send(item);
+        }
+        self.push(item);
 
         let now = Instant::now();
         if st.last_sr[i].is_none_or(|t| now.duration_since(t) >= SR_INTERVAL) {
             st.last_sr[i] = Some(now);
             let packet = self.sender_report_at(st, i, pts);
-            let _ = tx.send(StreamItem::Rtcp { track: i, packet });
+            self.push(StreamItem::Rtcp { track: i, packet });
+        }
+        // Wake readers per video frame; other units ride along with the next frame,
+        // unless no frame has come for a while (audio-only stretches). With `merge`,
+        // frames also wait until that much time has passed since the last wake.
+        let frame = self.key_track.is_none_or(|k| k == i);
+        let since = now.duration_since(st.last_wake);
+        if (frame && since >= self.merge) || since >= MAX_WAKE_DELAY.max(self.merge) {
+            st.last_wake = now;
+            self.wake.notify_waiters();
         }
     }
 
     /// Starts a reader at the latest keyframe. `None` once the stream is closed.
     pub fn subscribe(self: &Arc<Self>) -> Option<StreamReader> {
+        // The state lock orders this against `write`: the GOP and the ring end agree.
         let st = self.lock();
-        let rx = st.tx.as_ref()?.subscribe();
+        let cursor = {
+            let ring = self.ring.read().unwrap_or_else(|e| e.into_inner());
+            if ring.closed {
+                return None;
+            }
+            ring.end()
+        };
         // Sender reports first, so readers map every track to wall-clock time (and so
         // to each other) from their first packet instead of after the next periodic SR.
         let mut gop: VecDeque<StreamItem> = (0..st.tracks.len())
@@ -253,14 +330,7 @@ impl Stream {
             })
             .collect();
         drop(st);
-        Some(StreamReader {
-            stream: self.clone(),
-            gop,
-            rx,
-            skipping: false,
-            lags: VecDeque::new(),
-            rtp_start,
-        })
+        Some(StreamReader::new(self.clone(), gop, cursor, rtp_start))
     }
 
     /// An SR for `track` at time `pts`; wall clock = stream start + pts, the same
@@ -291,119 +361,9 @@ impl Stream {
     }
 }
 
-fn rtp_seq_ts(p: &[u8]) -> Option<(u16, u32)> {
+pub(super) fn rtp_seq_ts(p: &[u8]) -> Option<(u16, u32)> {
     let pkt = rtp_types::RtpPacket::parse(p).ok()?;
     Some((pkt.sequence_number(), pkt.timestamp()))
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum ReadEnd {
-    /// The publisher left or was replaced.
-    Closed,
-    /// The reader fell behind too often.
-    TooSlow,
-}
-
-/// One reader's cursor into a stream.
-pub struct StreamReader {
-    stream: Arc<Stream>,
-    gop: VecDeque<StreamItem>,
-    rx: broadcast::Receiver<StreamItem>,
-    skipping: bool,
-    lags: VecDeque<Instant>,
-    rtp_start: Vec<(u16, u32)>,
-}
-
-impl StreamReader {
-    pub fn stream(&self) -> &Arc<Stream> {
-        &self.stream
-    }
-
-    /// (sequence number, RTP timestamp) of the first packet this reader gets per track.
-    pub fn rtp_start(&self, track: usize) -> Option<(u16, u32)> {
-        self.rtp_start.get(track).copied()
-    }
-
-    /// Waits for the next item.
-    pub async fn next(&mut self) -> Result<StreamItem, ReadEnd> {
-        if let Some(it) = self.gop.pop_front() {
-            return Ok(it);
-        }
-        loop {
-            let r = self.rx.recv().await;
-            if let Some(it) = self.accept(r)? {
-                return Ok(it);
-            }
-        }
-    }
-
-    /// The next item if one is ready, for batching writes.
-    pub fn try_next(&mut self) -> Result<Option<StreamItem>, ReadEnd> {
-        if let Some(it) = self.gop.pop_front() {
-            return Ok(Some(it));
-        }
-        loop {
-            let r = match self.rx.try_recv() {
-                Ok(it) => Ok(it),
-                Err(broadcast::error::TryRecvError::Empty) => return Ok(None),
-                Err(broadcast::error::TryRecvError::Closed) => {
-                    Err(broadcast::error::RecvError::Closed)
-                }
-                Err(broadcast::error::TryRecvError::Lagged(n)) => {
-                    Err(broadcast::error::RecvError::Lagged(n))
-                }
-            };
-            if let Some(it) = self.accept(r)? {
-                return Ok(Some(it));
-            }
-        }
-    }
-
-    fn accept(
-        &mut self,
-        r: Result<StreamItem, broadcast::error::RecvError>,
-    ) -> Result<Option<StreamItem>, ReadEnd> {
-        match r {
-            Ok(item) => {
-                if self.skipping {
-                    match &item {
-                        StreamItem::Unit(e)
-                            if Some(e.unit.track) == self.stream.key_track && e.unit.keyframe =>
-                        {
-                            self.skipping = false;
-                        }
-                        _ => return Ok(None),
-                    }
-                }
-                Ok(Some(item))
-            }
-            Err(broadcast::error::RecvError::Closed) => Err(ReadEnd::Closed),
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                let now = Instant::now();
-                self.stream
-                    .stats
-                    .reader_lags
-                    .fetch_add(1, Ordering::Relaxed);
-                self.lags.push_back(now);
-                while self
-                    .lags
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) > LAG_WINDOW)
-                {
-                    self.lags.pop_front();
-                }
-                if self.lags.len() >= MAX_LAGS {
-                    self.stream
-                        .stats
-                        .readers_dropped
-                        .fetch_add(1, Ordering::Relaxed);
-                    return Err(ReadEnd::TooSlow);
-                }
-                self.skipping = self.stream.key_track.is_some();
-                Ok(None)
-            }
-        }
-    }
 }
 
 /// How streams are built, from the global config.
@@ -413,6 +373,8 @@ pub struct StreamConfig {
     pub queue_size: usize,
     /// Largest RTP payload (`udpMaxPayloadSize` minus the RTP header).
     pub max_payload: usize,
+    /// Readers are woken at most this often (`writeMerge`); zero wakes them per frame.
+    pub merge: Duration,
 }
 
 impl Default for StreamConfig {
@@ -420,6 +382,7 @@ impl Default for StreamConfig {
         StreamConfig {
             queue_size: 512,
             max_payload: rtp::DEFAULT_MAX_PAYLOAD,
+            merge: Duration::ZERO,
         }
     }
 }
@@ -427,7 +390,7 @@ impl Default for StreamConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{Payload, Track};
+    use crate::core::{Payload, ReadEnd, Track};
 
     fn video_stream(queue: usize) -> Arc<Stream> {
         Stream::new(
@@ -441,6 +404,7 @@ mod tests {
             StreamConfig {
                 queue_size: queue,
                 max_payload: 1400,
+                merge: Duration::ZERO,
             },
         )
     }
@@ -546,5 +510,85 @@ mod tests {
             }
         }
         assert_eq!(n, 2);
+    }
+
+    fn av_stream(merge: Duration) -> Arc<Stream> {
+        Stream::new(
+            vec![
+                Track::new(
+                    Codec::H264 {
+                        sps: None,
+                        pps: None,
+                    },
+                    90000,
+                ),
+                Track::new(Codec::Opus { channels: 2 }, 48000),
+            ],
+            StreamConfig {
+                queue_size: 64,
+                max_payload: 1400,
+                merge,
+            },
+        )
+    }
+
+    fn audio(pts: i64) -> Unit {
+        Unit {
+            track: 1,
+            pts,
+            dts: pts,
+            keyframe: true,
+            payload: Payload::Frame(Bytes::from_static(&[1, 2, 3])),
+        }
+    }
+
+    /// Polls `f` once: whether it completed without waiting.
+    fn ready<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> bool {
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        f.poll(&mut cx).is_ready()
+    }
+
+    #[test]
+    fn readers_wake_per_video_frame_and_audio_rides_along() {
+        let s = av_stream(Duration::ZERO);
+        let mut r = s.subscribe().unwrap();
+        let mut waiting = Box::pin(r.next());
+        assert!(!ready(waiting.as_mut()));
+        s.write(audio(0));
+        assert!(
+            !ready(waiting.as_mut()),
+            "audio alone must not wake readers"
+        );
+        s.write(frame(0, true));
+        assert!(ready(waiting.as_mut()), "a video frame wakes readers");
+        drop(waiting);
+        // The audio unit written before the frame comes out with it.
+        let mut tracks = Vec::new();
+        while let Ok(Some(it)) = r.try_next() {
+            if let StreamItem::Unit(e) = it {
+                tracks.push(e.unit.track);
+            }
+        }
+        assert_eq!(tracks, [0], "the first item was taken by next()");
+    }
+
+    #[test]
+    fn merge_holds_frames_until_its_time_has_passed() {
+        let s = av_stream(Duration::from_secs(3600));
+        let mut r = s.subscribe().unwrap();
+        let mut waiting = Box::pin(r.next());
+        assert!(!ready(waiting.as_mut()));
+        for i in 0..5 {
+            s.write(frame(i, i == 0));
+        }
+        assert!(!ready(waiting.as_mut()), "frames wait for the merge time");
+        s.close();
+        assert!(ready(waiting.as_mut()), "closing wakes readers");
+        drop(waiting);
+        let mut n = 1;
+        while let Ok(Some(_)) = r.try_next() {
+            n += 1;
+        }
+        assert!(n >= 5, "merged frames are all delivered: {n}");
     }
 }

@@ -2,7 +2,7 @@
 //! sequence headers and the latest keyframe, then follows the live stream. Tags are
 //! built once per unit (see `UnitEntry::flv_tag`) and shared by every reader.
 
-use crate::core::{ReadEnd, Stream, StreamItem, StreamReader};
+use crate::core::{ReadEnd, StreamItem, StreamReader};
 use crate::format::flv::mux;
 use crate::http::HttpCtx;
 use axum::body::Body;
@@ -13,8 +13,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-/// Tags queued between the stream and the HTTP connection.
-const QUEUE: usize = 64;
+/// Batches of tags (about one video frame each) queued towards the HTTP connection.
+const QUEUE: usize = 32;
 
 pub(crate) async fn serve(
     ctx: Arc<HttpCtx>,
@@ -44,7 +44,7 @@ pub(crate) async fn serve(
     let Some(mut sub) = stream.subscribe() else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
+    let (tx, rx) = mpsc::channel::<Vec<Bytes>>(QUEUE);
     let path = name.to_string();
     tracing::info!(%peer, %path, "HTTP-FLV reader started");
     tokio::spawn(async move {
@@ -54,7 +54,7 @@ pub(crate) async fn serve(
             ctx: ctx.clone(),
             bytes: 0,
         };
-        let reason = pump(&mut out, &stream, &mut sub).await;
+        let reason = pump(&mut out, &mut sub).await;
         match reason {
             End::Normal(r) => {
                 tracing::info!(%peer, %path, bytes_out = out.bytes, "HTTP-FLV reader closed: {r}")
@@ -65,10 +65,15 @@ pub(crate) async fn serve(
         }
     });
 
+    // A batch of tags becomes one body chunk: one chunk header and one write for
+    // several tags (copying a batch costs less than framing each tag).
     let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+        let tags = rx.recv().await?;
+        let b = match tags.len() {
+            1 => tags.into_iter().next()?,
+            _ => Bytes::from(tags.concat()),
+        };
+        Some((Ok::<_, std::convert::Infallible>(b), rx))
     }));
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
@@ -90,14 +95,14 @@ enum End {
 
 /// The queue towards the HTTP body, with the write timeout.
 struct Out {
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Vec<Bytes>>,
     ctx: Arc<HttpCtx>,
     bytes: u64,
 }
 
 impl Out {
-    async fn send(&mut self, b: Bytes) -> Result<(), End> {
-        let n = b.len() as u64;
+    async fn send(&mut self, b: Vec<Bytes>) -> Result<(), End> {
+        let n = b.iter().map(|b| b.len() as u64).sum::<u64>();
         match tokio::time::timeout(self.ctx.write_timeout, self.tx.send(b)).await {
             Ok(Ok(())) => {
                 self.bytes += n;
@@ -112,41 +117,67 @@ impl Out {
     }
 }
 
-async fn pump(out: &mut Out, stream: &Arc<Stream>, sub: &mut StreamReader) -> End {
+/// Most items sent towards the body at once.
+const BATCH: usize = 64;
+
+async fn pump(out: &mut Out, sub: &mut StreamReader) -> End {
     let mut started = false;
+    let mut end = None;
     loop {
-        let item = tokio::select! {
+        let first = tokio::select! {
             _ = out.ctx.shutdown.cancelled() => return End::Normal("server shutting down"),
             _ = out.tx.closed() => return End::Normal("closed by client"),
             item = sub.next() => item,
         };
-        let entry = match item {
-            Ok(StreamItem::Unit(e)) => e,
-            Ok(StreamItem::Rtcp { .. }) => continue,
-            Err(ReadEnd::Closed) => return End::Normal("stream ended"),
-            Err(ReadEnd::TooSlow) => {
-                return End::Bad("too slow: kept falling behind the stream".into())
+        // What the stream has ready goes to the connection as one batch of tags.
+        let mut tags = Vec::new();
+        let mut item = first;
+        for _ in 0..BATCH {
+            let entry = match item {
+                Ok(StreamItem::Unit(e)) => e,
+                Ok(StreamItem::Rtcp { .. }) => {
+                    item = match sub.try_next() {
+                        Ok(Some(it)) => Ok(it),
+                        Ok(None) => break,
+                        Err(e) => Err(e),
+                    };
+                    continue;
+                }
+                Err(e) => {
+                    end = Some(e);
+                    break;
+                }
+            };
+            if !started {
+                started = true;
+                // Parameter sets learnt in-band are known by the time the first unit is out.
+                let tracks = &entry.tracks;
+                let mut head = mux::file_start(tracks);
+                head.extend(mux::sequence_tags(
+                    tracks,
+                    mux::to_ms(entry.unit.dts, entry.track().clock_rate),
+                ));
+                tags.push(Bytes::from(head));
             }
-        };
-        // Parameter sets learnt in-band are known by the time the first unit is out.
-        let tracks = stream.tracks();
-        let Some(track) = tracks.get(entry.unit.track) else {
-            continue;
-        };
-        if !started {
-            started = true;
-            let mut head = mux::file_start(&tracks);
-            head.extend(mux::sequence_tags(
-                &tracks,
-                mux::to_ms(entry.unit.dts, track.clock_rate),
-            ));
-            if let Err(e) = out.send(Bytes::from(head)).await {
+            if let Some(tag) = entry.flv_tag() {
+                tags.push(tag.clone());
+            }
+            item = match sub.try_next() {
+                Ok(Some(it)) => Ok(it),
+                Ok(None) => break,
+                Err(e) => Err(e),
+            };
+        }
+        if !tags.is_empty() {
+            if let Err(e) = out.send(tags).await {
                 return e;
             }
         }
-        if let Some(tag) = entry.flv_tag(track) {
-            if let Err(e) = out.send(tag.clone()).await {
-                return e;
+        match end {
+            None => {}
+            Some(ReadEnd::Closed) => return End::Normal("stream ended"),
+            Some(ReadEnd::TooSlow) => {
+                return End::Bad("too slow: kept falling behind the stream".into())
             }
         }
     }

@@ -18,6 +18,8 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 const BATCH: usize = 64;
+const CONTROL_BUF: usize = 4 * 1024;
+const MEDIA_BUF: usize = 64 * 1024;
 
 struct Publishing {
     path: String,
@@ -100,7 +102,8 @@ impl Conn {
     }
 
     async fn run(&mut self, rd: &mut OwnedReadHalf) -> End {
-        let mut buf = vec![0u8; 64 * 1024];
+        // Players only send commands; publishers get a larger buffer once they publish.
+        let mut buf = vec![0u8; CONTROL_BUF];
         let leftover = match self.handshake(rd, &mut buf).await {
             Ok(l) => l,
             Err(e) => return e,
@@ -129,6 +132,9 @@ impl Conn {
                         last_read = Instant::now();
                         if let Err(e) = self.input(&buf[..n]).await {
                             return e;
+                        }
+                        if matches!(self.role, Role::Publish(_)) && buf.len() < MEDIA_BUF {
+                            buf.resize(MEDIA_BUF, 0);
                         }
                     }
                     Err(e) => return End::Normal(format!("read error: {e}")),
@@ -331,35 +337,48 @@ impl Conn {
                 Err(e) => end = Some(e),
             }
         }
-        let stream = p.sub.stream().clone();
+        // Control output first, then media: pre-chunked messages shared by all players
+        // where possible, so a unit costs a player an iovec entry, not a copy.
+        let mut own: Vec<Bytes> = Vec::new();
+        let mut media: Vec<&Bytes> = Vec::with_capacity(items.len());
+        let shareable = self.session.media_is_shareable(p.stream_id);
         for item in &items {
             let StreamItem::Unit(entry) = item else {
                 continue;
             };
-            let tracks = stream.tracks();
-            let Some(track) = tracks.get(entry.unit.track) else {
-                continue;
-            };
             if !p.started {
                 p.started = true;
-                let ts = mux::to_ms(entry.unit.dts, track.clock_rate);
+                let tracks = &entry.tracks;
+                let ts = mux::to_ms(entry.unit.dts, entry.track().clock_rate);
                 self.session
-                    .send_metadata(p.stream_id, &mux::metadata(&tracks));
-                for (typ, body) in mux::sequence_bodies(&tracks) {
+                    .send_metadata(p.stream_id, &mux::metadata(tracks));
+                for (typ, body) in mux::sequence_bodies(tracks) {
                     self.session
                         .send_media(p.stream_id, typ == TagType::Video, ts, &body);
                 }
             }
-            let Some(tag) = entry.flv_tag(track) else {
-                continue;
+            let chunk = |tag: &Bytes| {
+                // The message body is the FLV tag without its header and trailing size.
+                let body = &tag[TAG_HEADER_LEN..tag.len() - 4];
+                let ts = u32::from_be_bytes([tag[7], tag[4], tag[5], tag[6]]);
+                let video = tag[0] == TagType::Video as u8;
+                Bytes::from(self.session.media_chunks(p.stream_id, video, ts, body))
             };
-            // The message body is the FLV tag without its header and trailing size.
-            let body = &tag[TAG_HEADER_LEN..tag.len() - 4];
-            let ts = u32::from_be_bytes([tag[7], tag[4], tag[5], tag[6]]);
-            self.session
-                .send_media(p.stream_id, tag[0] == TagType::Video as u8, ts, body);
+            if shareable {
+                if let Some(b) = entry.rtmp_chunks(chunk) {
+                    media.push(b);
+                }
+            } else if let Some(tag) = entry.flv_tag() {
+                own.push(chunk(tag));
+            }
         }
-        self.flush().await?;
+        let control = self.session.take_output();
+        let parts: Vec<&[u8]> = std::iter::once(&control[..])
+            .chain(media.iter().map(|b| &b[..]))
+            .chain(own.iter().map(|b| &b[..]))
+            .collect();
+        let n = net::write_all_vectored(&mut self.wr, &parts, self.ctx.write_timeout).await?;
+        self.bytes_out += n as u64;
         match end {
             None => Ok(()),
             Some(ReadEnd::Closed) => Err(End::Normal("stream ended".into())),

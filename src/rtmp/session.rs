@@ -8,6 +8,8 @@ use bytes::Bytes;
 
 const WINDOW_ACK_SIZE: u32 = 2_500_000;
 const OUT_CHUNK_SIZE: usize = 4096;
+/// The message stream id `createStream` gives a client's first stream.
+const SHARED_STREAM_ID: u32 = 1;
 const MAX_STREAMS: u32 = 16;
 
 // Message types.
@@ -379,6 +381,37 @@ impl Session {
         );
         let body = amf0::encode_all(&[Value::String("onMetaData".into()), arr]);
         self.send(CS_STATUS, AMF0_DATA, stream_id, 0, &body);
+    }
+
+    /// A media message in chunks, as `send_media` would queue it, for players to share.
+    pub(crate) fn media_chunks(
+        &self,
+        stream_id: u32,
+        video: bool,
+        timestamp: u32,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let (csid, type_id) = if video {
+            (CS_VIDEO, VIDEO)
+        } else {
+            (CS_AUDIO, AUDIO)
+        };
+        let m = MessageRef {
+            timestamp,
+            type_id,
+            stream_id,
+            payload: body,
+        };
+        let mut out =
+            Vec::with_capacity(body.len() + 12 + body.len() / self.out_chunk_size.max(1) + 1);
+        write_message(&mut out, csid, &m, self.out_chunk_size);
+        out
+    }
+
+    /// Whether `media_chunks` for this stream id equals what every other player of the
+    /// usual set-up (stream 1, our chunk size) gets, so one copy can serve them all.
+    pub(crate) fn media_is_shareable(&self, stream_id: u32) -> bool {
+        stream_id == SHARED_STREAM_ID && self.out_chunk_size == OUT_CHUNK_SIZE
     }
 
     pub(crate) fn send_media(&mut self, stream_id: u32, video: bool, timestamp: u32, body: &[u8]) {

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Bytes read from a client at a time (publishers send at media bitrate).
 const READ_CHUNK: usize = 64 * 1024;
+const CONTROL_CHUNK: usize = 4 * 1024;
 /// Items written per vectored write.
 const BATCH: usize = 64;
 
@@ -74,9 +75,16 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, sock: TcpStream, peer: SocketAddr) {
         } else {
             Some(last_read + read_timeout)
         };
-        if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+        // Publishers stream media in; readers only send the odd request, so their
+        // buffer stays small (it is most of a reader's memory otherwise).
+        let chunk = if c.handler.is_recording() {
+            READ_CHUNK
+        } else {
+            CONTROL_CHUNK
+        };
+        if buf.capacity() - buf.len() < chunk / 2 {
             // Interleaved frames keep slices of the buffer; read into fresh space.
-            buf.reserve(READ_CHUNK);
+            buf.reserve(chunk);
         }
         tokio::select! {
             _ = ctx.shutdown.cancelled() => break End::Normal("server shutting down".into()),
@@ -206,7 +214,8 @@ impl Conn {
                 }
             }
         }
-        // (interleaved header, packet) pairs for TCP tracks.
+        // What goes out on TCP: framed units shared with other readers, or (header,
+        // packet) pairs where this reader's channels are not the usual 2 × track.
         let mut frames: Vec<([u8; 4], &[u8])> = Vec::new();
         for item in &items {
             let (track, packets, rtcp): (usize, &[bytes::Bytes], bool) = match item {
@@ -214,6 +223,13 @@ impl Conn {
                 StreamItem::Rtcp { track, packet } => (*track, std::slice::from_ref(packet), true),
             };
             match p.tracks.get(track).copied().flatten() {
+                Some(TrackTransport::Tcp { rtp_channel, .. })
+                    if !rtcp && usize::from(rtp_channel) == 2 * track =>
+                {
+                    if let StreamItem::Unit(e) = item {
+                        frames.push(([0; 4], &e.interleaved()[..]));
+                    }
+                }
                 Some(TrackTransport::Tcp {
                     rtp_channel,
                     rtcp_channel,
@@ -235,19 +251,19 @@ impl Conn {
                             (&udp.rtp, client_rtp)
                         };
                         let to = SocketAddr::new(self.peer.ip(), port);
-                        for pkt in packets {
-                            // UDP loss is the reader's problem, as on any network.
-                            if sock.send_to(pkt, to).await.is_ok() {
-                                self.bytes_out += pkt.len() as u64;
-                            }
-                        }
+                        // UDP loss is the reader's problem, as on any network.
+                        self.bytes_out += super::udp::send_all(sock, to, packets).await as u64;
                     }
                 }
                 None => {}
             }
         }
         if !frames.is_empty() {
-            let parts: Vec<&[u8]> = frames.iter().flat_map(|(h, p)| [&h[..], *p]).collect();
+            // Shared framed units carry an empty header (skipped by the write).
+            let parts: Vec<&[u8]> = frames
+                .iter()
+                .flat_map(|(h, p)| [if h[0] == 0 { &h[..0] } else { &h[..] }, *p])
+                .collect();
             self.write_all(&parts).await?;
         }
         match end {

@@ -209,7 +209,8 @@ impl Handler {
         };
         let tracks: Vec<_> = stream
             .tracks()
-            .into_iter()
+            .iter()
+            .cloned()
             .zip(stream.payload_types().iter().copied())
             .collect();
         let body = sdp::describe(&tracks).into_bytes();

@@ -150,3 +150,84 @@ impl Drop for RouteGuard {
         lock(routes).remove(&self.from);
     }
 }
+
+/// Packets per `sendmmsg` call.
+const MMSG_BATCH: usize = 64;
+
+/// Sends `packets` to `to` in as few system calls as the OS allows (`sendmmsg` on
+/// Linux: a reader's batch of RTP packets costs one call, not one per packet). Waits
+/// while the socket buffer is full; other errors drop the rest, as UDP loss would.
+/// Returns the bytes sent.
+pub async fn send_all(sock: &UdpSocket, to: SocketAddr, packets: &[Bytes]) -> usize {
+    let mut sent = 0;
+    let mut bytes = 0;
+    while sent < packets.len() {
+        let batch = &packets[sent..packets.len().min(sent + MMSG_BATCH)];
+        match send_batch(sock, to, batch).await {
+            Ok(n) if n > 0 => {
+                bytes += batch[..n].iter().map(Bytes::len).sum::<usize>();
+                sent += n;
+            }
+            _ => break,
+        }
+    }
+    bytes
+}
+
+#[cfg(target_os = "linux")]
+async fn send_batch(sock: &UdpSocket, to: SocketAddr, batch: &[Bytes]) -> std::io::Result<usize> {
+    let addr = socket2::SockAddr::from(to);
+    loop {
+        sock.writable().await?;
+        match sock.try_io(tokio::io::Interest::WRITABLE, || {
+            sendmmsg(sock, &addr, batch)
+        }) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            r => return r,
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn sendmmsg(sock: &UdpSocket, addr: &socket2::SockAddr, batch: &[Bytes]) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let mut iov: Vec<libc::iovec> = batch
+        .iter()
+        .map(|p| libc::iovec {
+            iov_base: p.as_ptr() as *mut libc::c_void,
+            iov_len: p.len(),
+        })
+        .collect();
+    // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths).
+    let mut msgs: Vec<libc::mmsghdr> = vec![unsafe { std::mem::zeroed() }; batch.len()];
+    for (m, v) in msgs.iter_mut().zip(iov.iter_mut()) {
+        m.msg_hdr.msg_name = addr.as_ptr() as *mut libc::c_void;
+        m.msg_hdr.msg_namelen = addr.len();
+        m.msg_hdr.msg_iov = v;
+        m.msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: msgs, iov, the packets and addr outlive the call; vlen is msgs.len().
+    let n = unsafe {
+        libc::sendmmsg(
+            sock.as_raw_fd(),
+            msgs.as_mut_ptr(),
+            msgs.len() as libc::c_uint,
+            0,
+        )
+    };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn send_batch(sock: &UdpSocket, to: SocketAddr, batch: &[Bytes]) -> std::io::Result<usize> {
+    for (i, p) in batch.iter().enumerate() {
+        if let Err(e) = sock.send_to(p, to).await {
+            return if i == 0 { Err(e) } else { Ok(i) };
+        }
+    }
+    Ok(batch.len())
+}

@@ -1,0 +1,413 @@
+#!/usr/bin/env python3
+"""Fan-out benchmark: mediarouter vs nginx-rtmp, in one run, on loopback only.
+
+Starts each server on free 127.0.0.1 ports, publishes a generated clip with ffmpeg,
+runs mediarouter-load per read protocol and reader count, and samples the server's CPU
+(/proc/<pid>/stat, all its processes) over exactly the load tool's measurement window.
+Writes bench/results/<date>.json and the table in BENCHMARKS.md; prints PASS/FAIL per
+target. Run through scripts/bench.sh, which builds and installs what this needs.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RELEASE = os.path.join(ROOT, "target", "release")
+SERVER = os.path.join(RELEASE, "mediarouter")
+LOAD = os.path.join(RELEASE, "mediarouter-load")
+
+
+def use_binaries(directory):
+    global SERVER, LOAD
+    SERVER = os.path.join(directory, "mediarouter")
+    LOAD = os.path.join(directory, "mediarouter-load")
+TICK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+FPS = 30.0
+NGINX_RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_udp_pair():
+    for p in range(20000, 30000, 2):
+        try:
+            with socket.socket(type=socket.SOCK_DGRAM) as a, socket.socket(type=socket.SOCK_DGRAM) as b:
+                a.bind(("127.0.0.1", p))
+                b.bind(("127.0.0.1", p + 1))
+                return p, p + 1
+        except OSError:
+            continue
+    raise RuntimeError("no free UDP port pair")
+
+
+def wait_port(port, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not open within {timeout}s")
+
+
+def children(pid):
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def tree(pid):
+    pids = [pid]
+    for c in children(pid):
+        pids += tree(c)
+    return pids
+
+
+def cpu_seconds(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / TICK
+
+
+def rss_bytes(pids):
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/statm") as f:
+                total += int(f.read().split()[1]) * PAGE
+        except OSError:
+            pass
+    return total
+
+
+def make_clip(path):
+    if os.path.exists(path):
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+         "-t", "30", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+         "-b:v", "2M", "-maxrate", "2M", "-bufsize", "2M",
+         "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-bf", "0",
+         "-c:a", "aac", "-b:a", "128k", "-f", "flv", path],
+        check=True)
+
+
+class Target:
+    """A server under test: its processes, RTMP publish URL and read URLs."""
+
+    def __init__(self, name, proc, publish_url, read_urls):
+        self.name = name
+        self.proc = proc
+        self.publish_url = publish_url
+        self.read_urls = read_urls
+        self.publisher = None
+
+    def pids(self):
+        return tree(self.proc.pid)
+
+    def start_publisher(self, clip, log):
+        self.publisher = subprocess.Popen(
+            ["ffmpeg", "-loglevel", "error", "-re", "-stream_loop", "-1", "-i", clip,
+             "-c", "copy", "-f", "flv", self.publish_url],
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        # Readable once a single reader gets frames.
+        url = self.read_urls["rtmp"]
+        end = time.time() + 20
+        while time.time() < end:
+            r = subprocess.run([LOAD, "-n", "1", "--warmup", "0", "-d", "0.5", "--timeout", "3", url],
+                               capture_output=True, text=True)
+            if r.returncode == 0 and "1/1 readers connected, 0 failed" in r.stderr:
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"{self.name}: stream never became readable")
+
+    def stop(self):
+        for p in (self.publisher, self.proc):
+            if p and p.poll() is None:
+                p.terminate()
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+
+MEDIAROUTER_EXTRA = ""
+
+
+def start_mediarouter(work, log):
+    ports = {k: free_port() for k in ("rtsp", "rtp", "rtcp", "rtmp", "http")}
+    # RTP/RTCP ports must be a consecutive even/odd pair (bind(0) prefers odd ports).
+    ports["rtp"], ports["rtcp"] = free_udp_pair()
+    cfg = os.path.join(work, "mediarouter.yml")
+    with open(cfg, "w") as f:
+        f.write(f"""logLevel: info
+rtspAddress: 127.0.0.1:{ports['rtsp']}
+rtpAddress: 127.0.0.1:{ports['rtp']}
+rtcpAddress: 127.0.0.1:{ports['rtcp']}
+rtmpAddress: 127.0.0.1:{ports['rtmp']}
+hlsAddress: 127.0.0.1:{ports['http']}
+{MEDIAROUTER_EXTRA}
+paths:
+  all_others:
+""")
+    proc = subprocess.Popen([SERVER, cfg], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    for k in ("rtsp", "rtmp", "http"):
+        wait_port(ports[k])
+    return Target("mediarouter", proc, f"rtmp://127.0.0.1:{ports['rtmp']}/live/bench", {
+        "rtmp": f"rtmp://127.0.0.1:{ports['rtmp']}/live/bench",
+        "rtsp-tcp": f"rtsp://127.0.0.1:{ports['rtsp']}/live/bench",
+        "rtsp-udp": f"rtsp://127.0.0.1:{ports['rtsp']}/live/bench",
+        "http-flv": f"http://127.0.0.1:{ports['http']}/live/bench.flv",
+    })
+
+
+def start_nginx(work, log):
+    prefix = os.path.join(work, "nginx")
+    os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
+    rtmp = free_port()
+    conf = os.path.join(prefix, "nginx.conf")
+    # One worker: nginx-rtmp's live fan-out is per worker (the usual deployment).
+    with open(conf, "w") as f:
+        f.write(f"""load_module {NGINX_RTMP_MODULE};
+daemon off;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log warn;
+events {{ worker_connections 10000; }}
+rtmp {{
+    access_log {prefix}/logs/rtmp_access.log;
+    server {{
+        listen 127.0.0.1:{rtmp};
+        chunk_size 4096;
+        application live {{ live on; }}
+    }}
+}}
+""")
+    proc = subprocess.Popen(["nginx", "-p", prefix, "-c", conf], stdout=log, stderr=log,
+                            stdin=subprocess.DEVNULL)
+    wait_port(rtmp)
+    return Target("nginx-rtmp", proc, f"rtmp://127.0.0.1:{rtmp}/live/bench",
+                  {"rtmp": f"rtmp://127.0.0.1:{rtmp}/live/bench"})
+
+
+def baseline(target, window):
+    pids = target.pids()
+    c0 = cpu_seconds(pids)
+    time.sleep(window)
+    return {"cpu_per_s": (cpu_seconds(pids) - c0) / window, "rss": rss_bytes(pids)}
+
+
+def run_load(target, proto, n, window, base, work):
+    url = target.read_urls[proto]
+    out = os.path.join(work, f"{target.name}-{proto}-{n}.json")
+    cmd = [LOAD, "-n", str(n), "--ramp", "1000", "--warmup", "1", "-d", str(window),
+           "--fps", str(FPS), "--timeout", "10", "--markers", "--json", out, url]
+    if proto == "rtsp-udp":
+        cmd[1:1] = ["--rtsp-transport", "udp"]
+    pids = target.pids()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    c0 = c1 = rss = None
+    t0 = t1 = None
+    for line in p.stdout:
+        line = line.strip()
+        if line == "window-start":
+            c0, t0 = cpu_seconds(pids), time.monotonic()
+        elif line == "window-end":
+            c1, t1 = cpu_seconds(pids), time.monotonic()
+            rss = rss_bytes(pids)
+    err = p.stderr.read()
+    p.wait()
+    if p.returncode != 0 or c1 is None:
+        raise RuntimeError(f"load tool failed for {target.name} {proto} n={n}:\n{err}")
+    with open(out) as f:
+        s = json.load(f)["summary"]
+    span = t1 - t0
+    cpu = c1 - c0
+    readers = max(s["connected"], 1)
+    return {
+        "server": target.name, "protocol": proto, "readers": n,
+        "connected": s["connected"], "failed": s["failed"], "errors": s["first_errors"],
+        "window_s": span,
+        "server_cpu_s": cpu,
+        "cpu_per_reader_s": max(cpu - base["cpu_per_s"] * span, 0.0) / (readers * span),
+        "rss_per_reader_kib": max(rss - base["rss"], 0) / readers / 1024,
+        "delivery_mean": s["delivery_mean"], "delivery_min": s["delivery_min"],
+        "gaps": s["gaps_total"],
+        "ttff_median_ms": s["ttff_median_ms"], "ttff_p95_ms": s["ttff_p95_ms"],
+        "mbytes_per_s": s["bytes_per_s"] / 1e6,
+        "load_tool_cpu_per_s": s["tool_cpu_per_s"],
+    }
+
+
+def fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def table(rows):
+    head = ("| server | protocol | readers | connected | CPU µs per reader-s | RSS KiB/reader "
+            "| delivery mean/min | gaps | first keyframe median/p95 ms | MB/s | load tool CPU |")
+    lines = [head, "|" + "---|" * 11]
+    for r in rows:
+        lines.append(
+            f"| {r['server']} | {r['protocol']} | {r['readers']} | {r['connected']} "
+            f"| {r['cpu_per_reader_s'] * 1e6:.0f} | {r['rss_per_reader_kib']:.1f} "
+            f"| {r['delivery_mean']:.4f} / {r['delivery_min']:.4f} | {r['gaps']} "
+            f"| {fmt(r['ttff_median_ms'], '.1f')} / {fmt(r['ttff_p95_ms'], '.1f')} "
+            f"| {r['mbytes_per_s']:.0f} | {r['load_tool_cpu_per_s']:.2f} |")
+    return "\n".join(lines)
+
+
+def median_of(rows, server, proto, n, key):
+    vals = [r[key] for r in rows if r["server"] == server and r["protocol"] == proto
+            and r["readers"] == n and r[key] is not None]
+    return statistics.median(vals) if vals else None
+
+
+def targets(rows, repeat_n):
+    res = []
+    mr = lambda p, n, k="cpu_per_reader_s": median_of(rows, "mediarouter", p, n, k)
+    ng = median_of(rows, "nginx-rtmp", "rtmp", repeat_n, "cpu_per_reader_s")
+    rtmp = mr("rtmp", repeat_n)
+    if ng and rtmp is not None:
+        res.append((f"RTMP CPU per reader-s at N={repeat_n} <= 0.5 x nginx-rtmp",
+                    rtmp / ng, rtmp / ng <= 0.5))
+    for p in ("rtsp-tcp", "http-flv"):
+        v = mr(p, repeat_n)
+        if v is not None and rtmp:
+            res.append((f"{p} CPU <= 1.2 x mediarouter RTMP at N={repeat_n}", v / rtmp, v / rtmp <= 1.2))
+    top = max(r["readers"] for r in rows)
+    for p in ("rtmp", "rtsp-tcp", "http-flv", "rtsp-udp"):
+        v = mr(p, top, "delivery_mean")
+        if v is not None:
+            res.append((f"{p}: {top} readers at >= 99% delivery", v, v >= 0.99))
+    worst = max((r["rss_per_reader_kib"] for r in rows if r["server"] == "mediarouter"), default=None)
+    if worst is not None:
+        res.append(("RSS per reader <= 64 KiB (worst run)", worst, worst <= 64))
+    low = min(r["readers"] for r in rows)
+    for p in ("rtmp", "rtsp-tcp", "http-flv"):
+        v = mr(p, low, "ttff_median_ms")
+        if v is not None:
+            res.append((f"{p}: first keyframe median <= 50 ms at N={low}", v, v <= 50))
+    return res
+
+
+def update_markdown(path, text):
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    doc = open(path).read() if os.path.exists(path) else f"# Benchmarks\n\n{start}\n{end}\n"
+    if start not in doc:
+        doc += f"\n{start}\n{end}\n"
+    before, rest = doc.split(start, 1)
+    after = rest.split(end, 1)[1]
+    with open(path, "w") as f:
+        f.write(f"{before}{start}\n{text}\n{end}{after}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--readers", default="100,500,1000,2000")
+    ap.add_argument("--protocols", default="rtmp,rtsp-tcp,http-flv,rtsp-udp")
+    ap.add_argument("--window", type=float, default=6.0)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of the target figures (median)")
+    ap.add_argument("--repeat-readers", type=int, default=1000)
+    ap.add_argument("--no-nginx", action="store_true")
+    ap.add_argument("--no-markdown", action="store_true")
+    ap.add_argument("--set", action="append", default=[],
+                    help="extra top-level mediarouter.yml line, e.g. 'writeMerge: 100ms'")
+    ap.add_argument("--bin-dir", help="take mediarouter and mediarouter-load from here")
+    ap.add_argument("--out", help="JSON result file (default bench/results/<date>.json)")
+    args = ap.parse_args()
+    if args.bin_dir:
+        use_binaries(args.bin_dir)
+    global MEDIAROUTER_EXTRA
+    MEDIAROUTER_EXTRA = "\n".join(args.set)
+    ns = [int(n) for n in args.readers.split(",")]
+    protos = args.protocols.split(",")
+    started = time.time()
+    work = tempfile.mkdtemp(prefix="mediarouter-bench-")
+    clip = os.path.join(ROOT, "target", "bench", "clip-720p30.flv")
+    make_clip(clip)
+    log = open(os.path.join(work, "servers.log"), "w")
+    rows = []
+    plan = [("mediarouter", start_mediarouter, p) for p in protos]
+    if not args.no_nginx:
+        plan.append(("nginx-rtmp", start_nginx, "rtmp"))
+    bases = {}
+    try:
+        # A fresh server per protocol, readers in ascending order: memory the allocator
+        # keeps after a run can't be mistaken for (or hide) the next run's use.
+        for name, start, p in plan:
+            t = start(work, log)
+            try:
+                t.start_publisher(clip, log)
+                base = baseline(t, 3.0)
+                bases[f"{name} {p}"] = base
+                print(f"{name} ({p}): publisher-only CPU {base['cpu_per_s']:.3f} s/s, "
+                      f"RSS {base['rss'] / 2**20:.1f} MiB", flush=True)
+                for n in ns:
+                    reps = args.repeat if (n == args.repeat_readers and p in ("rtmp", "rtsp-tcp", "http-flv")) else 1
+                    for _ in range(reps):
+                        r = run_load(t, p, n, args.window, base, work)
+                        rows.append(r)
+                        print(table([r]).splitlines()[-1], flush=True)
+            finally:
+                t.stop()
+    finally:
+        log.close()
+    res = targets(rows, args.repeat_readers)
+    lines = [f"{'PASS' if ok else 'FAIL'}  {what}: {val:.3f}" for what, val, ok in res]
+    print("\n" + "\n".join(lines))
+    date = datetime.datetime.now().strftime("%Y-%m-%d")
+    cpu = open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(" :\t")
+    doc = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": {"cpu": cpu, "cores": os.cpu_count()},
+        "clip": "1280x720 30 fps H.264 2 Mbit/s, 1 s GOP, no B-frames + AAC 128 kbit/s",
+        "window_s": args.window, "baselines": bases, "runs": rows,
+        "targets": [{"target": w, "value": v, "pass": ok} for w, v, ok in res],
+        "duration_s": time.time() - started,
+    }
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    out = args.out or os.path.join(ROOT, "bench", "results", f"{date}.json")
+    with open(out, "w") as f:
+        json.dump(doc, f, indent=2)
+    md = (f"Last run: {doc['date']} on {cpu} ({os.cpu_count()} cores), window {args.window:.0f} s, "
+          f"medians of {args.repeat} at N={args.repeat_readers}; raw figures in `bench/results/{date}.json`.\n\n"
+          + table(rows) + "\n\n" + "\n".join(f"- {l}" for l in lines))
+    if not args.no_markdown:
+        update_markdown(os.path.join(ROOT, "BENCHMARKS.md"), md)
+    print(f"\nwrote {out} in {time.time() - started:.0f} s")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+//! HTTP/1.1 client pieces for the HTTP-FLV and HLS readers, over hyper's low-level
+//! connection API (one keep-alive connection per reader, no pool).
+
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Request, Response, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+pub struct HttpConn {
+    sender: SendRequest<Empty<Bytes>>,
+    authority: String,
+    /// Bytes of response bodies read through `get_body`.
+    pub body_bytes: u64,
+}
+
+pub fn parse(url: &str) -> Result<Uri> {
+    let uri: Uri = url.parse().with_context(|| format!("bad URL {url}"))?;
+    if uri.scheme_str() != Some("http") {
+        bail!("only http:// URLs are supported: {url}");
+    }
+    Ok(uri)
+}
+
+/// `rel` resolved against the URL `base` (absolute, host-relative or directory-relative).
+pub fn resolve(base: &Uri, rel: &str) -> Result<Uri> {
+    if rel.starts_with("http://") || rel.starts_with("https://") {
+        return parse(rel);
+    }
+    let authority = base.authority().map(|a| a.as_str()).unwrap_or("");
+    let path = if rel.starts_with('/') {
+        rel.to_string()
+    } else {
+        let dir = base.path().rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+        format!("{dir}/{rel}")
+    };
+    parse(&format!("http://{authority}{path}"))
+}
+
+impl HttpConn {
+    pub async fn open(uri: &Uri) -> Result<HttpConn> {
+        let authority = uri
+            .authority()
+            .ok_or_else(|| anyhow!("URL without a host: {uri}"))?
+            .to_string();
+        let addr = if uri.port().is_some() {
+            authority.clone()
+        } else {
+            format!("{authority}:80")
+        };
+        let sock = TcpStream::connect(&addr)
+            .await
+            .with_context(|| format!("connect {addr}"))?;
+        sock.set_nodelay(true)?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(sock)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(HttpConn {
+            sender,
+            authority,
+            body_bytes: 0,
+        })
+    }
+
+    pub async fn get(&mut self, uri: &Uri) -> Result<Response<Incoming>> {
+        let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let req = Request::get(pq)
+            .header(hyper::header::HOST, &self.authority)
+            .body(Empty::new())?;
+        self.sender.ready().await?;
+        let resp = self.sender.send_request(req).await?;
+        if !resp.status().is_success() {
+            bail!("GET {uri}: {}", resp.status());
+        }
+        Ok(resp)
+    }
+
+    /// GET and collect the whole body.
+    pub async fn get_body(&mut self, uri: &Uri) -> Result<Bytes> {
+        let resp = self.get(uri).await?;
+        let body = resp.into_body().collect().await?.to_bytes();
+        self.body_bytes += body.len() as u64;
+        Ok(body)
+    }
+}

@@ -1,0 +1,123 @@
+//! RTMP publishers for the load tool: an FLV clip sent in real time, looped with
+//! continuous timestamps (sequence headers once, at the start).
+
+use crate::rtmp::{parse_url, RtmpClient};
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use mediarouter::format::amf0::{self, Value};
+use mediarouter::format::flv::parse_tag;
+use std::path::Path;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub struct ClipTag {
+    pub typ: u8,
+    pub ts: u32,
+    pub body: Bytes,
+    /// A sequence header (sent once, not on every loop).
+    pub header: bool,
+}
+
+pub struct Clip {
+    pub tags: Vec<ClipTag>,
+    /// Metadata as `@setDataFrame` data, if the file has `onMetaData`.
+    pub metadata: Option<Vec<u8>>,
+    /// Duration of one loop: last timestamp plus one frame interval.
+    pub loop_ms: u32,
+}
+
+pub fn load_clip(path: &Path) -> Result<Clip> {
+    let data = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+    if data.len() < 13 || &data[..3] != b"FLV" {
+        bail!("{} is not an FLV file", path.display());
+    }
+    let mut pos = u32::from_be_bytes([data[5], data[6], data[7], data[8]]) as usize + 4;
+    let mut tags = Vec::new();
+    let mut metadata = None;
+    while let Some((tag, n)) = parse_tag(data.get(pos..).unwrap_or_default())? {
+        let body = Bytes::copy_from_slice(tag.body);
+        match tag.typ {
+            18 => {
+                let mut m = amf0::encode_all(&[Value::String("@setDataFrame".into())]);
+                m.extend_from_slice(&body);
+                metadata = Some(m);
+            }
+            8 | 9 => {
+                let header = match tag.typ {
+                    9 => {
+                        let b0 = body.first().copied().unwrap_or(0);
+                        if b0 & 0x80 != 0 {
+                            b0 & 0x0f == 0
+                        } else {
+                            body.get(1) == Some(&0)
+                        }
+                    }
+                    _ => body.first().is_some_and(|b| b >> 4 == 10) && body.get(1) == Some(&0),
+                };
+                tags.push(ClipTag {
+                    typ: tag.typ,
+                    ts: tag.timestamp_ms,
+                    body,
+                    header,
+                });
+            }
+            _ => {}
+        }
+        pos += n;
+    }
+    let last = tags.iter().map(|t| t.ts).max().unwrap_or(0);
+    let first_video = tags
+        .iter()
+        .filter(|t| t.typ == 9 && !t.header)
+        .map(|t| t.ts);
+    let step = first_video.clone().nth(1).unwrap_or(33) - first_video.clone().next().unwrap_or(0);
+    if tags.is_empty() {
+        bail!("{} has no audio or video tags", path.display());
+    }
+    Ok(Clip {
+        tags,
+        metadata,
+        loop_ms: last + step.max(1),
+    })
+}
+
+/// Publishes the clip to `url` until `stop`; `started` fires once media flows.
+pub async fn publish(
+    url: String,
+    clip: std::sync::Arc<Clip>,
+    stop: CancellationToken,
+    started: tokio::sync::mpsc::Sender<Result<()>>,
+) -> Result<()> {
+    let u = parse_url(&url)?;
+    let mut c = RtmpClient::connect(&u).await?;
+    let id = c.publish(&u.stream).await?;
+    if let Some(m) = &clip.metadata {
+        c.queue_raw_data(id, m);
+    }
+    let t0 = Instant::now();
+    let mut first = true;
+    for round in 0u32.. {
+        let offset = round.wrapping_mul(clip.loop_ms);
+        for t in &clip.tags {
+            if t.header && round > 0 {
+                continue;
+            }
+            let ts = offset.wrapping_add(t.ts);
+            let due = t0 + Duration::from_millis(u64::from(ts));
+            if due > Instant::now() {
+                c.flush_publish().await?;
+                if first {
+                    first = false;
+                    let _ = started.send(Ok(())).await;
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep_until(due) => {}
+                }
+            }
+            c.queue_media(id, t.typ == 9, ts, &t.body);
+        }
+    }
+    Ok(())
+}

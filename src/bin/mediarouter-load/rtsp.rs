@@ -1,0 +1,398 @@
+//! RTSP reader for the load tool: DESCRIBE, SETUP every track (TCP interleaved or UDP),
+//! PLAY, then count RTP: a video frame is a packet with the marker bit, an audio frame
+//! a packet; a sequence-number jump is a gap.
+
+use crate::stats::{Counter, DONE};
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::{Buf, BytesMut};
+use mediarouter::format::sdp;
+use rtsp_types::{Message, Method, ParseError, Response, Version};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+/// Keep-alive interval for UDP sessions, well inside the usual 60 s session timeout.
+const KEEPALIVE: Duration = Duration::from_secs(20);
+
+struct Conn {
+    sock: TcpStream,
+    buf: BytesMut,
+    cseq: u32,
+    session: Option<String>,
+}
+
+/// One RTP track being counted.
+struct TrackState {
+    video: bool,
+    clock: u32,
+    last_seq: Option<u16>,
+    first_ts: Option<u32>,
+    ts_base: i64,
+    last_ts: u32,
+    /// The access unit being received holds an IDR/IRAP picture.
+    key: bool,
+    h265: bool,
+}
+
+impl TrackState {
+    fn packet(&mut self, c: &mut Counter, p: &[u8]) {
+        if p.len() < 12 || p[0] >> 6 != 2 {
+            return;
+        }
+        let seq = u16::from_be_bytes([p[2], p[3]]);
+        let ts = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+        let marker = p[1] & 0x80 != 0;
+        if let Some(last) = self.last_seq {
+            let step = seq.wrapping_sub(last);
+            if step != 1 {
+                c.gaps(1);
+            }
+        }
+        self.last_seq = Some(seq);
+        if self.video {
+            self.key |= self.keyframe_nal(&p[rtp_header_len(p)..]);
+            if marker {
+                let ms = self.unwrap_ms(ts);
+                c.video(Some(ms), false, std::mem::take(&mut self.key));
+            }
+        } else {
+            c.audio();
+        }
+    }
+
+    /// Whether an H.264/H.265 RTP payload carries (part of) an IDR/IRAP NAL unit: a
+    /// single NAL, any unit of an aggregate (STAP-A/AP), or a fragment's own type.
+    fn keyframe_nal(&self, payload: &[u8]) -> bool {
+        let (hdr, key, aggregate, fragment): (usize, fn(u8) -> bool, u8, u8) = if self.h265 {
+            (2, |b| (16..=21).contains(&((b >> 1) & 0x3f)), 48, 49)
+        } else {
+            (1, |b| b & 0x1f == 5, 24, 28)
+        };
+        let Some(&b0) = payload.first() else {
+            return false;
+        };
+        let typ = if self.h265 {
+            (b0 >> 1) & 0x3f
+        } else {
+            b0 & 0x1f
+        };
+        if typ == aggregate {
+            let mut pos = hdr;
+            while pos + 2 < payload.len() {
+                let len = usize::from(u16::from_be_bytes([payload[pos], payload[pos + 1]]));
+                if key(payload[pos + 2]) {
+                    return true;
+                }
+                pos += 2 + len;
+            }
+            false
+        } else if typ == fragment {
+            // The FU header's type sits where a NAL header's would (H.265: 6 low bits).
+            payload.get(hdr).is_some_and(|b| {
+                if self.h265 {
+                    (16..=21).contains(&(b & 0x3f))
+                } else {
+                    b & 0x1f == 5
+                }
+            })
+        } else {
+            key(b0)
+        }
+    }
+
+    /// RTP timestamp → milliseconds since the track's first packet, across wraps.
+    fn unwrap_ms(&mut self, ts: u32) -> i64 {
+        let first = *self.first_ts.get_or_insert(ts);
+        if ts < self.last_ts && self.last_ts - ts > u32::MAX / 2 {
+            self.ts_base += 1 << 32;
+        }
+        self.last_ts = ts;
+        let ticks = self.ts_base + i64::from(ts) - i64::from(first);
+        ticks * 1000 / i64::from(self.clock.max(1))
+    }
+}
+
+impl Conn {
+    async fn request(
+        &mut self,
+        method: Method,
+        url: &str,
+        extra: &[(&str, String)],
+    ) -> Result<Response<Vec<u8>>> {
+        self.cseq += 1;
+        let mut b = rtsp_types::Request::builder(method.clone(), Version::V1_0)
+            .request_uri(rtsp_types::Url::parse(url).with_context(|| format!("bad URL {url}"))?)
+            .header(rtsp_types::headers::CSEQ, self.cseq.to_string())
+            .header(rtsp_types::headers::USER_AGENT, "mediarouter-load");
+        if let Some(s) = &self.session {
+            b = b.header(rtsp_types::headers::SESSION, s.clone());
+        }
+        for (k, v) in extra {
+            b = b.header(rtsp_types::HeaderName::try_from(*k)?, v.clone());
+        }
+        let req = b.empty();
+        let mut out = Vec::new();
+        req.write(&mut out)?;
+        self.sock.write_all(&out).await?;
+        loop {
+            if let Some(r) = self.response()? {
+                if !r.status().is_success() {
+                    bail!("{method:?} {url}: {}", u16::from(r.status()));
+                }
+                return Ok(r);
+            }
+            let n = self.sock.read_buf(&mut self.buf).await?;
+            if n == 0 {
+                bail!("connection closed during {method:?}");
+            }
+        }
+    }
+
+    /// A complete response at the front of the buffer (interleaved data before it is dropped).
+    fn response(&mut self) -> Result<Option<Response<Vec<u8>>>> {
+        loop {
+            if self.buf.first() == Some(&b'$') {
+                if self.buf.len() < 4 {
+                    return Ok(None);
+                }
+                let len = usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]]));
+                if self.buf.len() < 4 + len {
+                    return Ok(None);
+                }
+                self.buf.advance(4 + len);
+                continue;
+            }
+            if self.buf.is_empty() {
+                return Ok(None);
+            }
+            let parsed = match Message::<Vec<u8>>::parse(&self.buf[..]) {
+                Ok((m, n)) => Some((m, n)),
+                Err(ParseError::Incomplete(_)) => None,
+                Err(ParseError::Error) => bail!("malformed RTSP response"),
+            };
+            let Some((m, n)) = parsed else {
+                return Ok(None);
+            };
+            self.buf.advance(n);
+            if let Message::Response(r) = m {
+                return Ok(Some(r));
+            }
+        }
+    }
+}
+
+/// RTP fixed header plus CSRCs and extension.
+fn rtp_header_len(p: &[u8]) -> usize {
+    let mut n = 12 + 4 * usize::from(p[0] & 0x0f);
+    if p[0] & 0x10 != 0 && p.len() >= n + 4 {
+        n += 4 + 4 * usize::from(u16::from_be_bytes([p[n + 2], p[n + 3]]));
+    }
+    n.min(p.len())
+}
+
+fn header(r: &Response<Vec<u8>>, name: &str) -> Option<String> {
+    r.header(&rtsp_types::HeaderName::try_from(name).ok()?)
+        .map(|v| v.as_str().to_string())
+}
+
+fn control_url(base: &str, control: Option<&str>) -> String {
+    match control {
+        None | Some("") | Some("*") => base.to_string(),
+        Some(c) if c.starts_with("rtsp://") => c.to_string(),
+        Some(c) => format!(
+            "{}/{}",
+            base.trim_end_matches('/'),
+            c.trim_start_matches('/')
+        ),
+    }
+}
+
+fn host_port(url: &str) -> Result<String> {
+    let u = rtsp_types::Url::parse(url).with_context(|| format!("bad URL {url}"))?;
+    let host = u
+        .host_str()
+        .ok_or_else(|| anyhow!("URL without host: {url}"))?;
+    Ok(format!("{host}:{}", u.port().unwrap_or(554)))
+}
+
+/// Receive buffer of a UDP reader's RTP socket: a keyframe burst (the GOP a new reader
+/// gets at once) overflows the usual 208 KiB default and would count as loss.
+const UDP_RCVBUF: usize = 4 << 20;
+
+/// Two UDP sockets on consecutive ports (RTP even, RTCP odd), as RFC 3550 asks.
+async fn udp_pair() -> Result<(UdpSocket, UdpSocket)> {
+    for _ in 0..64 {
+        let rtp = UdpSocket::bind("127.0.0.1:0").await?;
+        let _ = socket2::SockRef::from(&rtp).set_recv_buffer_size(UDP_RCVBUF);
+        let port = rtp.local_addr()?.port();
+        if port % 2 != 0 || port == u16::MAX {
+            continue;
+        }
+        if let Ok(rtcp) = UdpSocket::bind(("127.0.0.1", port + 1)).await {
+            return Ok((rtp, rtcp));
+        }
+    }
+    bail!("no free UDP port pair")
+}
+
+pub async fn read(url: &str, udp: bool, c: &mut Counter, timeout: Duration) -> Result<()> {
+    let (mut conn, mut tracks, (sockets, _rtcp)) = tokio::time::timeout(timeout, setup(url, udp))
+        .await
+        .map_err(|_| anyhow!("DESCRIBE/SETUP/PLAY timed out"))??;
+    c.connected();
+    if udp {
+        read_udp(&mut conn, url, &mut tracks, &sockets, c, timeout).await
+    } else {
+        read_tcp(&mut conn, &mut tracks, c, timeout).await
+    }
+}
+
+type Sockets = (Vec<UdpSocket>, Vec<UdpSocket>);
+
+/// The RTSP session up to PLAY; with UDP, the RTP sockets per track and the RTCP ones
+/// (held so the ports stay ours; sender reports are not counted).
+async fn setup(url: &str, udp: bool) -> Result<(Conn, Vec<TrackState>, Sockets)> {
+    let sock = TcpStream::connect(host_port(url)?).await?;
+    sock.set_nodelay(true)?;
+    let mut conn = Conn {
+        sock,
+        buf: BytesMut::with_capacity(128 * 1024),
+        cseq: 0,
+        session: None,
+    };
+    let d = conn
+        .request(
+            Method::Describe,
+            url,
+            &[("Accept", "application/sdp".into())],
+        )
+        .await?;
+    let base = header(&d, "Content-Base").unwrap_or_else(|| url.to_string());
+    let medias = sdp::parse_announce(d.body()).map_err(|e| anyhow!("{e}"))?;
+    let mut tracks = Vec::new();
+    let mut sockets = Vec::new();
+    let mut rtcp_sockets = Vec::new();
+    for (i, m) in medias.iter().enumerate() {
+        let transport = if udp {
+            let (rtp, rtcp) = udp_pair().await?;
+            let p = rtp.local_addr()?.port();
+            sockets.push(rtp);
+            rtcp_sockets.push(rtcp);
+            format!("RTP/AVP;unicast;client_port={}-{}", p, p + 1)
+        } else {
+            format!("RTP/AVP/TCP;unicast;interleaved={}-{}", 2 * i, 2 * i + 1)
+        };
+        let r = conn
+            .request(
+                Method::Setup,
+                &control_url(&base, m.control.as_deref()),
+                &[("Transport", transport)],
+            )
+            .await?;
+        if conn.session.is_none() {
+            let s = header(&r, "Session").ok_or_else(|| anyhow!("SETUP without Session"))?;
+            conn.session = Some(s.split(';').next().unwrap_or("").trim().to_string());
+        }
+        tracks.push(TrackState {
+            video: m.track.codec.is_video(),
+            clock: m.track.clock_rate,
+            last_seq: None,
+            first_ts: None,
+            ts_base: 0,
+            last_ts: 0,
+            key: false,
+            h265: matches!(m.track.codec, mediarouter::core::Codec::H265 { .. }),
+        });
+    }
+    conn.request(Method::Play, &base, &[]).await?;
+    Ok((conn, tracks, (sockets, rtcp_sockets)))
+}
+
+async fn read_tcp(
+    conn: &mut Conn,
+    tracks: &mut [TrackState],
+    c: &mut Counter,
+    timeout: Duration,
+) -> Result<()> {
+    loop {
+        if c.phase() == DONE {
+            return Ok(());
+        }
+        let n = tokio::time::timeout(timeout, conn.sock.read_buf(&mut conn.buf))
+            .await
+            .map_err(|_| anyhow!("no data for {timeout:?}"))??;
+        if n == 0 {
+            bail!("server closed the connection");
+        }
+        c.bytes(n);
+        loop {
+            let b = &conn.buf;
+            if b.is_empty() {
+                break;
+            }
+            if b[0] != b'$' {
+                // A response (keep-alive) or something else: let the RTSP parser take it.
+                match conn.response()? {
+                    Some(_) => continue,
+                    None => break,
+                }
+            }
+            if b.len() < 4 {
+                break;
+            }
+            let ch = b[1];
+            let len = usize::from(u16::from_be_bytes([b[2], b[3]]));
+            if b.len() < 4 + len {
+                break;
+            }
+            if ch.is_multiple_of(2) {
+                if let Some(t) = tracks.get_mut(usize::from(ch / 2)) {
+                    t.packet(c, &b[4..4 + len]);
+                }
+            }
+            conn.buf.advance(4 + len);
+        }
+    }
+}
+
+async fn read_udp(
+    conn: &mut Conn,
+    url: &str,
+    tracks: &mut [TrackState],
+    sockets: &[UdpSocket],
+    c: &mut Counter,
+    timeout: Duration,
+) -> Result<()> {
+    let mut buf = vec![0u8; 2048];
+    let mut keepalive = tokio::time::interval(KEEPALIVE);
+    keepalive.tick().await;
+    let mut last_data = tokio::time::Instant::now();
+    loop {
+        if c.phase() == DONE {
+            return Ok(());
+        }
+        // Drain every socket without waiting, then wait for any of them.
+        let mut got = false;
+        for (i, s) in sockets.iter().enumerate() {
+            while let Ok(n) = s.try_recv(&mut buf) {
+                got = true;
+                c.bytes(n);
+                tracks[i].packet(c, &buf[..n]);
+            }
+        }
+        if got {
+            last_data = tokio::time::Instant::now();
+        } else if last_data.elapsed() > timeout {
+            bail!("no data for {timeout:?}");
+        }
+        let readable =
+            futures_util::future::select_all(sockets.iter().map(|s| Box::pin(s.readable())));
+        tokio::select! {
+            _ = readable => {}
+            _ = keepalive.tick() => {
+                conn.request(Method::GetParameter, url, &[]).await?;
+            }
+            _ = tokio::time::sleep(timeout) => {}
+        }
+    }
+}

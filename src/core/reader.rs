@@ -1,0 +1,166 @@
+//! The shared ring a stream's items go into, and a reader's cursor in it.
+//!
+//! A reader takes every item the ring holds past its cursor in one go (a batch) and
+//! then sleeps until the stream wakes readers again. A reader whose cursor fell out of
+//! the ring skips to the next keyframe and is counted; one that keeps falling behind
+//! is told to disconnect.
+
+use super::stream::{Stream, StreamItem, LAG_WINDOW, MAX_LAGS};
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The last `capacity` items of a stream, numbered from 0 since the stream began.
+pub(crate) struct Ring {
+    items: VecDeque<StreamItem>,
+    /// Number of the oldest item held.
+    first: u64,
+    capacity: usize,
+    pub(crate) closed: bool,
+}
+
+impl Ring {
+    pub(crate) fn new(capacity: usize) -> Ring {
+        Ring {
+            items: VecDeque::with_capacity(capacity),
+            first: 0,
+            capacity,
+            closed: false,
+        }
+    }
+
+    pub(crate) fn push(&mut self, item: StreamItem) {
+        if self.items.len() == self.capacity {
+            self.items.pop_front();
+            self.first += 1;
+        }
+        self.items.push_back(item);
+    }
+
+    /// Number the next item will get.
+    pub(crate) fn end(&self) -> u64 {
+        self.first + self.items.len() as u64
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// The publisher left or was replaced.
+    Closed,
+    /// The reader fell behind too often.
+    TooSlow,
+}
+
+/// One reader's cursor into a stream.
+pub struct StreamReader {
+    stream: Arc<Stream>,
+    /// Items taken from the ring (or the GOP cache at start) and not yet returned.
+    pending: VecDeque<StreamItem>,
+    cursor: u64,
+    skipping: bool,
+    lags: VecDeque<Instant>,
+    rtp_start: Vec<(u16, u32)>,
+}
+
+impl StreamReader {
+    pub(crate) fn new(
+        stream: Arc<Stream>,
+        gop: VecDeque<StreamItem>,
+        cursor: u64,
+        rtp_start: Vec<(u16, u32)>,
+    ) -> StreamReader {
+        StreamReader {
+            stream,
+            pending: gop,
+            cursor,
+            skipping: false,
+            lags: VecDeque::new(),
+            rtp_start,
+        }
+    }
+
+    pub fn stream(&self) -> &Arc<Stream> {
+        &self.stream
+    }
+
+    /// (sequence number, RTP timestamp) of the first packet this reader gets per track.
+    pub fn rtp_start(&self, track: usize) -> Option<(u16, u32)> {
+        self.rtp_start.get(track).copied()
+    }
+
+    /// Waits for the next item.
+    pub async fn next(&mut self) -> Result<StreamItem, ReadEnd> {
+        loop {
+            if let Some(it) = self.pending.pop_front() {
+                return Ok(it);
+            }
+            // Registered before looking, so a wake between the look and the wait counts.
+            let stream = self.stream.clone();
+            let woken = stream.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            self.fill()?;
+            if self.pending.is_empty() {
+                woken.await;
+            }
+        }
+    }
+
+    /// The next item if one is ready, for batching writes.
+    pub fn try_next(&mut self) -> Result<Option<StreamItem>, ReadEnd> {
+        if self.pending.is_empty() {
+            self.fill()?;
+        }
+        Ok(self.pending.pop_front())
+    }
+
+    /// Moves what the ring holds past the cursor into `pending`.
+    fn fill(&mut self) -> Result<(), ReadEnd> {
+        let stream = self.stream.clone();
+        let ring = stream.ring.read().unwrap_or_else(|e| e.into_inner());
+        if self.cursor < ring.first {
+            self.lagged()?;
+            self.cursor = ring.first;
+        }
+        let from = (self.cursor - ring.first) as usize;
+        for item in ring.items.range(from..) {
+            if self.skipping {
+                match item {
+                    StreamItem::Unit(e)
+                        if Some(e.unit.track) == stream.key_track && e.unit.keyframe =>
+                    {
+                        self.skipping = false;
+                    }
+                    _ => continue,
+                }
+            }
+            self.pending.push_back(item.clone());
+        }
+        self.cursor = ring.end();
+        if self.pending.is_empty() && ring.closed {
+            return Err(ReadEnd::Closed);
+        }
+        Ok(())
+    }
+
+    fn lagged(&mut self) -> Result<(), ReadEnd> {
+        let now = Instant::now();
+        let stats = &self.stream.stats;
+        stats.reader_lags.fetch_add(1, Ordering::Relaxed);
+        self.lags.push_back(now);
+        while self
+            .lags
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > LAG_WINDOW)
+        {
+            self.lags.pop_front();
+        }
+        if self.lags.len() >= MAX_LAGS {
+            stats.readers_dropped.fetch_add(1, Ordering::Relaxed);
+            return Err(ReadEnd::TooSlow);
+        }
+        self.skipping = self.stream.key_track.is_some();
+        Ok(())
+    }
+}
