@@ -178,6 +178,9 @@ pub enum Clip {
     H264Pcmu,
     /// 640x360 30 fps H.264 with 2 B-frames (1 s GOP) + AAC 44.1 kHz.
     H264BframesAac,
+    /// 640x360 30 fps H.264 with a single keyframe + AAC: a reader that joins late
+    /// still gets every frame from the first (the GOP cache holds them all).
+    H264AacOneGop,
 }
 
 impl Clip {
@@ -187,6 +190,7 @@ impl Clip {
             Clip::H265Opus => format!("h265-opus-{secs}s.mkv"),
             Clip::H264Pcmu => format!("h264-pcmu-{secs}s.mkv"),
             Clip::H264BframesAac => format!("h264-bf2-aac-{secs}s.mp4"),
+            Clip::H264AacOneGop => format!("h264-onegop-aac-{secs}s.mp4"),
         }
     }
 }
@@ -218,6 +222,10 @@ pub fn clip(kind: Clip, secs: u32) -> PathBuf {
         Clip::H264BframesAac => format!(
             "-f lavfi -i testsrc2=size=640x360:rate=30 -f lavfi -i sine=frequency=440:sample_rate=44100 -t {secs} \
              -c:v libx264 -preset veryfast -bf 2 -g 30 -pix_fmt yuv420p -b:v 1500k -c:a aac -ac 2 -b:a 96k"
+        ),
+        Clip::H264AacOneGop => format!(
+            "-f lavfi -i testsrc2=size=640x360:rate=30 -f lavfi -i sine=frequency=440:sample_rate=44100 -t {secs} \
+             -c:v libx264 -preset ultrafast -g 100000 -pix_fmt yuv420p -b:v 1000k -c:a aac -ac 2 -b:a 96k"
         ),
         Clip::H264Pcmu => format!(
             "{video} -f lavfi -i sine=frequency=440:sample_rate=8000 -t {secs} -c:v libx264 -preset ultrafast \

@@ -231,3 +231,59 @@ pub fn fmp4_samples(seg: &[u8], video_track: Option<u32>) -> u64 {
     }
     n
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    /// 30 frames of H.264 + AAC from ffmpeg in `format` (extra output options first).
+    fn media(format_args: &[&str]) -> Option<Vec<u8>> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let st = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-y"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=30"])
+            .args(["-f", "lavfi", "-i", "sine=sample_rate=48000"])
+            .args(["-frames:v", "30", "-t", "1", "-c:v", "libx264", "-g", "10"])
+            .args(["-pix_fmt", "yuv420p", "-c:a", "aac"])
+            .args(format_args)
+            .arg(&out)
+            .status();
+        match st {
+            Ok(s) if s.success() => Some(std::fs::read(out).unwrap()),
+            _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("ffmpeg is required in CI")
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn counts_mpegts_video_frames() {
+        let Some(ts) = media(&["-f", "mpegts"]) else {
+            return;
+        };
+        let (video, audio) = ts_frames(&ts);
+        assert_eq!(video, 30);
+        assert!(audio > 0);
+        assert_eq!(ts_frames(&ts[..188 * 3]).0, 0, "PAT/PMT only");
+        assert_eq!(ts_frames(&[0x47; 100]), (0, 0));
+    }
+
+    #[test]
+    fn counts_fmp4_video_samples() {
+        let Some(mp4) = media(&[
+            "-f",
+            "mp4",
+            "-movflags",
+            "frag_keyframe+empty_moov+default_base_moof",
+        ]) else {
+            return;
+        };
+        let track = fmp4_video_track(&mp4);
+        assert!(track.is_some());
+        assert_eq!(fmp4_samples(&mp4, track), 30);
+        assert_eq!(fmp4_samples(&mp4[..100], track), 0);
+    }
+}

@@ -1,5 +1,5 @@
 //! `mediarouter-load`: opens N readers of one stream (RTSP over TCP or UDP, RTMP,
-//! HTTP-FLV, HLS) against any server, optionally with M RTMP publishers of an FLV clip,
+//! HTTP-FLV, HLS) against any server, optionally with M RTMP or RTSP publishers of an FLV clip,
 //! ramps them up, holds for a measurement window and reports frames, gaps, time to
 //! first frame and bytes per reader, as text and JSON.
 
@@ -9,6 +9,7 @@ mod http;
 mod publish;
 mod rtmp;
 mod rtsp;
+mod rtsp_publish;
 mod stats;
 
 use anyhow::{bail, Result};
@@ -56,7 +57,8 @@ struct Args {
     /// Write the JSON summary (and per-reader figures) here; `-` for stdout.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// RTMP URL to publish --clip to before reading (`{i}` = publisher index).
+    /// rtmp:// or rtsp:// URL to publish --clip to before reading (`{i}` = publisher
+    /// index); RTSP publishers send RTP interleaved on TCP.
     #[arg(long, requires = "clip")]
     publish: Option<String>,
     /// FLV file the publishers send in a loop, in real time.
@@ -162,7 +164,12 @@ async fn run(args: Args) -> Result<()> {
             let url = url.replace("{i}", &i.to_string());
             let (clip, stop, tx) = (clip.clone(), stop.clone(), tx.clone());
             tokio::spawn(async move {
-                if let Err(e) = publish::publish(url.clone(), clip, stop, tx.clone()).await {
+                let r = if url.starts_with("rtsp://") {
+                    rtsp_publish::publish(url.clone(), clip, stop, tx.clone()).await
+                } else {
+                    publish::publish(url.clone(), clip, stop, tx.clone()).await
+                };
+                if let Err(e) = r {
                     eprintln!("publisher {url}: {e:#}");
                     let _ = tx.send(Err(e)).await;
                 }

@@ -14,8 +14,9 @@ use tokio::net::{TcpStream, UdpSocket};
 /// Keep-alive interval for UDP sessions, well inside the usual 60 s session timeout.
 const KEEPALIVE: Duration = Duration::from_secs(20);
 
-struct Conn {
-    sock: TcpStream,
+/// An RTSP control connection (the publisher in `rtsp_publish` uses it too).
+pub(crate) struct Conn {
+    pub(crate) sock: TcpStream,
     buf: BytesMut,
     cseq: u32,
     session: Option<String>,
@@ -113,11 +114,44 @@ impl TrackState {
 }
 
 impl Conn {
+    pub(crate) async fn open(url: &str) -> Result<Conn> {
+        let sock = TcpStream::connect(host_port(url)?).await?;
+        sock.set_nodelay(true)?;
+        Ok(Conn {
+            sock,
+            buf: BytesMut::with_capacity(128 * 1024),
+            cseq: 0,
+            session: None,
+        })
+    }
+
+    /// SETUP with `transport`; the first reply's Session is kept for what follows.
+    pub(crate) async fn setup(&mut self, url: &str, transport: String) -> Result<()> {
+        let r = self
+            .request(Method::Setup, url, &[("Transport", transport)])
+            .await?;
+        if self.session.is_none() {
+            let s = header(&r, "Session").ok_or_else(|| anyhow!("SETUP without Session"))?;
+            self.session = Some(s.split(';').next().unwrap_or("").trim().to_string());
+        }
+        Ok(())
+    }
+
     async fn request(
         &mut self,
         method: Method,
         url: &str,
         extra: &[(&str, String)],
+    ) -> Result<Response<Vec<u8>>> {
+        self.request_body(method, url, extra, Vec::new()).await
+    }
+
+    pub(crate) async fn request_body(
+        &mut self,
+        method: Method,
+        url: &str,
+        extra: &[(&str, String)],
+        body: Vec<u8>,
     ) -> Result<Response<Vec<u8>>> {
         self.cseq += 1;
         let mut b = rtsp_types::Request::builder(method.clone(), Version::V1_0)
@@ -130,7 +164,7 @@ impl Conn {
         for (k, v) in extra {
             b = b.header(rtsp_types::HeaderName::try_from(*k)?, v.clone());
         }
-        let req = b.empty();
+        let req = b.build(body);
         let mut out = Vec::new();
         req.write(&mut out)?;
         self.sock.write_all(&out).await?;
@@ -252,14 +286,7 @@ type Sockets = (Vec<UdpSocket>, Vec<UdpSocket>);
 /// The RTSP session up to PLAY; with UDP, the RTP sockets per track and the RTCP ones
 /// (held so the ports stay ours; sender reports are not counted).
 async fn setup(url: &str, udp: bool) -> Result<(Conn, Vec<TrackState>, Sockets)> {
-    let sock = TcpStream::connect(host_port(url)?).await?;
-    sock.set_nodelay(true)?;
-    let mut conn = Conn {
-        sock,
-        buf: BytesMut::with_capacity(128 * 1024),
-        cseq: 0,
-        session: None,
-    };
+    let mut conn = Conn::open(url).await?;
     let d = conn
         .request(
             Method::Describe,
@@ -282,17 +309,8 @@ async fn setup(url: &str, udp: bool) -> Result<(Conn, Vec<TrackState>, Sockets)>
         } else {
             format!("RTP/AVP/TCP;unicast;interleaved={}-{}", 2 * i, 2 * i + 1)
         };
-        let r = conn
-            .request(
-                Method::Setup,
-                &control_url(&base, m.control.as_deref()),
-                &[("Transport", transport)],
-            )
+        conn.setup(&control_url(&base, m.control.as_deref()), transport)
             .await?;
-        if conn.session.is_none() {
-            let s = header(&r, "Session").ok_or_else(|| anyhow!("SETUP without Session"))?;
-            conn.session = Some(s.split(';').next().unwrap_or("").trim().to_string());
-        }
         tracks.push(TrackState {
             video: m.track.codec.is_video(),
             clock: m.track.clock_rate,
@@ -314,17 +332,9 @@ async fn read_tcp(
     c: &mut Counter,
     timeout: Duration,
 ) -> Result<()> {
+    // Media may have arrived with the PLAY response: count what is buffered first.
+    c.bytes(conn.buf.len());
     loop {
-        if c.phase() == DONE {
-            return Ok(());
-        }
-        let n = tokio::time::timeout(timeout, conn.sock.read_buf(&mut conn.buf))
-            .await
-            .map_err(|_| anyhow!("no data for {timeout:?}"))??;
-        if n == 0 {
-            bail!("server closed the connection");
-        }
-        c.bytes(n);
         loop {
             let b = &conn.buf;
             if b.is_empty() {
@@ -352,6 +362,16 @@ async fn read_tcp(
             }
             conn.buf.advance(4 + len);
         }
+        if c.phase() == DONE {
+            return Ok(());
+        }
+        let n = tokio::time::timeout(timeout, conn.sock.read_buf(&mut conn.buf))
+            .await
+            .map_err(|_| anyhow!("no data for {timeout:?}"))??;
+        if n == 0 {
+            bail!("server closed the connection");
+        }
+        c.bytes(n);
     }
 }
 

@@ -1,0 +1,192 @@
+//! Per-unit hot paths: RTP packetize/depacketize per codec, FLV tag build, RTMP
+//! chunking, and the fan-out itself (one unit to N readers, in memory). Run with
+//! `cargo bench`; figures in BENCHMARKS.md. TS and fMP4 muxing join when HLS lands.
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use mediarouter::core::{Codec, Payload, Stream, StreamConfig, Track, Unit};
+use mediarouter::format::flv::mux;
+use mediarouter::format::rtp::{self, Depacketizer, Packetizer, RtpFormatParams};
+use mediarouter::rtmp::chunk::{write_message, MessageRef};
+use std::hint::black_box;
+
+/// A P-frame of a 2 Mbit/s 30 fps stream (~8 KB) and a keyframe (~60 KB).
+const P_FRAME: usize = 8 * 1024;
+const KEYFRAME: usize = 60 * 1024;
+
+fn h264() -> Track {
+    Track::new(
+        Codec::H264 {
+            sps: Some(Bytes::from_static(&[0x67, 0x64, 0, 0x1f, 0xac])),
+            pps: Some(Bytes::from_static(&[0x68, 0xee, 0x3c, 0x80])),
+        },
+        90000,
+    )
+}
+
+fn h265() -> Track {
+    Track::new(
+        Codec::H265 {
+            vps: None,
+            sps: None,
+            pps: None,
+        },
+        90000,
+    )
+}
+
+fn aac() -> Track {
+    Track::new(
+        Codec::Aac {
+            config: Bytes::from_static(&[0x11, 0x90]),
+            sample_rate: 48000,
+            channels: 2,
+        },
+        48000,
+    )
+}
+
+fn video_unit(track: usize, h265: bool, size: usize, keyframe: bool) -> Unit {
+    let mut nal = vec![0xab; size];
+    nal[0] = match (h265, keyframe) {
+        (false, true) => 0x65,
+        (false, false) => 0x41,
+        (true, true) => 19 << 1,
+        (true, false) => 1 << 1,
+    };
+    if h265 {
+        nal[1] = 1;
+    }
+    Unit {
+        track,
+        pts: 3000,
+        dts: 3000,
+        keyframe,
+        payload: Payload::Nalus(vec![Bytes::from(nal)]),
+    }
+}
+
+fn audio_unit(track: usize) -> Unit {
+    Unit {
+        track,
+        pts: 1024,
+        dts: 1024,
+        keyframe: true,
+        payload: Payload::Frame(Bytes::from(vec![0x21; 380])),
+    }
+}
+
+fn rtp(c: &mut Criterion) {
+    let mut g = c.benchmark_group("rtp");
+    let cases = [
+        ("h264_pframe", h264(), video_unit(0, false, P_FRAME, false)),
+        (
+            "h264_keyframe",
+            h264(),
+            video_unit(0, false, KEYFRAME, true),
+        ),
+        ("h265_pframe", h265(), video_unit(0, true, P_FRAME, false)),
+        ("aac_frame", aac(), audio_unit(0)),
+    ];
+    for (name, track, unit) in &cases {
+        g.throughput(Throughput::Bytes(unit.payload.len() as u64));
+        let mut p = Packetizer::new(&track.codec, 96, rtp::DEFAULT_MAX_PAYLOAD);
+        g.bench_function(format!("packetize/{name}"), |b| {
+            b.iter(|| black_box(p.packetize(black_box(unit))))
+        });
+        let packets = Packetizer::new(&track.codec, 96, rtp::DEFAULT_MAX_PAYLOAD).packetize(unit);
+        let mut fmtp = RtpFormatParams::new();
+        if matches!(track.codec, Codec::Aac { .. }) {
+            for (k, v) in [
+                ("sizelength", "13"),
+                ("indexlength", "3"),
+                ("indexdeltalength", "3"),
+            ] {
+                fmtp.insert(k.into(), v.into());
+            }
+        }
+        let mut d = Depacketizer::new(&track.codec, &fmtp);
+        let mut out = Vec::new();
+        g.bench_function(format!("depacketize/{name}"), |b| {
+            b.iter(|| {
+                for p in &packets {
+                    let pkt = rtp::parse(p).unwrap();
+                    d.push(&pkt, &mut out).unwrap();
+                }
+                black_box(out.drain(..).count())
+            })
+        });
+    }
+    g.finish();
+}
+
+fn flv_and_rtmp(c: &mut Criterion) {
+    let mut g = c.benchmark_group("flv_rtmp");
+    let track = h264();
+    let unit = video_unit(0, false, P_FRAME, false);
+    g.throughput(Throughput::Bytes(P_FRAME as u64));
+    g.bench_function("flv_tag/h264_pframe", |b| {
+        b.iter(|| black_box(mux::unit_tag(black_box(&track), black_box(&unit))))
+    });
+    let tag = mux::unit_tag(&track, &unit).unwrap();
+    let body = &tag[11..tag.len() - 4];
+    let mut out = Vec::with_capacity(2 * P_FRAME);
+    g.bench_function("rtmp_chunks/h264_pframe_4096", |b| {
+        b.iter(|| {
+            out.clear();
+            write_message(
+                &mut out,
+                6,
+                &MessageRef {
+                    timestamp: 100,
+                    type_id: 9,
+                    stream_id: 1,
+                    payload: black_box(body),
+                },
+                4096,
+            );
+            black_box(out.len())
+        })
+    });
+    g.finish();
+}
+
+/// One P-frame written to a stream with `n` readers, each taking it and the RTMP,
+/// RTSP-interleaved and FLV forms a connection would send (built once, shared).
+fn fanout(c: &mut Criterion) {
+    let mut g = c.benchmark_group("fanout");
+    for n in [1usize, 100, 1000] {
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(format!("unit_to_{n}_readers"), |b| {
+            b.iter_batched(
+                || {
+                    let s = Stream::new(vec![h264(), aac()], StreamConfig::default());
+                    s.write(video_unit(0, false, KEYFRAME, true));
+                    let mut readers: Vec<_> = (0..n).map(|_| s.subscribe().unwrap()).collect();
+                    for r in &mut readers {
+                        while let Ok(Some(_)) = r.try_next() {}
+                    }
+                    (s, readers)
+                },
+                |(s, mut readers)| {
+                    s.write(video_unit(0, false, P_FRAME, false));
+                    let mut bytes = 0;
+                    for r in &mut readers {
+                        while let Ok(Some(item)) = r.try_next() {
+                            if let mediarouter::core::StreamItem::Unit(e) = item {
+                                bytes += e.interleaved().len();
+                                bytes += e.flv_tag().map_or(0, |t| t.len());
+                            }
+                        }
+                    }
+                    black_box(bytes)
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, rtp, flv_and_rtmp, fanout);
+criterion_main!(benches);
