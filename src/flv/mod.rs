@@ -2,7 +2,7 @@
 //! sequence headers and the latest keyframe, then follows the live stream. Tags are
 //! built once per unit (see `UnitEntry::flv_tag`) and shared by every reader.
 
-use crate::core::{ReadEnd, StreamItem, StreamReader};
+use crate::core::{ReadEnd, Reader, StreamItem, StreamReader};
 use crate::format::flv::mux;
 use crate::http::HttpCtx;
 use axum::body::Body;
@@ -11,10 +11,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::mpsc;
-
-/// Batches of tags (about one video frame each) queued towards the HTTP connection.
-const QUEUE: usize = 32;
+use tokio_util::sync::CancellationToken;
 
 pub(crate) async fn serve(
     ctx: Arc<HttpCtx>,
@@ -41,39 +38,26 @@ pub(crate) async fn serve(
         )
             .into_response();
     }
-    let Some(mut sub) = stream.subscribe() else {
+    let Some(sub) = stream.subscribe() else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let (tx, rx) = mpsc::channel::<Vec<Bytes>>(QUEUE);
-    let path = name.to_string();
-    tracing::info!(%peer, %path, "HTTP-FLV reader started");
-    tokio::spawn(async move {
-        let _slot = reader;
-        let mut out = Out {
-            tx,
-            ctx: ctx.clone(),
-            bytes: 0,
-        };
-        let reason = pump(&mut out, &mut sub).await;
-        match reason {
-            End::Normal(r) => {
-                tracing::info!(%peer, %path, bytes_out = out.bytes, "HTTP-FLV reader closed: {r}")
-            }
-            End::Bad(r) => {
-                tracing::warn!(%peer, %path, bytes_out = out.bytes, "closing HTTP-FLV reader: {r}")
-            }
-        }
-    });
-
-    // A batch of tags becomes one body chunk: one chunk header and one write for
-    // several tags (copying a batch costs less than framing each tag).
-    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        let tags = rx.recv().await?;
-        let b = match tags.len() {
-            1 => tags.into_iter().next()?,
-            _ => Bytes::from(tags.concat()),
-        };
-        Some((Ok::<_, std::convert::Infallible>(b), rx))
+    tracing::info!(%peer, path = name, "HTTP-FLV reader started");
+    // The body pulls from the stream itself, in hyper's connection task: no task or
+    // queue in between. A client that stops reading blocks hyper's writes, and the
+    // listener's write timeout closes the connection (see `http::conn`).
+    let session = Session {
+        sub,
+        _slot: reader,
+        shutdown: ctx.shutdown.clone(),
+        peer,
+        path: name.to_string(),
+        started: false,
+        bytes: 0,
+        end: None,
+    };
+    let body = Body::from_stream(futures_util::stream::unfold(session, |mut s| async move {
+        let b = s.next_batch().await?;
+        Some((b, s))
     }));
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
@@ -88,96 +72,104 @@ pub(crate) async fn serve(
     resp
 }
 
-enum End {
-    Normal(&'static str),
-    Bad(String),
-}
-
-/// The queue towards the HTTP body, with the write timeout.
-struct Out {
-    tx: mpsc::Sender<Vec<Bytes>>,
-    ctx: Arc<HttpCtx>,
+/// One HTTP-FLV reader: its cursor in the stream and what it has sent. Dropping it
+/// (the connection closed) releases the reader slot and logs the end.
+struct Session {
+    sub: StreamReader,
+    _slot: Reader,
+    shutdown: CancellationToken,
+    peer: SocketAddr,
+    path: String,
+    started: bool,
     bytes: u64,
+    /// Why the body ended, once it has; unset when hyper drops it (client gone).
+    end: Option<Result<&'static str, String>>,
 }
 
-impl Out {
-    async fn send(&mut self, b: Vec<Bytes>) -> Result<(), End> {
-        let n = b.iter().map(|b| b.len() as u64).sum::<u64>();
-        match tokio::time::timeout(self.ctx.write_timeout, self.tx.send(b)).await {
-            Ok(Ok(())) => {
-                self.bytes += n;
-                Ok(())
-            }
-            Ok(Err(_)) => Err(End::Normal("closed by client")),
-            Err(_) => Err(End::Bad(format!(
-                "write blocked for {:?} (write timeout): client is not reading",
-                self.ctx.write_timeout
-            ))),
-        }
-    }
-}
-
-/// Most items sent towards the body at once.
+/// Most stream items put into one body chunk.
 const BATCH: usize = 64;
 
-async fn pump(out: &mut Out, sub: &mut StreamReader) -> End {
-    let mut started = false;
-    let mut end = None;
-    loop {
+impl Session {
+    /// The next body chunk: every tag the stream has ready, concatenated (one chunk
+    /// header and one write for several tags). `None` ends the body cleanly; an error
+    /// makes hyper abort the connection.
+    async fn next_batch(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        if self.end.is_some() {
+            return None;
+        }
         let first = tokio::select! {
-            _ = out.ctx.shutdown.cancelled() => return End::Normal("server shutting down"),
-            _ = out.tx.closed() => return End::Normal("closed by client"),
-            item = sub.next() => item,
+            _ = self.shutdown.cancelled() => {
+                self.end = Some(Ok("server shutting down"));
+                return None;
+            }
+            item = self.sub.next() => item,
         };
-        // What the stream has ready goes to the connection as one batch of tags.
-        let mut tags = Vec::new();
+        let mut tags: Vec<Bytes> = Vec::new();
         let mut item = first;
+        let mut end = None;
         for _ in 0..BATCH {
-            let entry = match item {
-                Ok(StreamItem::Unit(e)) => e,
-                Ok(StreamItem::Rtcp { .. }) => {
-                    item = match sub.try_next() {
-                        Ok(Some(it)) => Ok(it),
-                        Ok(None) => break,
-                        Err(e) => Err(e),
-                    };
-                    continue;
+            match item {
+                Ok(StreamItem::Unit(entry)) => {
+                    if !self.started {
+                        self.started = true;
+                        // Parameter sets learnt in-band are known by the first unit.
+                        let tracks = &entry.tracks;
+                        let mut head = mux::file_start(tracks);
+                        head.extend(mux::sequence_tags(
+                            tracks,
+                            mux::to_ms(entry.unit.dts, entry.track().clock_rate),
+                        ));
+                        tags.push(Bytes::from(head));
+                    }
+                    if let Some(tag) = entry.flv_tag() {
+                        tags.push(tag.clone());
+                    }
                 }
+                Ok(StreamItem::Rtcp { .. }) => {}
                 Err(e) => {
                     end = Some(e);
                     break;
                 }
-            };
-            if !started {
-                started = true;
-                // Parameter sets learnt in-band are known by the time the first unit is out.
-                let tracks = &entry.tracks;
-                let mut head = mux::file_start(tracks);
-                head.extend(mux::sequence_tags(
-                    tracks,
-                    mux::to_ms(entry.unit.dts, entry.track().clock_rate),
-                ));
-                tags.push(Bytes::from(head));
             }
-            if let Some(tag) = entry.flv_tag() {
-                tags.push(tag.clone());
-            }
-            item = match sub.try_next() {
+            item = match self.sub.try_next() {
                 Ok(Some(it)) => Ok(it),
                 Ok(None) => break,
                 Err(e) => Err(e),
             };
         }
-        if !tags.is_empty() {
-            if let Err(e) = out.send(tags).await {
-                return e;
+        if let Some(e) = end {
+            self.end = Some(match e {
+                ReadEnd::Closed => Ok("stream ended"),
+                ReadEnd::TooSlow => Err("too slow: kept falling behind the stream".into()),
+            });
+            if tags.is_empty() || matches!(self.end, Some(Err(_))) {
+                return match &self.end {
+                    Some(Err(r)) => Some(Err(std::io::Error::other(r.clone()))),
+                    _ => None,
+                };
             }
         }
-        match end {
-            None => {}
-            Some(ReadEnd::Closed) => return End::Normal("stream ended"),
-            Some(ReadEnd::TooSlow) => {
-                return End::Bad("too slow: kept falling behind the stream".into())
+        let b = match tags.len() {
+            1 => tags.pop()?,
+            _ => Bytes::from(tags.concat()),
+        };
+        self.bytes += b.len() as u64;
+        Some(Ok(b))
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let (peer, path, bytes) = (self.peer, &self.path, self.bytes);
+        match &self.end {
+            None => {
+                tracing::info!(%peer, %path, bytes_out = bytes, "HTTP-FLV reader closed: closed by client")
+            }
+            Some(Ok(r)) => {
+                tracing::info!(%peer, %path, bytes_out = bytes, "HTTP-FLV reader closed: {r}")
+            }
+            Some(Err(r)) => {
+                tracing::warn!(%peer, %path, bytes_out = bytes, "closing HTTP-FLV reader: {r}")
             }
         }
     }

@@ -1,6 +1,8 @@
 //! The HTTP media listener (`hlsAddress`, axum): routes `GET /<path>.flv` to HTTP-FLV.
 //! HLS playlists and player pages will be routed here too.
 
+mod conn;
+
 use crate::config::Config;
 use crate::core::PathManager;
 use crate::server::ListenError;
@@ -60,12 +62,16 @@ impl HttpServer {
             allow_origins: config.hls_allow_origins.clone(),
             shutdown: shutdown.clone(),
         });
-        let app = axum::Router::new().fallback(route).with_state(ctx);
+        let app = axum::Router::new().fallback(route).with_state(ctx.clone());
         tracing::info!("HTTP listener opened on {local_addr} (HTTP-FLV)");
         tokio::spawn(async move {
+            let listener = conn::TimeoutListener {
+                inner: listener,
+                write_timeout: ctx.write_timeout,
+            };
             let serve = axum::serve(
                 listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
+                app.into_make_service_with_connect_info::<conn::Peer>(),
             );
             tokio::select! {
                 r = serve => if let Err(e) = r { tracing::error!("HTTP listener failed: {e}") },
@@ -78,7 +84,7 @@ impl HttpServer {
 
 async fn route(
     State(ctx): State<Arc<HttpCtx>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(conn::Peer(peer)): ConnectInfo<conn::Peer>,
     req: Request,
 ) -> Response {
     let path = req.uri().path().trim_start_matches('/');
