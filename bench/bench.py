@@ -274,12 +274,12 @@ def fmt(v, spec):
 
 
 def table(rows):
-    head = ("| server | protocol | readers | connected | CPU µs per reader-s | RSS KiB/reader "
+    head = ("| run | server | protocol | readers | connected | CPU µs per reader-s | RSS KiB/reader "
             "| delivery mean/min | gaps | first keyframe median/p95 ms | MB/s | load tool CPU |")
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         lines.append(
-            f"| {r['server']} | {r['protocol']} | {r['readers']} | {r['connected']} "
+            f"| {r.get('phase', '-')} | {r['server']} | {r['protocol']} | {r['readers']} | {r['connected']} "
             f"| {r['cpu_per_reader_s'] * 1e6:.0f} | {r['rss_per_reader_kib']:.1f} "
             f"| {r['delivery_mean']:.4f} / {r['delivery_min']:.4f} | {r['gaps']} "
             f"| {fmt(r['ttff_median_ms'], '.1f')} / {fmt(r['ttff_p95_ms'], '.1f')} "
@@ -293,16 +293,19 @@ def median_of(rows, server, proto, n, key):
     return statistics.median(vals) if vals else None
 
 
-def targets(rows, repeat_n):
+def targets(all_rows, repeat_n):
     res = []
+    paired_rows = [r for r in all_rows if r.get("phase") == "paired"] or all_rows
+    rows = [r for r in all_rows if r.get("phase") != "paired"]
     mr = lambda p, n, k="cpu_per_reader_s": median_of(rows, "mediarouter", p, n, k)
-    ng = median_of(rows, "nginx-rtmp", "rtmp", repeat_n, "cpu_per_reader_s")
-    rtmp = mr("rtmp", repeat_n)
+    paired = lambda p: median_of(paired_rows, "mediarouter", p, repeat_n, "cpu_per_reader_s")
+    ng = median_of(paired_rows, "nginx-rtmp", "rtmp", repeat_n, "cpu_per_reader_s")
+    rtmp = paired("rtmp")
     if ng and rtmp is not None:
         res.append((f"RTMP CPU per reader-s at N={repeat_n} <= 0.5 x nginx-rtmp",
                     rtmp / ng, rtmp / ng <= 0.5))
     for p in ("rtsp-tcp", "http-flv"):
-        v = mr(p, repeat_n)
+        v = paired(p)
         if v is not None and rtmp:
             res.append((f"{p} CPU <= 1.2 x mediarouter RTMP at N={repeat_n}", v / rtmp, v / rtmp <= 1.2))
     top = max(r["readers"] for r in rows)
@@ -348,7 +351,7 @@ def main():
     ap.add_argument("--readers", default="100,500,1000,2000")
     ap.add_argument("--protocols", default="rtmp,rtsp-tcp,http-flv,rtsp-udp")
     ap.add_argument("--window", type=float, default=6.0)
-    ap.add_argument("--repeat", type=int, default=3, help="runs of the target figures (median)")
+    ap.add_argument("--repeat", type=int, default=3, help="paired rounds for the CPU targets (median)")
     ap.add_argument("--repeat-readers", type=int, default=1000)
     ap.add_argument("--no-nginx", action="store_true")
     ap.add_argument("--no-markdown", action="store_true")
@@ -380,8 +383,8 @@ def main():
         plan.append(("nginx-rtmp", start_nginx, "rtmp"))
     bases = {}
     try:
-        # A fresh server per protocol, readers in ascending order: memory the allocator
-        # keeps after a run can't be mistaken for (or hide) the next run's use.
+        # Sweep: a fresh server per protocol, readers in ascending order, so memory the
+        # allocator keeps after a run can't be mistaken for (or hide) the next run's use.
         for name, start, p in plan:
             t = start(work, log)
             try:
@@ -391,12 +394,33 @@ def main():
                 print(f"{name} ({p}): publisher-only CPU {base['cpu_per_s']:.3f} s/s, "
                       f"RSS {base['rss'] / 2**20:.1f} MiB", flush=True)
                 for n in ns:
-                    reps = args.repeat if (n == args.repeat_readers and p in ("rtmp", "rtsp-tcp", "http-flv")) else 1
-                    for _ in range(reps):
-                        r = run_load(t, p, n, args.window, base, work)
-                        rows.append(r)
-                        print(table([r]).splitlines()[-1], flush=True)
+                    r = run_load(t, p, n, args.window, base, work)
+                    r["phase"] = "sweep"
+                    rows.append(r)
+                    print(table([r]).splitlines()[-1], flush=True)
             finally:
+                t.stop()
+        # Paired: the runs the CPU targets compare, round-robin over both servers
+        # (running side by side) and the protocols, so drift in the machine's load
+        # hits every side alike; the targets take the median of each.
+        paired = [p for p in ("rtmp", "rtsp-tcp", "http-flv") if p in protos]
+        targets_up = [start_mediarouter(work, log)]
+        if not args.no_nginx:
+            targets_up.append(start_nginx(work, log))
+        try:
+            for t in targets_up:
+                t.start_publisher(clip, log)
+            pbase = {t.name: baseline(t, 3.0) for t in targets_up}
+            bases.update({f"{k} paired": v for k, v in pbase.items()})
+            for _ in range(args.repeat):
+                for t in targets_up:
+                    for p in (paired if t.name == "mediarouter" else ["rtmp"]):
+                        r = run_load(t, p, args.repeat_readers, args.window, pbase[t.name], work)
+                        r["phase"] = "paired"
+                        rows.append(r)
+                        print(table([r]).splitlines()[-1] + " (paired)", flush=True)
+        finally:
+            for t in targets_up:
                 t.stop()
     finally:
         log.close()
