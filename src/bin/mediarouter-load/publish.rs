@@ -95,29 +95,62 @@ pub async fn publish(
     if let Some(m) = &clip.metadata {
         c.queue_raw_data(id, m);
     }
-    let t0 = Instant::now();
-    let mut first = true;
-    for round in 0u32.. {
-        let offset = round.wrapping_mul(clip.loop_ms);
-        for t in &clip.tags {
-            if t.header && round > 0 {
-                continue;
+    let mut pacer = Pacer::new(stop, started);
+    for (t, ts) in looped(&clip) {
+        if let Some(due) = pacer.due(ts) {
+            c.flush_publish().await?;
+            if !pacer.sleep(due).await {
+                return Ok(());
             }
-            let ts = offset.wrapping_add(t.ts);
-            let due = t0 + Duration::from_millis(u64::from(ts));
-            if due > Instant::now() {
-                c.flush_publish().await?;
-                if first {
-                    first = false;
-                    let _ = started.send(Ok(())).await;
-                }
-                tokio::select! {
-                    _ = stop.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep_until(due) => {}
-                }
-            }
-            c.queue_media(id, t.typ == 9, ts, &t.body);
         }
+        c.queue_media(id, t.typ == 9, ts, &t.body);
     }
     Ok(())
+}
+
+/// The clip's tags with their timestamps, looped for ever with continuous timestamps;
+/// sequence headers only in the first round.
+pub fn looped(clip: &Clip) -> impl Iterator<Item = (&ClipTag, u32)> {
+    (0u32..).flat_map(move |round| {
+        let offset = round.wrapping_mul(clip.loop_ms);
+        clip.tags
+            .iter()
+            .filter(move |t| round == 0 || !t.header)
+            .map(move |t| (t, offset.wrapping_add(t.ts)))
+    })
+}
+
+/// Sends a clip in real time: timestamp `ts` is due `ts` ms after the first call.
+pub struct Pacer {
+    t0: Instant,
+    stop: CancellationToken,
+    /// Told once, the first time media has gone out and the publisher waits.
+    started: Option<tokio::sync::mpsc::Sender<Result<()>>>,
+}
+
+impl Pacer {
+    pub fn new(stop: CancellationToken, started: tokio::sync::mpsc::Sender<Result<()>>) -> Pacer {
+        Pacer {
+            t0: Instant::now(),
+            stop,
+            started: Some(started),
+        }
+    }
+
+    /// When `ts` is due, if that is still ahead.
+    pub fn due(&self, ts: u32) -> Option<Instant> {
+        let due = self.t0 + Duration::from_millis(u64::from(ts));
+        (due > Instant::now()).then_some(due)
+    }
+
+    /// Sleeps until `due`; false once the run is stopping.
+    pub async fn sleep(&mut self, due: Instant) -> bool {
+        if let Some(tx) = self.started.take() {
+            let _ = tx.send(Ok(())).await;
+        }
+        tokio::select! {
+            _ = self.stop.cancelled() => false,
+            _ = tokio::time::sleep_until(due) => true,
+        }
+    }
 }

@@ -167,22 +167,11 @@ impl RtmpClient {
             while let Some(m) = self.chunks.next_message()? {
                 match m.type_id {
                     SET_CHUNK_SIZE if m.payload.len() >= 4 => {
-                        let size = u32::from_be_bytes([
-                            m.payload[0],
-                            m.payload[1],
-                            m.payload[2],
-                            m.payload[3],
-                        ]);
-                        self.chunks.set_chunk_size(size & 0x7fff_ffff)?;
+                        self.chunks
+                            .set_chunk_size(be_u32(&m.payload) & 0x7fff_ffff)?;
                     }
                     WINDOW_ACK if m.payload.len() >= 4 => {
-                        let w = u32::from_be_bytes([
-                            m.payload[0],
-                            m.payload[1],
-                            m.payload[2],
-                            m.payload[3],
-                        ]);
-                        self.window = u64::from(w.max(1));
+                        self.window = u64::from(be_u32(&m.payload).max(1));
                     }
                     // Ping request → ping response with the same timestamp.
                     USER_CONTROL if m.payload.len() >= 6 && m.payload[1] == 6 => {
@@ -209,17 +198,23 @@ impl RtmpClient {
         }
     }
 
-    /// Waits for `_result` (or `_error`) of transaction `tx`, returning its values.
-    async fn wait_result(&mut self, tx: f64) -> Result<Vec<Value>> {
+    /// The values of the next AMF0 command message; `what` names the wait in errors.
+    async fn next_command(&mut self, what: &str) -> Result<Vec<Value>> {
         loop {
             let m = self
                 .next()
                 .await?
-                .ok_or_else(|| anyhow!("closed while waiting for a command result"))?;
-            if m.type_id != COMMAND {
-                continue;
+                .ok_or_else(|| anyhow!("closed while waiting for {what}"))?;
+            if m.type_id == COMMAND {
+                return amf0::decode_all(&m.payload).map_err(|e| anyhow!("bad AMF0: {e:?}"));
             }
-            let v = amf0::decode_all(&m.payload).map_err(|e| anyhow!("bad AMF0: {e:?}"))?;
+        }
+    }
+
+    /// Waits for `_result` (or `_error`) of transaction `tx`, returning its values.
+    async fn wait_result(&mut self, tx: f64) -> Result<Vec<Value>> {
+        loop {
+            let v = self.next_command("a command result").await?;
             let name = v.first().and_then(Value::as_str).unwrap_or("");
             let id = v.get(1).and_then(Value::as_f64);
             if id == Some(tx) {
@@ -234,14 +229,7 @@ impl RtmpClient {
     /// Waits for an `onStatus` and fails unless its code is `want`.
     async fn wait_status(&mut self, want: &str) -> Result<()> {
         loop {
-            let m = self
-                .next()
-                .await?
-                .ok_or_else(|| anyhow!("closed while waiting for {want}"))?;
-            if m.type_id != COMMAND {
-                continue;
-            }
-            let v = amf0::decode_all(&m.payload).map_err(|e| anyhow!("bad AMF0: {e:?}"))?;
+            let v = self.next_command(want).await?;
             if v.first().and_then(Value::as_str) != Some("onStatus") {
                 continue;
             }
@@ -355,13 +343,17 @@ impl RtmpClient {
         }
         while let Some(m) = self.chunks.next_message()? {
             if m.type_id == SET_CHUNK_SIZE && m.payload.len() >= 4 {
-                let size =
-                    u32::from_be_bytes([m.payload[0], m.payload[1], m.payload[2], m.payload[3]]);
-                self.chunks.set_chunk_size(size & 0x7fff_ffff)?;
+                self.chunks
+                    .set_chunk_size(be_u32(&m.payload) & 0x7fff_ffff)?;
             }
         }
         Ok(())
     }
+}
+
+/// The big-endian u32 at the start of `b` (at least 4 bytes long).
+fn be_u32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
 /// Aggregate message (type 22): FLV tags back to back, timestamps relative to the first.

@@ -2,7 +2,7 @@
 //! each track is set up interleaved on TCP (SETUP, RECORD), and its frames go out as
 //! RTP from mediarouter's packetizers, in real time, looped.
 
-use crate::publish::Clip;
+use crate::publish::{looped, Clip, Pacer};
 use crate::rtsp::Conn;
 use anyhow::{anyhow, bail, Result};
 use bytes::Bytes;
@@ -13,9 +13,7 @@ use mediarouter::format::rtp::{Packetizer, DEFAULT_MAX_PAYLOAD};
 use mediarouter::format::sdp;
 use rtsp_types::Method;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 struct Tracks {
@@ -159,37 +157,29 @@ pub async fn publish(
         .map(|(tr, pt)| Packetizer::new(&tr.codec, *pt, DEFAULT_MAX_PAYLOAD))
         .collect();
 
-    let t0 = Instant::now();
-    let mut first = true;
+    let mut pacer = Pacer::new(stop, started);
     let mut out = Vec::with_capacity(256 * 1024);
-    for round in 0u32.. {
-        let offset = round.wrapping_mul(clip.loop_ms);
-        for tag in clip.tags.iter().filter(|tag| !tag.header) {
-            let ts = offset.wrapping_add(tag.ts);
-            let due = t0 + Duration::from_millis(u64::from(ts));
-            if due > Instant::now() {
-                conn.write_raw(&out).await?;
-                out.clear();
-                if first {
-                    first = false;
-                    let _ = started.send(Ok(())).await;
-                }
-                tokio::select! {
-                    _ = stop.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep_until(due) => {}
-                }
+    for (tag, ts) in looped(&clip) {
+        if tag.header {
+            continue;
+        }
+        if let Some(due) = pacer.due(ts) {
+            conn.write_raw(&out).await?;
+            out.clear();
+            if !pacer.sleep(due).await {
+                return Ok(());
             }
-            let Some(u) = unit(&t, tag.typ, ts, &tag.body)? else {
-                continue;
-            };
-            let ch = (2 * u.track) as u8;
-            for p in packetizers[u.track].packetize(&u) {
-                let len = u16::try_from(p.len()).map_err(|_| anyhow!("RTP packet too large"))?;
-                out.push(b'$');
-                out.push(ch);
-                out.extend_from_slice(&len.to_be_bytes());
-                out.extend_from_slice(&p);
-            }
+        }
+        let Some(u) = unit(&t, tag.typ, ts, &tag.body)? else {
+            continue;
+        };
+        let ch = (2 * u.track) as u8;
+        for p in packetizers[u.track].packetize(&u) {
+            let len = u16::try_from(p.len()).map_err(|_| anyhow!("RTP packet too large"))?;
+            out.push(b'$');
+            out.push(ch);
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(&p);
         }
     }
     Ok(())
