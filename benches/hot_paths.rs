@@ -1,11 +1,12 @@
 //! Per-unit hot paths: RTP packetize/depacketize per codec, FLV tag build, RTMP
 //! chunking, and the fan-out itself (one unit to N readers, in memory). Run with
-//! `cargo bench`; figures in BENCHMARKS.md. TS and fMP4 muxing join when HLS lands.
+//! `cargo bench`; figures in BENCHMARKS.md. fMP4 muxing joins when HLS lands.
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mediarouter::core::{Codec, Payload, Stream, StreamConfig, Track, Unit};
 use mediarouter::format::flv::mux;
+use mediarouter::format::mpegts::TsMuxer;
 use mediarouter::format::rtp::{self, Depacketizer, Packetizer, RtpFormatParams};
 use mediarouter::rtmp::chunk::{write_message, MessageRef};
 use std::hint::black_box;
@@ -120,13 +121,30 @@ fn rtp(c: &mut Criterion) {
     g.finish();
 }
 
-fn flv_and_rtmp(c: &mut Criterion) {
-    let mut g = c.benchmark_group("flv_rtmp");
+fn muxing(c: &mut Criterion) {
+    let mut g = c.benchmark_group("mux");
     let track = h264();
     let unit = video_unit(0, false, P_FRAME, false);
     g.throughput(Throughput::Bytes(P_FRAME as u64));
     g.bench_function("flv_tag/h264_pframe", |b| {
         b.iter(|| black_box(mux::unit_tag(black_box(&track), black_box(&unit))))
+    });
+    let mut ts = TsMuxer::new(&[h264(), aac()]).unwrap();
+    let mut out_ts = Vec::with_capacity(2 * P_FRAME);
+    g.bench_function("mpegts/h264_pframe", |b| {
+        b.iter(|| {
+            out_ts.clear();
+            ts.write(black_box(&unit), &mut out_ts);
+            black_box(out_ts.len())
+        })
+    });
+    let audio = audio_unit(1);
+    g.bench_function("mpegts/aac_frame", |b| {
+        b.iter(|| {
+            out_ts.clear();
+            ts.write(black_box(&audio), &mut out_ts);
+            black_box(out_ts.len())
+        })
     });
     let tag = mux::unit_tag(&track, &unit).unwrap();
     let body = &tag[11..tag.len() - 4];
@@ -188,5 +206,5 @@ fn fanout(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, rtp, flv_and_rtmp, fanout);
+criterion_group!(benches, rtp, muxing, fanout);
 criterion_main!(benches);

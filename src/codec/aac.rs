@@ -37,6 +37,28 @@ impl Bits<'_> {
 }
 
 impl AudioSpecificConfig {
+    /// The 7-byte ADTS header (no CRC) for one raw AAC frame of `frame_len` bytes, as
+    /// MPEG-TS carries AAC. `None` if ADTS can't express this config (object types
+    /// above 4, rates outside the index table, more than 7 channels, frames ≥ 8 KiB).
+    pub fn adts_header(&self, frame_len: usize) -> Option<[u8; 7]> {
+        let rate = RATES.iter().position(|r| *r == self.sample_rate)? as u8;
+        let profile = self.object_type.checked_sub(1).filter(|p| *p < 4)?;
+        let ch = self.channels;
+        let len = frame_len + 7;
+        if ch > 7 || len >= 1 << 13 {
+            return None;
+        }
+        Some([
+            0xff,
+            0xf1, // MPEG-4, layer 0, no CRC
+            (profile << 6) | (rate << 2) | (ch >> 2),
+            ((ch & 3) << 6) | (len >> 11) as u8,
+            (len >> 3) as u8,
+            (((len & 7) as u8) << 5) | 0x1f,
+            0xfc, // buffer fullness 0x7ff (VBR), one raw data block
+        ])
+    }
+
     pub fn parse(data: &[u8]) -> Result<Self, AacError> {
         let mut b = Bits { data, pos: 0 };
         let mut object_type = b.read(5)? as u8;
