@@ -6,6 +6,7 @@ pub mod config;
 pub mod core;
 pub mod flv;
 pub mod format;
+pub mod hls;
 pub mod http;
 pub mod net;
 pub mod rtmp;

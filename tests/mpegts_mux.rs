@@ -6,7 +6,6 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use mediarouter::core::StreamItem;
 use mediarouter::format::mpegts::TsMuxer;
 use std::process::Command;
 use std::time::Duration;
@@ -14,30 +13,20 @@ use std::time::Duration;
 /// Muxes everything the stream at `path` carries until the publisher ends; returns
 /// units written per track.
 fn mux_stream(server: &TestServer, path: &str, out: &std::path::Path) -> Vec<u64> {
-    let stream = server.wait_stream(path);
-    let mut sub = stream.subscribe().expect("stream open");
-    let tracks = stream.tracks();
+    let (tracks, units) = stream_units(server, path);
     let mut mux = TsMuxer::new(&tracks).expect("TS carries the video");
     let mut counts = vec![0u64; tracks.len()];
     let mut ts = Vec::new();
     mux.write_tables(&mut ts);
-    server.rt.block_on(async {
-        loop {
-            let item = tokio::time::timeout(Duration::from_secs(20), sub.next())
-                .await
-                .expect("stream keeps flowing until the publisher ends");
-            let Ok(item) = item else { break };
-            if let StreamItem::Unit(e) = item {
-                // Tables again at each keyframe, as every HLS segment starts with them.
-                if e.unit.keyframe && tracks[e.unit.track].codec.is_video() {
-                    mux.write_tables(&mut ts);
-                }
-                if mux.write(&e.unit, &mut ts) {
-                    counts[e.unit.track] += 1;
-                }
-            }
+    for u in &units {
+        // Tables again at each keyframe, as every HLS segment starts with them.
+        if u.keyframe && tracks[u.track].codec.is_video() {
+            mux.write_tables(&mut ts);
         }
-    });
+        if mux.write(u, &mut ts) {
+            counts[u.track] += 1;
+        }
+    }
     std::fs::write(out, Bytes::from(ts)).unwrap();
     counts
 }

@@ -166,6 +166,31 @@ impl TestServer {
     }
 }
 
+/// Every unit the stream at `path` carries, from its latest keyframe until the
+/// publisher ends, with the tracks as they were when reading started.
+pub fn stream_units(
+    server: &TestServer,
+    path: &str,
+) -> (Vec<mediarouter::core::Track>, Vec<mediarouter::core::Unit>) {
+    let stream = server.wait_stream(path);
+    let mut sub = stream.subscribe().expect("stream open");
+    let tracks = stream.tracks().to_vec();
+    let mut units = Vec::new();
+    server.rt.block_on(async {
+        loop {
+            let item = tokio::time::timeout(Duration::from_secs(20), sub.next())
+                .await
+                .expect("stream keeps flowing until the publisher ends");
+            match item {
+                Ok(mediarouter::core::StreamItem::Unit(e)) => units.push(e.unit.clone()),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    });
+    (tracks, units)
+}
+
 // ---------------------------------------------------------------- media
 
 #[derive(Clone, Copy, Debug)]
