@@ -91,6 +91,12 @@ pub struct Config {
     pub hls_address: ListenAddress,
     /// Values for `Access-Control-Allow-Origin`; `*` allows every page.
     pub hls_allow_origins: Vec<String>,
+    /// Segments an HLS playlist lists (older ones are freed).
+    pub hls_segment_count: usize,
+    /// Shortest HLS segment; segments end on the first keyframe after it.
+    pub hls_segment_duration: ConfDuration,
+    /// An HLS muxer stops this long after its last request.
+    pub hls_muxer_close_after: ConfDuration,
 
     pub paths: IndexMap<PathPattern, Option<PathConf>>,
 }
@@ -114,6 +120,9 @@ impl Default for Config {
             hls: true,
             hls_address: ListenAddress(([0, 0, 0, 0], 8888).into()),
             hls_allow_origins: vec!["*".to_string()],
+            hls_segment_count: 7,
+            hls_segment_duration: ConfDuration::secs(1),
+            hls_muxer_close_after: ConfDuration::secs(60),
             paths: IndexMap::new(),
         }
     }
@@ -161,6 +170,15 @@ impl Config {
                 "udpMaxPayloadSize: {} is outside 128..65000",
                 self.udp_max_payload_size
             ));
+        }
+        if !(1..=1000).contains(&self.hls_segment_count) {
+            return Err(format!(
+                "hlsSegmentCount: {} is outside 1..1000",
+                self.hls_segment_count
+            ));
+        }
+        if self.hls_segment_duration.0 < std::time::Duration::from_millis(100) {
+            return Err("hlsSegmentDuration: must be at least 100ms".into());
         }
         if self.rtsp_transports.is_empty() {
             return Err("rtspTransports: at least one of udp, tcp is required".into());

@@ -1,4 +1,8 @@
-//! HLS out (in progress, issue 5): the sans-io pieces the per-path muxer will drive.
-//! `segmenter` cuts units into MPEG-TS segments; playlists are in `format::m3u8`.
+//! HLS out: `GET /<path>/index.m3u8` (multivariant), `stream.m3u8` (media playlist)
+//! and `seg<N>.ts`, from one shared muxer per path (`muxer`) that cuts MPEG-TS
+//! segments (`segmenter`). Playlists are written by `format::m3u8`.
 
+pub mod muxer;
 pub mod segmenter;
+
+pub use muxer::{HlsMuxers, MuxerConfig};

@@ -62,6 +62,11 @@ impl TsSegmenter {
         })
     }
 
+    /// Numbers segments from `seq` on (a new publisher continues the sequence).
+    pub fn start_at(&mut self, seq: u64) {
+        self.next_seq = seq;
+    }
+
     /// The next segment is marked as a discontinuity (new publisher, new encoding).
     pub fn mark_discontinuity(&mut self) {
         self.discontinuity = true;

@@ -1,5 +1,5 @@
-//! The HTTP media listener (`hlsAddress`, axum): routes `GET /<path>.flv` to HTTP-FLV.
-//! HLS playlists and player pages will be routed here too.
+//! The HTTP media listener (`hlsAddress`, axum): routes `GET /<path>.flv` to HTTP-FLV
+//! and `GET /<path>/<file>` to HLS. Player pages will be routed here too.
 
 mod conn;
 
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) struct HttpCtx {
     pub manager: PathManager,
+    pub hls: crate::hls::HlsMuxers,
     pub write_timeout: Duration,
     pub allow_origins: Vec<String>,
     pub shutdown: CancellationToken,
@@ -56,14 +57,24 @@ impl HttpServer {
         // Accepted sockets inherit it: bounds what a stalled HTTP-FLV reader parks in the kernel.
         crate::net::limit_send_buffer(&listener);
         let local_addr = listener.local_addr().map_err(err)?;
+        let hls = crate::hls::HlsMuxers::new(
+            manager.clone(),
+            crate::hls::MuxerConfig {
+                segment_count: config.hls_segment_count,
+                segment_duration: config.hls_segment_duration.0,
+                close_after: config.hls_muxer_close_after.0,
+            },
+            shutdown.clone(),
+        );
         let ctx = Arc::new(HttpCtx {
+            hls,
             manager,
             write_timeout: config.write_timeout.0,
             allow_origins: config.hls_allow_origins.clone(),
             shutdown: shutdown.clone(),
         });
         let app = axum::Router::new().fallback(route).with_state(ctx.clone());
-        tracing::info!("HTTP listener opened on {local_addr} (HTTP-FLV)");
+        tracing::info!("HTTP listener opened on {local_addr} (HTTP-FLV, HLS)");
         tokio::spawn(async move {
             let listener = conn::TimeoutListener {
                 inner: listener,
@@ -91,9 +102,65 @@ async fn route(
     if req.method() != axum::http::Method::GET {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
+    let origin = ctx.allow_origin(req.headers().get(header::ORIGIN));
     if let Some(name) = path.strip_suffix(".flv") {
-        let origin = ctx.allow_origin(req.headers().get(header::ORIGIN));
         return crate::flv::serve(ctx.clone(), peer, name, origin).await;
     }
+    if let Some((name, file)) = path.rsplit_once('/') {
+        let mut resp = hls(&ctx, name, file).await;
+        if let Some(o) = origin {
+            resp.headers_mut()
+                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+        }
+        return resp;
+    }
     StatusCode::NOT_FOUND.into_response()
+}
+
+/// `<path>/index.m3u8`, `<path>/stream.m3u8` and `<path>/seg<N>.ts`.
+async fn hls(ctx: &HttpCtx, name: &str, file: &str) -> Response {
+    let playlist = |text: Option<String>| match text {
+        Some(t) => (
+            [
+                (header::CONTENT_TYPE, "application/vnd.apple.mpegurl"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            t,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no HLS segment is ready yet\n").into_response(),
+    };
+    let not_found = || {
+        (
+            StatusCode::NOT_FOUND,
+            format!("no one is publishing to path '{name}'\n"),
+        )
+            .into_response()
+    };
+    match file {
+        "index.m3u8" | "stream.m3u8" => {
+            let Some(m) = ctx.hls.get(name) else {
+                return not_found();
+            };
+            let wait = ctx.hls.first_segment_wait();
+            if file == "index.m3u8" {
+                playlist(m.multivariant(wait).await)
+            } else {
+                playlist(m.media_playlist(wait).await)
+            }
+        }
+        _ => {
+            let seq = file
+                .strip_prefix("seg")
+                .and_then(|f| f.strip_suffix(".ts"))
+                .and_then(|n| n.parse::<u64>().ok());
+            let (Some(seq), Some(m)) = (seq, ctx.hls.get(name)) else {
+                return not_found();
+            };
+            match m.segment(seq) {
+                Some(data) => ([(header::CONTENT_TYPE, "video/mp2t")], data).into_response(),
+                None => (StatusCode::NOT_FOUND, "segment no longer held\n").into_response(),
+            }
+        }
+    }
 }
