@@ -187,6 +187,7 @@ paths:
         "rtsp-tcp": f"rtsp://127.0.0.1:{ports['rtsp']}/live/bench",
         "rtsp-udp": f"rtsp://127.0.0.1:{ports['rtsp']}/live/bench",
         "http-flv": f"http://127.0.0.1:{ports['http']}/live/bench.flv",
+        "hls": f"http://127.0.0.1:{ports['http']}/live/bench/index.m3u8",
     })
 
 
@@ -309,7 +310,7 @@ def targets(all_rows, repeat_n):
         if v is not None and rtmp:
             res.append((f"{p} CPU <= 1.2 x mediarouter RTMP at N={repeat_n}", v / rtmp, v / rtmp <= 1.2))
     top = max(r["readers"] for r in rows)
-    for p in ("rtmp", "rtsp-tcp", "http-flv", "rtsp-udp"):
+    for p in ("rtmp", "rtsp-tcp", "http-flv", "rtsp-udp", "hls"):
         v = mr(p, top, "delivery_mean")
         if v is not None:
             res.append((f"{p}: {top} readers at >= 99% delivery", v, v >= 0.99))
@@ -349,7 +350,7 @@ def update_markdown(path, text):
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--readers", default="100,500,1000,2000")
-    ap.add_argument("--protocols", default="rtmp,rtsp-tcp,http-flv,rtsp-udp")
+    ap.add_argument("--protocols", default="rtmp,rtsp-tcp,http-flv,rtsp-udp,hls")
     ap.add_argument("--window", type=float, default=6.0)
     ap.add_argument("--repeat", type=int, default=3, help="paired rounds for the CPU targets (median)")
     ap.add_argument("--repeat-readers", type=int, default=1000)

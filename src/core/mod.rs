@@ -13,5 +13,7 @@ pub use path::{Path, PathError, Publisher, Reader};
 pub use path_manager::PathManager;
 pub use reader::{ReadEnd, StreamReader};
 pub use stream::{Stream, StreamConfig, StreamItem, StreamStats, UnitEntry};
+#[cfg(test)]
+pub(crate) use track::fixtures;
 pub use track::{Codec, OtherCodec, Track};
 pub use unit::{Payload, Unit};

@@ -390,17 +390,11 @@ impl Default for StreamConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{Payload, ReadEnd, Track};
+    use crate::core::{fixtures, Payload, ReadEnd, Track};
 
     fn video_stream(queue: usize) -> Arc<Stream> {
         Stream::new(
-            vec![Track::new(
-                Codec::H264 {
-                    sps: None,
-                    pps: None,
-                },
-                90000,
-            )],
+            vec![fixtures::h264()],
             StreamConfig {
                 queue_size: queue,
                 max_payload: 1400,
@@ -515,13 +509,7 @@ mod tests {
     fn av_stream(merge: Duration) -> Arc<Stream> {
         Stream::new(
             vec![
-                Track::new(
-                    Codec::H264 {
-                        sps: None,
-                        pps: None,
-                    },
-                    90000,
-                ),
+                fixtures::h264(),
                 Track::new(Codec::Opus { channels: 2 }, 48000),
             ],
             StreamConfig {

@@ -80,3 +80,33 @@ impl Track {
         Track { codec, clock_rate }
     }
 }
+
+/// Tracks the unit tests of several modules build streams and muxers from.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::{Codec, Track};
+    use bytes::Bytes;
+
+    /// H.264 at 90 kHz, parameter sets not known yet.
+    pub fn h264() -> Track {
+        Track::new(
+            Codec::H264 {
+                sps: None,
+                pps: None,
+            },
+            90000,
+        )
+    }
+
+    /// AAC-LC, 48 kHz, stereo.
+    pub fn aac() -> Track {
+        Track::new(
+            Codec::Aac {
+                config: Bytes::from_static(&[0x11, 0x90]),
+                sample_rate: 48000,
+                channels: 2,
+            },
+            48000,
+        )
+    }
+}

@@ -139,27 +139,12 @@ impl TsSegmenter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{Codec, Payload};
+    use crate::core::fixtures;
+    use crate::core::Payload;
     use std::time::UNIX_EPOCH;
 
     fn tracks() -> Vec<Track> {
-        vec![
-            Track::new(
-                Codec::H264 {
-                    sps: None,
-                    pps: None,
-                },
-                90000,
-            ),
-            Track::new(
-                Codec::Aac {
-                    config: Bytes::from_static(&[0x11, 0x90]),
-                    sample_rate: 48000,
-                    channels: 2,
-                },
-                48000,
-            ),
-        ]
+        vec![fixtures::h264(), fixtures::aac()]
     }
 
     fn video(frame: i64, keyframe: bool) -> Unit {

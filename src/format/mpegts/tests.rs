@@ -1,24 +1,11 @@
 use super::*;
+use crate::core::fixtures;
 use bytes::Bytes;
 
 fn tracks() -> Vec<Track> {
     vec![
-        Track::new(
-            Codec::H264 {
-                sps: None,
-                pps: None,
-            },
-            90000,
-        ),
-        Track::new(
-            Codec::Aac {
-                // AAC-LC, 48 kHz, stereo.
-                config: Bytes::from_static(&[0x11, 0x90]),
-                sample_rate: 48000,
-                channels: 2,
-            },
-            48000,
-        ),
+        fixtures::h264(),
+        fixtures::aac(),
         Track::new(Codec::Opus { channels: 2 }, 48000),
     ]
 }
