@@ -122,8 +122,12 @@ impl TsSegmenter {
         Some(Segment {
             seq,
             data: Bytes::from(o.data),
-            duration: Duration::from_secs_f64((end - o.first).max(0.0)),
-            start: self.epoch + Duration::from_secs_f64(o.first.max(0.0)),
+            // Timestamps come from publishers: keep whatever they say in range.
+            duration: Duration::try_from_secs_f64((end - o.first).max(0.0)).unwrap_or_default(),
+            start: Duration::try_from_secs_f64(o.first.max(0.0))
+                .ok()
+                .and_then(|d| self.epoch.checked_add(d))
+                .unwrap_or(self.epoch),
             discontinuity: o.discontinuity,
         })
     }
@@ -215,6 +219,18 @@ mod tests {
         }
         let marks: Vec<bool> = done.iter().map(|d| d.discontinuity).collect();
         assert_eq!(marks, [false, true, false]);
+    }
+
+    #[test]
+    fn hostile_timestamps_do_not_panic() {
+        let mut s = TsSegmenter::new(&tracks(), Duration::from_secs(1), UNIX_EPOCH).unwrap();
+        for dts in [0, i64::MAX, i64::MIN, 5, i64::MAX] {
+            let mut u = video(0, true);
+            u.dts = dts;
+            u.pts = dts;
+            let _ = s.push(&u);
+        }
+        let _ = s.finish();
     }
 
     #[test]

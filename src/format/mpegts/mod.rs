@@ -132,7 +132,8 @@ impl TsMuxer {
         let Some(Some(es)) = self.es.get_mut(unit.track) else {
             return false;
         };
-        let to_90k = |t: i64| (t * 90_000 / i64::from(es.clock)) & TS_MASK;
+        // i128: timestamps come from publishers and may be anything; TS keeps 33 bits.
+        let to_90k = |t: i64| ((i128::from(t) * 90_000 / i128::from(es.clock)) as i64) & TS_MASK;
         let (pts, dts) = (to_90k(unit.pts), to_90k(unit.dts));
         let mut data = Vec::with_capacity(unit.payload.len() + 64);
         let video = match (&es.kind, &unit.payload) {

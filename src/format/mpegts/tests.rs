@@ -133,3 +133,20 @@ fn streams_without_ts_codecs_are_refused() {
     let t = vec![Track::new(Codec::Opus { channels: 2 }, 48000)];
     assert_eq!(TsMuxer::new(&t).unwrap_err(), TsError::NoTracks);
 }
+
+#[test]
+fn hostile_timestamps_wrap_instead_of_overflowing() {
+    let mut m = TsMuxer::new(&tracks()).unwrap();
+    let mut out = Vec::new();
+    for ts in [i64::MAX, i64::MIN, -1] {
+        let unit = Unit {
+            track: 1,
+            pts: ts,
+            dts: ts,
+            keyframe: true,
+            payload: Payload::Frame(Bytes::from_static(&[1, 2, 3])),
+        };
+        assert!(m.write(&unit, &mut out));
+    }
+    assert_eq!(out.len() % PACKET, 0);
+}
