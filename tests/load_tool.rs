@@ -180,3 +180,50 @@ fn rtsp_publishers_feed_rtmp_readers() {
 fn rtmp_publishers_feed_rtsp_readers() {
     publish_and_read(|s| s.rtmp_url("live/p{i}"), |s| s.url("live/p{i}"));
 }
+
+/// HLS readers of the load tool against mediarouter's own HLS: every reader gets
+/// segments, no media sequence is skipped and ≥ 90 % of the frames arrive.
+#[test]
+fn hls_readers_follow_mediarouter_hls() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let server = TestServer::start("paths:\n  all_others:\n");
+    let dir = tempfile::tempdir().unwrap();
+    let mut publisher = publish_rtmp(&clip(Clip::H264Aac, 10), &server.rtmp_url("live/hls"), true);
+    server.wait_stream("live/hls");
+    let url = format!(
+        "http://{}/live/hls/index.m3u8",
+        server.server.http_addr().unwrap()
+    );
+    let json = dir.path().join("hls.json");
+    let mut tool = Command::new(env!("CARGO_BIN_EXE_mediarouter-load"))
+        .args([
+            "-n",
+            "3",
+            "--warmup",
+            "1",
+            "-d",
+            "4",
+            "--fps",
+            "30",
+            "--timeout",
+            "15",
+            "--json",
+        ])
+        .arg(&json)
+        .arg(&url)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn mediarouter-load");
+    let st = wait_child(&mut tool, Duration::from_secs(40), "mediarouter-load");
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+    assert!(st.success(), "mediarouter-load failed");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let s = &report["summary"];
+    assert_eq!(s["connected"], 3, "{s}");
+    assert_eq!(s["gaps_total"], 0, "{s}");
+    assert!(s["delivery_min"].as_f64().unwrap() >= 0.9, "{s}");
+}

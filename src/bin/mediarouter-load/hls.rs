@@ -37,6 +37,8 @@ pub async fn read(url: &str, c: &mut Counter, timeout: Duration) -> Result<()> {
             Playlist::MediaPlaylist(m) => m,
         };
         c.connected();
+        // Segments arrive a target duration apart: that long without one is no stall.
+        c.set_edge_slack(Duration::from_secs(media.target_duration.max(1)) * 3 / 2);
         let first = media.media_sequence;
         let last = first + media.segments.len() as u64;
         let start = *next_seq.get_or_insert(last.saturating_sub(1).max(first));
@@ -65,7 +67,8 @@ pub async fn read(url: &str, c: &mut Counter, timeout: Duration) -> Result<()> {
             } else {
                 (fmp4_samples(&data, video_track), 0)
             };
-            c.video_frames(video);
+            let media = Duration::try_from_secs_f32(seg.duration).unwrap_or_default();
+            c.video_frames(video, media);
             for _ in 0..audio {
                 c.audio();
             }

@@ -34,6 +34,12 @@ pub struct ReaderStats {
     /// Arrival of the first and last window frame.
     #[serde(skip)]
     pub window_arrivals: Option<(Instant, Instant)>,
+    /// Media time of what arrived in the window, where the protocol states it per
+    /// batch (HLS: the segments' durations) instead of per frame.
+    pub window_media_s: f64,
+    /// How long a gap at the window's edges may be before it counts as a stall:
+    /// `EDGE_SLACK`, or more where media comes in big pieces (HLS segments).
+    pub edge_slack_s: Option<f64>,
     /// Discontinuities: lost RTP sequence numbers, timestamp jumps, skipped segments.
     pub gaps: u64,
     pub bytes: u64,
@@ -127,9 +133,9 @@ impl Counter {
         }
     }
 
-    /// Video frames whose timestamps are unknown (HLS counts a segment's samples; a
-    /// segment starts with a keyframe).
-    pub fn video_frames(&mut self, n: u64) {
+    /// `n` video frames without timestamps spanning `media` (an HLS segment's
+    /// samples and duration; a segment starts with a keyframe).
+    pub fn video_frames(&mut self, n: u64, media: Duration) {
         if n == 0 {
             return;
         }
@@ -137,7 +143,15 @@ impl Counter {
         self.stats.video_frames += n;
         if self.phase() == MEASURE {
             self.stats.window_video += n;
+            self.stats.window_media_s += media.as_secs_f64();
+            let now = Instant::now();
+            self.stats.window_arrivals.get_or_insert((now, now)).1 = now;
         }
+    }
+
+    /// See `ReaderStats::edge_slack_s`.
+    pub fn set_edge_slack(&mut self, slack: Duration) {
+        self.stats.edge_slack_s = Some(slack.as_secs_f64().max(EDGE_SLACK));
     }
 
     pub fn audio(&mut self) {
@@ -198,20 +212,24 @@ pub struct RunInfo {
 /// (servers that merge writes, SRS style, send a few frames at a time).
 const EDGE_SLACK: f64 = 0.5;
 
-/// A reader's delivery ratio (see `ReaderStats::delivery`). Without timestamps (HLS),
-/// frames over the window's length at `fps`.
+/// A reader's delivery ratio (see `ReaderStats::delivery`): frames over the media
+/// time they span (from frame timestamps, or from batch durations such as HLS
+/// segments') plus stalls at the window's edges; without either, over the window.
 fn delivery(r: &ReaderStats, fps: f64, window_start: Instant, window_s: f64) -> f64 {
     if fps <= 0.0 || r.window_video == 0 {
         return 0.0;
     }
-    let expected = match (r.window_span_ms, r.window_arrivals) {
-        (Some((lo, hi)), Some((first, last))) => {
-            let head = first.duration_since(window_start).as_secs_f64();
-            let tail = window_s - last.duration_since(window_start).as_secs_f64();
-            let stalled = (head - EDGE_SLACK).max(0.0) + (tail - EDGE_SLACK).max(0.0);
-            ((hi - lo) as f64 / 1000.0 + stalled) * fps + 1.0
-        }
-        _ => window_s * fps,
+    let Some((first, last)) = r.window_arrivals else {
+        return r.window_video as f64 / (window_s * fps);
+    };
+    let slack = r.edge_slack_s.unwrap_or(EDGE_SLACK);
+    let head = first.duration_since(window_start).as_secs_f64();
+    let tail = window_s - last.duration_since(window_start).as_secs_f64();
+    let stalled = (head - slack).max(0.0) + (tail - slack).max(0.0);
+    let expected = match r.window_span_ms {
+        Some((lo, hi)) => ((hi - lo) as f64 / 1000.0 + stalled) * fps + 1.0,
+        None if r.window_media_s > 0.0 => (r.window_media_s + stalled) * fps,
+        None => window_s * fps,
     };
     r.window_video as f64 / expected
 }
@@ -333,6 +351,27 @@ mod tests {
         assert_eq!(c.stats.window_video, 4);
         assert_eq!(c.stats.gaps, 2);
         assert!(c.stats.ttff_ms.is_some());
+    }
+
+    #[test]
+    fn segment_delivery_uses_segment_durations_and_a_wider_edge() {
+        let phase = Arc::new(AtomicU8::new(MEASURE));
+        let t0 = Instant::now();
+        let mut c = Counter::new(phase, Duration::from_millis(200), Arc::default());
+        c.set_edge_slack(Duration::from_millis(1500));
+        // Three whole 1 s segments in a 4 s window: every frame they hold arrived.
+        for _ in 0..3 {
+            c.video_frames(30, Duration::from_secs(1));
+        }
+        c.stats.window_arrivals = Some((
+            t0 + Duration::from_millis(900),
+            t0 + Duration::from_millis(2900),
+        ));
+        let d = delivery(&c.stats, 30.0, t0, 4.0);
+        assert!((d - 1.0).abs() < 1e-9, "{d}");
+        // A segment missing its second half shows as loss.
+        c.stats.window_video -= 15;
+        assert!(delivery(&c.stats, 30.0, t0, 4.0) < 0.9);
     }
 
     #[test]
