@@ -17,6 +17,17 @@ pub const READER_SNDBUF: usize = 512 * 1024;
 /// writev accepts at most this many buffers (IOV_MAX on Linux).
 const MAX_IOV: usize = 1024;
 
+/// Binds a server's TCP listener; errors name the server (`what`) and the address.
+pub async fn bind(
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), crate::server::ListenError> {
+    let err = |source| crate::server::ListenError { what, addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(err)?;
+    let local = listener.local_addr().map_err(err)?;
+    Ok((listener, local))
+}
+
 /// Accepts connections until `shutdown`, each served by its own task.
 pub fn spawn_accept_loop<F, Fut>(
     listener: TcpListener,

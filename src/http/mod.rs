@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) struct HttpCtx {
@@ -47,16 +46,9 @@ impl HttpServer {
         manager: PathManager,
         shutdown: CancellationToken,
     ) -> Result<HttpServer, ListenError> {
-        let addr = config.hls_address.0;
-        let err = |source| ListenError {
-            what: "HTTP",
-            addr,
-            source,
-        };
-        let listener = TcpListener::bind(addr).await.map_err(err)?;
+        let (listener, local_addr) = crate::net::bind("HTTP", config.hls_address.0).await?;
         // Accepted sockets inherit it: bounds what a stalled HTTP-FLV reader parks in the kernel.
         crate::net::limit_send_buffer(&listener);
-        let local_addr = listener.local_addr().map_err(err)?;
         let hls = crate::hls::HlsMuxers::new(
             manager.clone(),
             crate::hls::MuxerConfig {

@@ -13,7 +13,6 @@ use crate::server::ListenError;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub(crate) struct Ctx {
@@ -33,14 +32,7 @@ impl RtmpServer {
         manager: PathManager,
         shutdown: CancellationToken,
     ) -> Result<RtmpServer, ListenError> {
-        let addr = config.rtmp_address.0;
-        let err = |source| ListenError {
-            what: "RTMP",
-            addr,
-            source,
-        };
-        let listener = TcpListener::bind(addr).await.map_err(err)?;
-        let local_addr = listener.local_addr().map_err(err)?;
+        let (listener, local_addr) = crate::net::bind("RTMP", config.rtmp_address.0).await?;
         let ctx = Arc::new(Ctx {
             manager,
             read_timeout: config.read_timeout.0,

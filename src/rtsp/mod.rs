@@ -15,7 +15,6 @@ use crate::server::ListenError;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use udp::UdpPair;
 
@@ -44,14 +43,7 @@ impl RtspServer {
         manager: PathManager,
         shutdown: CancellationToken,
     ) -> Result<RtspServer, ListenError> {
-        let addr = config.rtsp_address.0;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ListenError {
-                what: "RTSP",
-                addr,
-                source,
-            })?;
+        let (listener, local_addr) = crate::net::bind("RTSP", config.rtsp_address.0).await?;
         let udp = if config.rtsp_transports.contains(&RtspTransport::Udp) {
             let pair = UdpPair::bind(config.rtp_address.0, config.rtcp_address.0)
                 .await
@@ -65,11 +57,6 @@ impl RtspServer {
         } else {
             None
         };
-        let local_addr = listener.local_addr().map_err(|source| ListenError {
-            what: "RTSP",
-            addr,
-            source,
-        })?;
         let udp_ports = udp.as_ref().map(|u| u.ports());
         let ctx = Arc::new(Ctx {
             manager,
