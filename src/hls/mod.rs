@@ -2,6 +2,7 @@
 //! and `seg<N>.ts`, from one shared muxer per path (`muxer`) that cuts MPEG-TS
 //! segments (`segmenter`). Playlists are written by `format::m3u8`.
 
+pub mod fmp4_segmenter;
 pub mod muxer;
 pub mod segmenter;
 

@@ -17,6 +17,18 @@ pub struct Segment {
     /// Wall-clock time of its first frame.
     pub start: SystemTime,
     pub discontinuity: bool,
+    /// Its parts (fMP4 with LL-HLS), in order; none for MPEG-TS.
+    pub parts: Vec<PartInfo>,
+}
+
+/// What a playlist says of a part.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PartInfo {
+    /// Part number, counted across segments.
+    pub id: u64,
+    pub duration: Duration,
+    /// Starts with a keyframe (`INDEPENDENT=YES`).
+    pub independent: bool,
 }
 
 struct Open {
@@ -129,6 +141,7 @@ impl TsSegmenter {
                 .and_then(|d| self.epoch.checked_add(d))
                 .unwrap_or(self.epoch),
             discontinuity: o.discontinuity,
+            parts: Vec::new(),
         })
     }
 
