@@ -56,13 +56,16 @@ fn ts_segments_start_on_keyframes_with_honest_durations_and_play_back() {
             duration: s.duration,
             start: s.start,
             discontinuity: s.discontinuity,
+            map: None,
+            parts: Vec::new(),
+            complete: true,
         });
     }
     let mut text = MediaPlaylist {
         media_sequence: 0,
         discontinuity_sequence: 0,
         segments: &entries,
-        map: None,
+        low_latency: None,
     }
     .render();
     text.push_str("#EXT-X-ENDLIST\n");

@@ -46,6 +46,20 @@ pub enum RtspTransport {
     Tcp,
 }
 
+/// The HLS muxer's output (`hlsVariant`), as in MediaMTX.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum HlsVariant {
+    /// MPEG-TS segments.
+    #[serde(rename = "mpegts")]
+    Mpegts,
+    /// fMP4 segments.
+    #[serde(rename = "fmp4")]
+    Fmp4,
+    /// fMP4 segments and parts, blocking playlist reload (Low-Latency HLS).
+    #[serde(rename = "lowLatency")]
+    LowLatency,
+}
+
 /// A queue size: a positive number of units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueSize(pub usize);
@@ -97,6 +111,13 @@ pub struct Config {
     pub hls_segment_duration: ConfDuration,
     /// An HLS muxer stops this long after its last request.
     pub hls_muxer_close_after: ConfDuration,
+    pub hls_variant: HlsVariant,
+    /// Longest LL-HLS part.
+    pub hls_part_duration: ConfDuration,
+    /// Mux every stream from its start, not from the first HLS request.
+    pub hls_always_remux: bool,
+    /// Also write segments and playlists under this directory (empty: don't).
+    pub hls_directory: String,
 
     pub paths: IndexMap<PathPattern, Option<PathConf>>,
 }
@@ -123,6 +144,10 @@ impl Default for Config {
             hls_segment_count: 7,
             hls_segment_duration: ConfDuration::secs(1),
             hls_muxer_close_after: ConfDuration::secs(60),
+            hls_variant: HlsVariant::LowLatency,
+            hls_part_duration: ConfDuration(std::time::Duration::from_millis(200)),
+            hls_always_remux: false,
+            hls_directory: String::new(),
             paths: IndexMap::new(),
         }
     }
@@ -179,6 +204,12 @@ impl Config {
         }
         if self.hls_segment_duration.0 < std::time::Duration::from_millis(100) {
             return Err("hlsSegmentDuration: must be at least 100ms".into());
+        }
+        let part = self.hls_part_duration.0;
+        if part < std::time::Duration::from_millis(10) || part > self.hls_segment_duration.0 {
+            return Err(
+                "hlsPartDuration: must be at least 10ms and at most hlsSegmentDuration".into(),
+            );
         }
         if self.rtsp_transports.is_empty() {
             return Err("rtspTransports: at least one of udp, tcp is required".into());

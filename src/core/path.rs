@@ -33,6 +33,8 @@ pub struct Path {
     state: Mutex<PathState>,
     /// Called when the path has neither publisher nor readers, so the manager can forget it.
     on_idle: Box<dyn Fn(&str) + Send + Sync>,
+    /// Told the path's name each time a publisher makes a stream readable.
+    ready: tokio::sync::broadcast::Sender<String>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -42,12 +44,14 @@ impl Path {
         name: String,
         conf: Arc<PathConf>,
         on_idle: Box<dyn Fn(&str) + Send + Sync>,
+        ready: tokio::sync::broadcast::Sender<String>,
     ) -> Arc<Path> {
         Arc::new(Path {
             name,
             conf,
             state: Mutex::new(PathState::default()),
             on_idle,
+            ready,
         })
     }
 
@@ -148,6 +152,9 @@ impl Publisher {
                 if let Some(old) = st.stream.replace(stream) {
                     old.close();
                 }
+                drop(st);
+                // No receiver is fine: nobody asked to hear of streams starting.
+                let _ = self.path.ready.send(self.path.name.clone());
                 Ok(())
             }
             _ => Err(PathError::NoPublisher(self.path.name.clone())),

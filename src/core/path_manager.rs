@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 struct Inner {
     config: RwLock<Arc<Config>>,
     paths: Mutex<HashMap<String, Arc<Path>>>,
+    ready: tokio::sync::broadcast::Sender<String>,
 }
 
 impl Inner {
@@ -29,6 +30,7 @@ impl PathManager {
             inner: Arc::new(Inner {
                 config: RwLock::new(config),
                 paths: Mutex::new(HashMap::new()),
+                ready: tokio::sync::broadcast::channel(256).0,
             }),
         }
     }
@@ -49,6 +51,11 @@ impl PathManager {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Names of paths whose publisher has just made a stream readable.
+    pub fn subscribe_ready(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.inner.ready.subscribe()
     }
 
     /// The live path of that name, if any.
@@ -82,6 +89,7 @@ impl PathManager {
                     }
                 }
             }),
+            self.inner.ready.clone(),
         );
         paths.insert(name.to_string(), path.clone());
         Ok(path)

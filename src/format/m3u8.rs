@@ -14,6 +14,29 @@ pub struct SegmentEntry {
     pub start: SystemTime,
     /// The segment follows a change of publisher or encoding (`EXT-X-DISCONTINUITY`).
     pub discontinuity: bool,
+    /// URI of the fMP4 init section, written (`EXT-X-MAP`) where it changes.
+    pub map: Option<String>,
+    /// LL-HLS parts (`EXT-X-PART`), listed near the live edge only.
+    pub parts: Vec<PartEntry>,
+    /// False for the segment still being cut: only its parts are listed.
+    pub complete: bool,
+}
+
+/// One LL-HLS part.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartEntry {
+    pub uri: String,
+    pub duration: Duration,
+    pub independent: bool,
+}
+
+/// What a Low-Latency HLS playlist adds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LowLatency<'a> {
+    /// `EXT-X-PART-INF:PART-TARGET`: no part is longer.
+    pub part_target: Duration,
+    /// URI of the part being cut (`EXT-X-PRELOAD-HINT`).
+    pub preload_hint: &'a str,
 }
 
 /// A live media playlist over the segments still held.
@@ -24,8 +47,11 @@ pub struct MediaPlaylist<'a> {
     /// Discontinuities that have left the playlist already.
     pub discontinuity_sequence: u64,
     pub segments: &'a [SegmentEntry],
-    /// URI of the fMP4 init section (`EXT-X-MAP`), none for MPEG-TS.
-    pub map: Option<&'a str>,
+    pub low_latency: Option<LowLatency<'a>>,
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.5}", d.as_secs_f64())
 }
 
 impl MediaPlaylist<'_> {
@@ -34,6 +60,7 @@ impl MediaPlaylist<'_> {
     pub fn target_duration(&self) -> u64 {
         self.segments
             .iter()
+            .filter(|s| s.complete)
             .map(|s| s.duration.as_secs_f64().round() as u64)
             .max()
             .unwrap_or(1)
@@ -43,11 +70,33 @@ impl MediaPlaylist<'_> {
     pub fn render(&self) -> String {
         let mut s = String::with_capacity(256 + 128 * self.segments.len());
         s.push_str("#EXTM3U\n");
-        // Version 6 for EXT-X-MAP without I-frames-only; 3 suffices for TS with
-        // decimal durations.
-        let version = if self.map.is_some() { 6 } else { 3 };
+        // 9 for LL-HLS tags, 6 for EXT-X-MAP without I-frames-only; 3 suffices for TS
+        // with decimal durations.
+        let fmp4 = self.segments.iter().any(|e| e.map.is_some());
+        let version = match (&self.low_latency, fmp4) {
+            (Some(_), _) => 9,
+            (None, true) => 6,
+            (None, false) => 3,
+        };
         let _ = writeln!(s, "#EXT-X-VERSION:{version}");
         let _ = writeln!(s, "#EXT-X-TARGETDURATION:{}", self.target_duration());
+        if let Some(ll) = &self.low_latency {
+            // Parts listed may run over the configured target by a frame at most.
+            let longest = self
+                .segments
+                .iter()
+                .flat_map(|e| &e.parts)
+                .map(|p| p.duration)
+                .max()
+                .unwrap_or_default();
+            let target = ll.part_target.max(longest);
+            let _ = writeln!(
+                s,
+                "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={}",
+                secs(target * 3)
+            );
+            let _ = writeln!(s, "#EXT-X-PART-INF:PART-TARGET={}", secs(target));
+        }
         let _ = writeln!(s, "#EXT-X-MEDIA-SEQUENCE:{}", self.media_sequence);
         if self.discontinuity_sequence > 0 {
             let _ = writeln!(
@@ -56,17 +105,39 @@ impl MediaPlaylist<'_> {
                 self.discontinuity_sequence
             );
         }
-        if let Some(map) = self.map {
-            let _ = writeln!(s, "#EXT-X-MAP:URI=\"{map}\"");
-        }
         for seg in self.segments {
             if seg.discontinuity {
                 s.push_str("#EXT-X-DISCONTINUITY\n");
             }
+            if let Some(map) = &seg.map {
+                let _ = writeln!(s, "#EXT-X-MAP:URI=\"{map}\"");
+            }
             let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601(seg.start));
-            let _ = writeln!(s, "#EXTINF:{:.5},", seg.duration.as_secs_f64());
-            s.push_str(&seg.uri);
-            s.push('\n');
+            for p in &seg.parts {
+                let _ = write!(
+                    s,
+                    "#EXT-X-PART:DURATION={},URI=\"{}\"",
+                    secs(p.duration),
+                    p.uri
+                );
+                s.push_str(if p.independent {
+                    ",INDEPENDENT=YES\n"
+                } else {
+                    "\n"
+                });
+            }
+            if seg.complete {
+                let _ = writeln!(s, "#EXTINF:{},", secs(seg.duration));
+                s.push_str(&seg.uri);
+                s.push('\n');
+            }
+        }
+        if let Some(ll) = &self.low_latency {
+            let _ = writeln!(
+                s,
+                "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"",
+                ll.preload_hint
+            );
         }
         s
     }
@@ -144,6 +215,9 @@ mod tests {
             duration: Duration::from_millis(ms),
             start: UNIX_EPOCH + Duration::from_millis(1_795_000_000_000 + i * 1000),
             discontinuity,
+            map: None,
+            parts: Vec::new(),
+            complete: true,
         }
     }
 
@@ -154,7 +228,7 @@ mod tests {
             media_sequence: 7,
             discontinuity_sequence: 2,
             segments: &segs,
-            map: None,
+            low_latency: None,
         };
         let text = pl.render();
         let parsed = match m3u8_rs::parse_playlist_res(text.as_bytes()).unwrap() {
@@ -177,17 +251,57 @@ mod tests {
 
     #[test]
     fn fmp4_playlists_carry_the_map() {
-        let segs = vec![seg(0, 1000, false)];
+        let mut segs = vec![seg(0, 1000, false)];
+        segs[0].map = Some("init0.mp4".into());
         let text = MediaPlaylist {
             media_sequence: 0,
             discontinuity_sequence: 0,
             segments: &segs,
-            map: Some("init.mp4"),
+            low_latency: None,
         }
         .render();
         assert!(text.contains("#EXT-X-VERSION:6\n"));
-        assert!(text.contains("#EXT-X-MAP:URI=\"init.mp4\"\n"));
+        assert!(text.contains("#EXT-X-MAP:URI=\"init0.mp4\"\n"));
         assert!(!text.contains("DISCONTINUITY-SEQUENCE"));
+        assert!(!text.contains("PART"));
+    }
+
+    #[test]
+    fn low_latency_playlists_list_parts_and_the_preload_hint() {
+        let part = |id: u64, ms: u64, independent: bool| PartEntry {
+            uri: format!("part{id}.mp4"),
+            duration: Duration::from_millis(ms),
+            independent,
+        };
+        let mut segs = vec![seg(3, 1000, false), seg(4, 1000, false)];
+        segs[0].map = Some("init0.mp4".into());
+        segs[1].parts = vec![part(20, 200, true), part(21, 200, false)];
+        segs[1].complete = false;
+        let text = MediaPlaylist {
+            media_sequence: 3,
+            discontinuity_sequence: 0,
+            segments: &segs,
+            low_latency: Some(LowLatency {
+                part_target: Duration::from_millis(200),
+                preload_hint: "part22.mp4",
+            }),
+        }
+        .render();
+        assert!(text.contains("#EXT-X-VERSION:9\n"), "{text}");
+        assert!(
+            text.contains("#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK=0.60000\n")
+        );
+        assert!(text.contains("#EXT-X-PART-INF:PART-TARGET=0.20000\n"));
+        assert!(text.contains(
+            "#EXT-X-PART:DURATION=0.20000,URI=\"part20.mp4\",INDEPENDENT=YES\n#EXT-X-PART:DURATION=0.20000,URI=\"part21.mp4\"\n#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part22.mp4\"\n"
+        ), "{text}");
+        // The open segment has no EXTINF yet: m3u8-rs sees one segment.
+        let parsed = match m3u8_rs::parse_playlist_res(text.as_bytes()).unwrap() {
+            m3u8_rs::Playlist::MediaPlaylist(m) => m,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(parsed.segments.len(), 1);
+        assert_eq!(parsed.segments[0].uri, "seg3.ts");
     }
 
     #[test]

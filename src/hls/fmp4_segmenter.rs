@@ -15,6 +15,10 @@ use std::time::{Duration, SystemTime};
 pub struct Part {
     pub info: PartInfo,
     pub data: Bytes,
+    /// Sequence number of the segment it belongs to.
+    pub segment: u64,
+    /// That segment follows a discontinuity.
+    pub discontinuity: bool,
 }
 
 #[derive(Debug)]
@@ -277,7 +281,12 @@ impl Fmp4Segmenter {
         o.part_first = end;
         o.data.extend_from_slice(&data);
         o.parts.push(info);
-        out.push(Output::Part(Part { info, data }));
+        out.push(Output::Part(Part {
+            info,
+            data,
+            segment: self.next_seq,
+            discontinuity: o.discontinuity,
+        }));
     }
 
     fn close_segment(&mut self, end: f64, out: &mut Vec<Output>) {

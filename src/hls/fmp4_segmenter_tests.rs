@@ -185,7 +185,11 @@ fn finish_closes_the_open_segment_and_numbering_continues() {
     assert_eq!(segs[0].parts[0].id, 700);
     assert!(segs[0].discontinuity && !segs[1].discontinuity);
     // Frames 30..45 and one more frame interval for the last.
-    assert!((segs[1].duration.as_secs_f64() - 0.5).abs() < 1e-6, "{:?}", segs[1]);
+    assert!(
+        (segs[1].duration.as_secs_f64() - 0.5).abs() < 1e-6,
+        "{:?}",
+        segs[1]
+    );
 }
 
 #[test]

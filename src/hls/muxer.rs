@@ -1,182 +1,90 @@
-//! One path's HLS muxer, shared by all of its HLS clients: a task reads the path's
-//! stream (as one reader), cuts MPEG-TS segments and keeps the last
-//! `hlsSegmentCount` in memory. A new publisher starts a discontinuity; the muxer
-//! stops `hlsMuxerCloseAfter` after the last request.
+//! The HLS muxers of all paths: one task per path reads the path's stream (as one
+//! reader) and cuts it into MPEG-TS or fMP4 segments (and LL-HLS parts) for the
+//! path's `HlsMuxer`. A muxer starts on the path's first HLS request, or with the
+//! stream under `hlsAlwaysRemux`; it stops `hlsMuxerCloseAfter` after the last request.
 
+use super::disk::DiskWriter;
+use super::fmp4_segmenter::{Fmp4Segmenter, Output};
 use super::segmenter::{Segment, TsSegmenter};
-use crate::codec::h264;
-use crate::core::{Codec, PathManager, StreamItem, Track};
-use crate::format::m3u8::{self, MediaPlaylist, SegmentEntry, Variant};
-use bytes::Bytes;
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
-use tokio::sync::Notify;
+use super::window::{HlsMuxer, VariantInfo};
+use crate::config::HlsVariant;
+use crate::core::{Codec, PathManager, StreamItem, Track, UnitEntry};
+use crate::format::fmp4;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 /// How often a muxer without a publisher looks for one.
 const PUBLISHER_POLL: Duration = Duration::from_millis(250);
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct MuxerConfig {
+    pub variant: HlsVariant,
     pub segment_count: usize,
     pub segment_duration: Duration,
+    pub part_duration: Duration,
     pub close_after: Duration,
+    pub always_remux: bool,
+    pub directory: String,
 }
 
-/// What the multivariant playlist says of the current stream.
-#[derive(Clone)]
-struct VariantInfo {
-    codecs: String,
-    resolution: Option<(u32, u32)>,
-    /// Peak bit rate of the segments so far, bit/s.
-    bandwidth: u64,
-}
-
-#[derive(Default)]
-struct Window {
-    segments: VecDeque<Segment>,
-    discontinuity_seq: u64,
-    variant: Option<VariantInfo>,
-    last_request: Option<Instant>,
-}
-
-pub struct HlsMuxer {
-    window: Mutex<Window>,
-    /// Woken when a segment is added.
-    added: Notify,
-    stop: CancellationToken,
-}
-
-impl HlsMuxer {
-    fn lock(&self) -> MutexGuard<'_, Window> {
-        self.window.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn touch(&self) {
-        self.lock().last_request = Some(Instant::now());
-    }
-
-    /// Waits (up to `wait`) until at least one segment exists.
-    async fn ready(&self, wait: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + wait;
-        loop {
-            let added = self.added.notified();
-            tokio::pin!(added);
-            added.as_mut().enable();
-            if !self.lock().segments.is_empty() {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, added).await.is_err() {
-                return false;
-            }
-        }
-    }
-
-    pub async fn multivariant(&self, wait: Duration) -> Option<String> {
-        self.touch();
-        if !self.ready(wait).await {
-            return None;
-        }
-        let w = self.lock();
-        let v = w.variant.clone()?;
-        Some(m3u8::multivariant(&[Variant {
-            uri: "stream.m3u8",
-            bandwidth: v.bandwidth,
-            codecs: &v.codecs,
-            resolution: v.resolution,
-        }]))
-    }
-
-    pub async fn media_playlist(&self, wait: Duration) -> Option<String> {
-        self.touch();
-        if !self.ready(wait).await {
-            return None;
-        }
-        let w = self.lock();
-        let entries: Vec<SegmentEntry> = w
-            .segments
-            .iter()
-            .map(|s| SegmentEntry {
-                uri: format!("seg{}.ts", s.seq),
-                duration: s.duration,
-                start: s.start,
-                discontinuity: s.discontinuity,
-            })
-            .collect();
-        Some(
-            MediaPlaylist {
-                media_sequence: w.segments.front().map_or(0, |s| s.seq),
-                discontinuity_sequence: w.discontinuity_seq,
-                segments: &entries,
-                map: None,
-            }
-            .render(),
-        )
-    }
-
-    pub fn segment(&self, seq: u64) -> Option<Bytes> {
-        self.touch();
-        let w = self.lock();
-        w.segments
-            .iter()
-            .find(|s| s.seq == seq)
-            .map(|s| s.data.clone())
-    }
-
-    fn add(&self, seg: Segment, count: usize) {
-        let mut w = self.lock();
-        let bits = seg.data.len() as f64 * 8.0 / seg.duration.as_secs_f64().max(0.1);
-        if let Some(v) = &mut w.variant {
-            v.bandwidth = v.bandwidth.max(bits as u64);
-        }
-        w.segments.push_back(seg);
-        while w.segments.len() > count {
-            if let Some(old) = w.segments.pop_front() {
-                w.discontinuity_seq += u64::from(old.discontinuity);
-            }
-        }
-        drop(w);
-        self.added.notify_waiters();
+/// RFC 6381 codec strings of the tracks the variant carries, and the video size.
+fn describe(tracks: &[Track], variant: HlsVariant) -> VariantInfo {
+    let carried = |t: &Track| match variant {
+        HlsVariant::Mpegts => matches!(
+            t.codec,
+            Codec::H264 { .. } | Codec::H265 { .. } | Codec::Aac { .. }
+        ),
+        _ => fmp4::carries(t),
+    };
+    let codecs: Vec<String> = tracks
+        .iter()
+        .filter(|t| carried(t))
+        .filter_map(fmp4::codec_string)
+        .collect();
+    VariantInfo {
+        codecs: codecs.join(","),
+        resolution: tracks.iter().find_map(crate::format::flv::mux::video_size),
+        bandwidth: 0,
     }
 }
 
-/// RFC 6381 codec strings of the tracks TS carries here, and the video size.
-fn describe(tracks: &[Track]) -> (String, Option<(u32, u32)>) {
-    let mut codecs = Vec::new();
-    for t in tracks {
-        match &t.codec {
-            Codec::H264 { sps: Some(sps), .. } => {
-                if let Some(p) = h264::profile_level_id(sps) {
-                    codecs.push(format!("avc1.{p}"));
-                }
-            }
-            Codec::H265 { .. } => codecs.push("hvc1".to_string()),
-            Codec::Aac { .. } => codecs.push("mp4a.40.2".to_string()),
-            _ => {}
-        }
-    }
-    let size = tracks.iter().find_map(crate::format::flv::mux::video_size);
-    (codecs.join(","), size)
-}
-
-/// The muxers of all paths, created on a path's first HLS request.
+/// The muxers of all paths.
 #[derive(Clone)]
 pub struct HlsMuxers {
     manager: PathManager,
-    cfg: MuxerConfig,
+    cfg: Arc<MuxerConfig>,
     shutdown: CancellationToken,
     muxers: Arc<Mutex<HashMap<String, Arc<HlsMuxer>>>>,
 }
 
 impl HlsMuxers {
     pub fn new(manager: PathManager, cfg: MuxerConfig, shutdown: CancellationToken) -> Self {
-        HlsMuxers {
+        let all = HlsMuxers {
             manager,
-            cfg,
+            cfg: Arc::new(cfg),
             shutdown,
             muxers: Arc::default(),
+        };
+        if all.cfg.always_remux {
+            let mut ready = all.manager.subscribe_ready();
+            let me = all.clone();
+            tokio::spawn(async move {
+                loop {
+                    let name = tokio::select! {
+                        _ = me.shutdown.cancelled() => return,
+                        r = ready.recv() => match r {
+                            Ok(name) => name,
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(_) => return,
+                        },
+                    };
+                    me.start(&name, false);
+                }
+            });
         }
+        all
     }
 
     /// How long a first request waits for the first segment.
@@ -184,21 +92,33 @@ impl HlsMuxers {
         self.cfg.segment_duration * 3 + Duration::from_secs(2)
     }
 
-    /// The path's muxer, started if the path has a publisher (or had one recently).
+    /// The path's muxer, started if the path has a publisher.
     pub fn get(&self, path: &str) -> Option<Arc<HlsMuxer>> {
+        self.start(path, true)
+    }
+
+    fn start(&self, path: &str, request: bool) -> Option<Arc<HlsMuxer>> {
         let mut map = self.muxers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(m) = map.get(path) {
+            if request {
+                m.touch();
+            }
             return Some(m.clone());
         }
         self.manager.stream(path).ok()?;
-        let m = Arc::new(HlsMuxer {
-            window: Mutex::default(),
-            added: Notify::new(),
-            stop: self.shutdown.child_token(),
-        });
-        m.touch();
+        let c = &self.cfg;
+        let m = Arc::new(HlsMuxer::new(
+            c.variant,
+            c.segment_count,
+            c.segment_duration,
+            c.part_duration,
+            self.shutdown.child_token(),
+        ));
+        if request {
+            m.touch();
+        }
         map.insert(path.to_string(), m.clone());
-        tracing::info!(path, "HLS muxer started");
+        tracing::info!(path, "HLS muxer started ({:?})", c.variant);
         tokio::spawn(run(self.clone(), path.to_string(), m.clone()));
         Some(m)
     }
@@ -209,19 +129,92 @@ impl HlsMuxers {
             map.remove(path);
         }
     }
+
+    /// No request for `hlsMuxerCloseAfter`, and (under `hlsAlwaysRemux`) no stream.
+    fn idle(&self, path: &str, m: &HlsMuxer) -> bool {
+        m.idle_for(self.cfg.close_after)
+            && !(self.cfg.always_remux && self.manager.stream(path).is_ok())
+    }
 }
 
-fn idle(m: &HlsMuxer, close_after: Duration) -> bool {
-    m.lock()
-        .last_request
-        .is_none_or(|t| t.elapsed() >= close_after)
+enum Cutter {
+    Ts(TsSegmenter),
+    Fmp4(Fmp4Segmenter),
+}
+
+/// One publisher's worth of muxing, feeding the shared window.
+struct Feed<'a> {
+    m: &'a HlsMuxer,
+    cutter: Cutter,
+    init: u64,
+    variant: HlsVariant,
+    disk: Option<&'a DiskWriter>,
+    out: Vec<Output>,
+}
+
+impl Feed<'_> {
+    async fn push(&mut self, e: &UnitEntry) {
+        match &mut self.cutter {
+            Cutter::Ts(s) => {
+                if let Some(seg) = s.push(&e.unit) {
+                    self.segment(seg, &e.tracks).await;
+                }
+            }
+            Cutter::Fmp4(s) => {
+                s.push(&e.unit, &e.tracks, &mut self.out);
+                self.drain(&e.tracks).await;
+            }
+        }
+    }
+
+    async fn finish(&mut self, tracks: &[Track]) {
+        match &mut self.cutter {
+            Cutter::Ts(s) => {
+                if let Some(seg) = s.finish() {
+                    self.segment(seg, tracks).await;
+                }
+            }
+            Cutter::Fmp4(s) => {
+                s.finish(&mut self.out);
+                self.drain(tracks).await;
+            }
+        }
+        self.m.end_of_stream();
+    }
+
+    async fn drain(&mut self, tracks: &[Track]) {
+        for o in std::mem::take(&mut self.out) {
+            match o {
+                Output::Init(data) => {
+                    if let Some(d) = self.disk {
+                        d.init(self.init, &data).await;
+                    }
+                    self.m.add_init(self.init, data);
+                }
+                Output::Part(p) => self.m.add_part(p, self.init),
+                Output::Segment(seg) => self.segment(seg, tracks).await,
+            }
+        }
+    }
+
+    async fn segment(&mut self, seg: Segment, tracks: &[Track]) {
+        self.m.set_variant(describe(tracks, self.variant));
+        let (seq, data) = (seg.seq, seg.data.clone());
+        let (gone, gone_inits) = self.m.add_segment(seg, self.init);
+        if let Some(d) = self.disk {
+            d.segment(seq, &data, &self.m.render(false), &gone, &gone_inits)
+                .await;
+        }
+    }
 }
 
 async fn run(all: HlsMuxers, path: String, m: Arc<HlsMuxer>) {
-    let cfg = all.cfg;
+    let cfg = all.cfg.clone();
+    let disk = DiskWriter::new(&cfg.directory, &path, m.extension());
     let mut publishers = 0u64;
+    let (mut next_seq, mut next_part) = (0u64, 0u64);
     let reason = 'outer: loop {
-        if idle(&m, cfg.close_after) {
+        if all.idle(&path, &m) {
             break "no request for hlsMuxerCloseAfter";
         }
         let reader = match all.manager.add_reader(&path) {
@@ -239,32 +232,57 @@ async fn run(all: HlsMuxers, path: String, m: Arc<HlsMuxer>) {
         };
         let tracks = stream.tracks();
         let epoch = SystemTime::now() - stream.elapsed();
-        let mut seg = match TsSegmenter::new(&tracks, cfg.segment_duration, epoch) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(%path, "HLS muxer: {e}");
-                break "no track fits in MPEG-TS";
+        let cutter = match cfg.variant {
+            HlsVariant::Mpegts => TsSegmenter::new(&tracks, cfg.segment_duration, epoch)
+                .map(|mut s| {
+                    s.start_at(next_seq);
+                    if publishers > 0 {
+                        s.mark_discontinuity();
+                    }
+                    Cutter::Ts(s)
+                })
+                .map_err(|e| e.to_string()),
+            v => {
+                // Without LL-HLS, parts are only the fragments a segment is written in.
+                let part = match v {
+                    HlsVariant::LowLatency => cfg.part_duration,
+                    _ => cfg.segment_duration,
+                };
+                Fmp4Segmenter::new(&tracks, cfg.segment_duration, part, epoch)
+                    .map(|mut s| {
+                        s.start_at(next_seq, next_part);
+                        if publishers > 0 {
+                            s.mark_discontinuity();
+                        }
+                        Cutter::Fmp4(s)
+                    })
+                    .map_err(|e| e.to_string())
             }
         };
-        if publishers > 0 {
-            seg.mark_discontinuity();
-        }
-        if let Some(last) = m.lock().segments.back() {
-            seg.start_at(last.seq + 1);
-        }
+        let cutter = match cutter {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(%path, "HLS muxer: {e}");
+                break "no track fits the HLS variant";
+            }
+        };
+        let mut feed = Feed {
+            m: &m,
+            cutter,
+            init: publishers,
+            variant: cfg.variant,
+            disk: disk.as_ref(),
+            out: Vec::new(),
+        };
         publishers += 1;
-        let (codecs, resolution) = describe(&tracks);
-        m.lock().variant = Some(VariantInfo {
-            codecs,
-            resolution,
-            bandwidth: 0,
-        });
+        m.set_variant(describe(&tracks, cfg.variant));
+        let mut last_tracks = tracks;
         let mut check = tokio::time::interval(cfg.close_after.min(Duration::from_secs(1)));
         loop {
             let item = tokio::select! {
                 _ = m.stop.cancelled() => break 'outer "server shutting down",
                 _ = check.tick() => {
-                    if idle(&m, cfg.close_after) {
+                    if all.idle(&path, &m) {
                         break 'outer "no request for hlsMuxerCloseAfter";
                     }
                     continue;
@@ -273,19 +291,20 @@ async fn run(all: HlsMuxers, path: String, m: Arc<HlsMuxer>) {
             };
             match item {
                 Ok(StreamItem::Unit(e)) => {
-                    if let Some(s) = seg.push(&e.unit) {
-                        m.add(s, cfg.segment_count);
-                    }
+                    feed.push(&e).await;
+                    last_tracks = e.tracks.clone();
                 }
                 Ok(StreamItem::Rtcp { .. }) => {}
                 Err(_) => {
-                    if let Some(s) = seg.finish() {
-                        m.add(s, cfg.segment_count);
-                    }
+                    feed.finish(&last_tracks).await;
                     break;
                 }
             }
         }
+        (next_seq, next_part) = match &feed.cutter {
+            Cutter::Ts(s) => (s.next_seq(), 0),
+            Cutter::Fmp4(s) => (s.next_seq(), s.next_part()),
+        };
     };
     all.remove(&path, &m);
     tracing::info!(%path, "HLS muxer closed: {reason}");

@@ -79,6 +79,11 @@ impl TsSegmenter {
         self.next_seq = seq;
     }
 
+    /// Sequence number of the segment being built.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     /// The next segment is marked as a discontinuity (new publisher, new encoding).
     pub fn mark_discontinuity(&mut self) {
         self.discontinuity = true;

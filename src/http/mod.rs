@@ -1,7 +1,9 @@
 //! The HTTP media listener (`hlsAddress`, axum): routes `GET /<path>.flv` to HTTP-FLV
-//! and `GET /<path>/<file>` to HLS. Player pages will be routed here too.
+//! and `GET /<path>/<file>` to HLS and the player page (`GET /<path>/`).
 
+mod assets;
 mod conn;
+mod hls;
 
 use crate::config::Config;
 use crate::core::PathManager;
@@ -52,9 +54,13 @@ impl HttpServer {
         let hls = crate::hls::HlsMuxers::new(
             manager.clone(),
             crate::hls::MuxerConfig {
+                variant: config.hls_variant,
                 segment_count: config.hls_segment_count,
                 segment_duration: config.hls_segment_duration.0,
+                part_duration: config.hls_part_duration.0,
                 close_after: config.hls_muxer_close_after.0,
+                always_remux: config.hls_always_remux,
+                directory: config.hls_directory.clone(),
             },
             shutdown.clone(),
         );
@@ -99,7 +105,7 @@ async fn route(
         return crate::flv::serve(ctx.clone(), peer, name, origin).await;
     }
     if let Some((name, file)) = path.rsplit_once('/') {
-        let mut resp = hls(&ctx, name, file).await;
+        let mut resp = hls::serve(&ctx, name, file, req.uri().query()).await;
         if let Some(o) = origin {
             resp.headers_mut()
                 .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
@@ -107,52 +113,4 @@ async fn route(
         return resp;
     }
     StatusCode::NOT_FOUND.into_response()
-}
-
-/// `<path>/index.m3u8`, `<path>/stream.m3u8` and `<path>/seg<N>.ts`.
-async fn hls(ctx: &HttpCtx, name: &str, file: &str) -> Response {
-    let playlist = |text: Option<String>| match text {
-        Some(t) => (
-            [
-                (header::CONTENT_TYPE, "application/vnd.apple.mpegurl"),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            t,
-        )
-            .into_response(),
-        None => (StatusCode::NOT_FOUND, "no HLS segment is ready yet\n").into_response(),
-    };
-    let not_found = || {
-        (
-            StatusCode::NOT_FOUND,
-            format!("no one is publishing to path '{name}'\n"),
-        )
-            .into_response()
-    };
-    match file {
-        "index.m3u8" | "stream.m3u8" => {
-            let Some(m) = ctx.hls.get(name) else {
-                return not_found();
-            };
-            let wait = ctx.hls.first_segment_wait();
-            if file == "index.m3u8" {
-                playlist(m.multivariant(wait).await)
-            } else {
-                playlist(m.media_playlist(wait).await)
-            }
-        }
-        _ => {
-            let seq = file
-                .strip_prefix("seg")
-                .and_then(|f| f.strip_suffix(".ts"))
-                .and_then(|n| n.parse::<u64>().ok());
-            let (Some(seq), Some(m)) = (seq, ctx.hls.get(name)) else {
-                return not_found();
-            };
-            match m.segment(seq) {
-                Some(data) => ([(header::CONTENT_TYPE, "video/mp2t")], data).into_response(),
-                None => (StatusCode::NOT_FOUND, "segment no longer held\n").into_response(),
-            }
-        }
-    }
 }

@@ -2,6 +2,8 @@
 //! ffmpeg/ffprobe helpers, a raw RTSP client for byte-level cases and a log capture.
 #![allow(dead_code)]
 
+pub mod http;
+
 use mediarouter::config::Config;
 use mediarouter::core::Stream;
 use mediarouter::server::Server;

@@ -6,8 +6,8 @@ use crate::codec::{config_record, h264};
 use crate::core::{Codec, Track};
 use mp4_atom::{
     Audio, Avc1, Avcc, Decode, Dinf, Dops, Dref, Encode, Esds, Ftyp, Hdlr, Hvc1, Hvcc, Mdhd, Mdia,
-    Minf, Moov, Mp4a, Mvex, Mvhd, Opus, Smhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Tkhd, Trak,
-    Trex, Url, Visual, Vmhd,
+    Minf, Moov, Mp4a, Mvex, Mvhd, Opus, Smhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Tkhd, Trak, Trex,
+    Url, Visual, Vmhd,
 };
 
 /// Whether fMP4 can carry the track's codec.
@@ -21,7 +21,9 @@ pub fn carries(track: &Track) -> bool {
 /// The RFC 6381 codec string HLS playlists name the track by.
 pub fn codec_string(track: &Track) -> Option<String> {
     match &track.codec {
-        Codec::H264 { sps: Some(sps), .. } => h264::profile_level_id(sps).map(|p| format!("avc1.{p}")),
+        Codec::H264 { sps: Some(sps), .. } => {
+            h264::profile_level_id(sps).map(|p| format!("avc1.{p}"))
+        }
         Codec::H264 { .. } => Some("avc1.42e01e".to_string()),
         Codec::H265 { sps, .. } => Some(h265_codec_string(sps.as_deref())),
         Codec::Aac { config, .. } => {
@@ -187,7 +189,12 @@ fn trak(track: &Track, id: u32) -> Result<Trak, Fmp4Error> {
             },
             hdlr: Hdlr {
                 handler: if video { b"vide" } else { b"soun" }.into(),
-                name: if video { "VideoHandler" } else { "SoundHandler" }.into(),
+                name: if video {
+                    "VideoHandler"
+                } else {
+                    "SoundHandler"
+                }
+                .into(),
             },
             minf: Minf {
                 vmhd: video.then(Vmhd::default),

@@ -50,7 +50,10 @@ fn h264_aac_init_describes_both_tracks() {
         mp4_atom::Codec::Avc1(avc1) => {
             assert_eq!((avc1.visual.width, avc1.visual.height), (640, 360));
             assert_eq!(avc1.avcc.length_size, 4);
-            assert_eq!(avc1.avcc.picture_parameter_sets[0], [0x68, 0xce, 0x0f, 0xc8]);
+            assert_eq!(
+                avc1.avcc.picture_parameter_sets[0],
+                [0x68, 0xce, 0x0f, 0xc8]
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -100,7 +103,10 @@ fn video_without_parameter_sets_is_refused_and_other_codecs_skipped() {
         }),
         8000,
     );
-    assert!(matches!(init_segment(&[other.clone()]), Err(Fmp4Error::NoTracks)));
+    assert!(matches!(
+        init_segment(std::slice::from_ref(&other)),
+        Err(Fmp4Error::NoTracks)
+    ));
     let (_, moov) = decode_init(&init_segment(&[other, fixtures::aac()]).unwrap());
     assert_eq!(moov.trak[0].tkhd.track_id, 2);
 }

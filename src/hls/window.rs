@@ -1,0 +1,408 @@
+//! What one path's HLS muxer holds and serves: the last `hlsSegmentCount` segments,
+//! the parts near the live edge, init sections, and the playlists over them, with
+//! LL-HLS blocking requests (`_HLS_msn`/`_HLS_part`, the preload-hinted part).
+
+use super::fmp4_segmenter::Part;
+use super::segmenter::{PartInfo, Segment};
+use crate::config::HlsVariant;
+use crate::format::m3u8::{self, LowLatency, MediaPlaylist, PartEntry, SegmentEntry, Variant};
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Complete segments whose parts a LL-HLS playlist still lists (about three target
+/// durations, as the LL-HLS draft asks).
+const SEGMENTS_WITH_PARTS: u64 = 3;
+
+/// Most parts held, whatever the segments.
+const MAX_PARTS: usize = 1000;
+
+/// What the multivariant playlist says of the current stream.
+#[derive(Clone, Debug)]
+pub struct VariantInfo {
+    pub codecs: String,
+    pub resolution: Option<(u32, u32)>,
+    /// Peak bit rate of the segments so far, bit/s.
+    pub bandwidth: u64,
+}
+
+struct Held {
+    seg: Segment,
+    init: u64,
+}
+
+/// The segment being cut, as far as its parts go.
+struct OpenSegment {
+    seq: u64,
+    discontinuity: bool,
+    init: u64,
+    parts: Vec<PartInfo>,
+}
+
+#[derive(Default)]
+struct Window {
+    segments: VecDeque<Held>,
+    /// Data of the parts of recent segments.
+    parts: VecDeque<Part>,
+    open: Option<OpenSegment>,
+    /// The part being cut: the preload hint.
+    next_part: Option<u64>,
+    inits: VecDeque<(u64, Bytes)>,
+    discontinuity_seq: u64,
+    variant: Option<VariantInfo>,
+    last_request: Option<Instant>,
+}
+
+impl Window {
+    /// Sequence number after the last complete segment.
+    fn complete_end(&self) -> Option<u64> {
+        self.segments.back().map(|h| h.seg.seq + 1)
+    }
+
+    fn satisfies(&self, msn: u64, part: Option<u64>) -> bool {
+        if self.complete_end().is_some_and(|end| msn < end) {
+            return true;
+        }
+        match (&self.open, part) {
+            (Some(o), Some(p)) => o.seq == msn && (o.parts.len() as u64) > p,
+            _ => false,
+        }
+    }
+
+    /// A blocking request for a part too far ahead (LL-HLS draft §6.2.5.2).
+    fn too_far(&self, msn: u64, part: Option<u64>, advance_limit: u64) -> bool {
+        let (last_msn, last_part) = match &self.open {
+            Some(o) if !o.parts.is_empty() => (o.seq, o.parts.len() as u64 - 1),
+            _ => match self.segments.back() {
+                Some(h) => (h.seg.seq, (h.seg.parts.len() as u64).saturating_sub(1)),
+                None => return false,
+            },
+        };
+        if msn > last_msn + 2 {
+            return true;
+        }
+        match part {
+            Some(p) if msn == last_msn => p > last_part + advance_limit,
+            Some(p) if msn > last_msn => p > advance_limit,
+            _ => false,
+        }
+    }
+}
+
+pub enum PlaylistReply {
+    Playlist(String),
+    /// No segment yet, within the wait.
+    NotReady,
+    /// A blocking request for a part too far in the future.
+    TooFar,
+}
+
+/// One path's HLS output, shared by its muxer task and every HLS request.
+pub struct HlsMuxer {
+    window: Mutex<Window>,
+    /// Woken when a part or segment is added.
+    changed: Notify,
+    pub(super) stop: CancellationToken,
+    variant: HlsVariant,
+    segment_count: usize,
+    part_duration: Duration,
+    /// How long a blocking request may wait.
+    block_limit: Duration,
+}
+
+impl HlsMuxer {
+    pub(super) fn new(
+        variant: HlsVariant,
+        segment_count: usize,
+        segment_duration: Duration,
+        part_duration: Duration,
+        stop: CancellationToken,
+    ) -> Self {
+        HlsMuxer {
+            window: Mutex::default(),
+            changed: Notify::new(),
+            stop,
+            variant,
+            segment_count,
+            part_duration,
+            block_limit: segment_duration * 3 + Duration::from_secs(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Window> {
+        self.window.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn touch(&self) {
+        self.lock().last_request = Some(Instant::now());
+    }
+
+    pub(super) fn idle_for(&self, d: Duration) -> bool {
+        self.lock().last_request.is_none_or(|t| t.elapsed() >= d)
+    }
+
+    /// Waits (up to `wait`) until `done` holds for the window.
+    async fn wait_for(&self, wait: Duration, done: impl Fn(&Window) -> bool) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if done(&self.lock()) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return false;
+            }
+        }
+    }
+
+    pub fn extension(&self) -> &'static str {
+        match self.variant {
+            HlsVariant::Mpegts => "ts",
+            _ => "mp4",
+        }
+    }
+
+    pub async fn multivariant(&self, wait: Duration) -> Option<String> {
+        self.touch();
+        if !self.wait_for(wait, |w| !w.segments.is_empty()).await {
+            return None;
+        }
+        let v = self.lock().variant.clone()?;
+        Some(m3u8::multivariant(&[Variant {
+            uri: "stream.m3u8",
+            bandwidth: v.bandwidth,
+            codecs: &v.codecs,
+            resolution: v.resolution,
+        }]))
+    }
+
+    /// The media playlist; with `block` (`_HLS_msn`, `_HLS_part`), once it holds that.
+    pub async fn media_playlist(
+        &self,
+        wait: Duration,
+        block: Option<(u64, Option<u64>)>,
+    ) -> PlaylistReply {
+        self.touch();
+        if !self.wait_for(wait, |w| !w.segments.is_empty()).await {
+            return PlaylistReply::NotReady;
+        }
+        if let Some((msn, part)) = block {
+            let target = self.part_duration.as_secs_f64();
+            let limit = if target < 1.0 {
+                (3.0 / target) as u64
+            } else {
+                3
+            };
+            if self.lock().too_far(msn, part, limit) {
+                return PlaylistReply::TooFar;
+            }
+            self.wait_for(self.block_limit, |w| w.satisfies(msn, part))
+                .await;
+        }
+        PlaylistReply::Playlist(self.render(self.variant == HlsVariant::LowLatency))
+    }
+
+    /// The media playlist text; `low_latency` adds parts and the preload hint.
+    pub(super) fn render(&self, low_latency: bool) -> String {
+        let w = self.lock();
+        let ext = self.extension();
+        let fmp4 = self.variant != HlsVariant::Mpegts;
+        let last = w.segments.back().map_or(0, |h| h.seg.seq);
+        let part_entries = |parts: &[PartInfo]| -> Vec<PartEntry> {
+            parts
+                .iter()
+                .map(|p| PartEntry {
+                    uri: format!("part{}.mp4", p.id),
+                    duration: p.duration,
+                    independent: p.independent,
+                })
+                .collect()
+        };
+        let mut entries: Vec<SegmentEntry> = Vec::with_capacity(w.segments.len() + 1);
+        let mut init = None;
+        let mut map =
+            |id: u64| (fmp4 && init.replace(id) != Some(id)).then(|| format!("init{id}.mp4"));
+        for h in &w.segments {
+            let listed = low_latency && h.seg.seq + SEGMENTS_WITH_PARTS > last;
+            entries.push(SegmentEntry {
+                uri: format!("seg{}.{ext}", h.seg.seq),
+                duration: h.seg.duration,
+                start: h.seg.start,
+                discontinuity: h.seg.discontinuity,
+                map: map(h.init),
+                parts: if listed {
+                    part_entries(&h.seg.parts)
+                } else {
+                    Vec::new()
+                },
+                complete: true,
+            });
+        }
+        let mut hint = String::new();
+        if low_latency {
+            if let Some(o) = w.open.as_ref().filter(|o| !o.parts.is_empty()) {
+                let start = w
+                    .segments
+                    .back()
+                    .and_then(|h| h.seg.start.checked_add(h.seg.duration))
+                    .unwrap_or_else(SystemTime::now);
+                entries.push(SegmentEntry {
+                    uri: String::new(),
+                    duration: Duration::ZERO,
+                    start,
+                    discontinuity: o.discontinuity,
+                    map: map(o.init),
+                    parts: part_entries(&o.parts),
+                    complete: false,
+                });
+            }
+            if let Some(n) = w.next_part {
+                hint = format!("part{n}.mp4");
+            }
+        }
+        MediaPlaylist {
+            media_sequence: w.segments.front().map_or(0, |h| h.seg.seq),
+            discontinuity_sequence: w.discontinuity_seq,
+            segments: &entries,
+            low_latency: (low_latency && !hint.is_empty()).then_some(LowLatency {
+                part_target: self.part_duration,
+                preload_hint: &hint,
+            }),
+        }
+        .render()
+    }
+
+    pub fn segment(&self, seq: u64) -> Option<Bytes> {
+        self.touch();
+        let w = self.lock();
+        let h = w.segments.iter().find(|h| h.seg.seq == seq)?;
+        Some(h.seg.data.clone())
+    }
+
+    pub fn init(&self, id: u64) -> Option<Bytes> {
+        self.touch();
+        let w = self.lock();
+        w.inits
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, d)| d.clone())
+    }
+
+    /// A part; the one being cut (the preload hint) is answered once complete.
+    pub async fn part(&self, id: u64) -> Option<Bytes> {
+        self.touch();
+        let find = |w: &Window| {
+            w.parts
+                .iter()
+                .find(|p| p.info.id == id)
+                .map(|p| p.data.clone())
+        };
+        {
+            let w = self.lock();
+            if let Some(d) = find(&w) {
+                return Some(d);
+            }
+            if w.next_part != Some(id) {
+                return None;
+            }
+        }
+        let present = |w: &Window| find(w).is_some() || w.next_part.is_none_or(|n| n > id);
+        self.wait_for(self.block_limit, present).await;
+        find(&self.lock())
+    }
+
+    pub(super) fn set_variant(&self, v: VariantInfo) {
+        let mut w = self.lock();
+        let bandwidth = w.variant.as_ref().map_or(0, |old| old.bandwidth);
+        w.variant = Some(VariantInfo { bandwidth, ..v });
+    }
+
+    pub(super) fn add_init(&self, id: u64, data: Bytes) {
+        self.lock().inits.push_back((id, data));
+    }
+
+    pub(super) fn add_part(&self, part: Part, init: u64) {
+        let mut w = self.lock();
+        let reuse = w.open.as_ref().is_some_and(|o| o.seq == part.segment);
+        if !reuse {
+            w.open = Some(OpenSegment {
+                seq: part.segment,
+                discontinuity: part.discontinuity,
+                init,
+                parts: Vec::new(),
+            });
+        }
+        if let Some(o) = &mut w.open {
+            o.parts.push(part.info);
+        }
+        w.next_part = Some(part.info.id + 1);
+        w.parts.push_back(part);
+        // A stream without keyframes never closes a segment: bound what it piles up.
+        while w.parts.len() > MAX_PARTS {
+            w.parts.pop_front();
+        }
+        drop(w);
+        self.changed.notify_waiters();
+    }
+
+    /// Adds a complete segment; returns the segments and init sections that left the
+    /// window (their sequence numbers and ids), for `hlsDirectory`.
+    pub(super) fn add_segment(&self, seg: Segment, init: u64) -> (Vec<u64>, Vec<u64>) {
+        let mut w = self.lock();
+        let bits = seg.data.len() as f64 * 8.0 / seg.duration.as_secs_f64().max(0.1);
+        if let Some(v) = &mut w.variant {
+            v.bandwidth = v.bandwidth.max(bits as u64);
+        }
+        if w.open.as_ref().is_some_and(|o| o.seq <= seg.seq) {
+            w.open = None;
+        }
+        let seq = seg.seq;
+        w.segments.push_back(Held { seg, init });
+        let mut gone = Vec::new();
+        while w.segments.len() > self.segment_count {
+            if let Some(old) = w.segments.pop_front() {
+                w.discontinuity_seq += u64::from(old.seg.discontinuity);
+                gone.push(old.seg.seq);
+            }
+        }
+        // Part data is kept for the segments whose parts are listed, and the open one.
+        let keep_from = (seq + 1).saturating_sub(SEGMENTS_WITH_PARTS);
+        while w.parts.front().is_some_and(|p| p.segment < keep_from) {
+            w.parts.pop_front();
+        }
+        let oldest_init = w.segments.front().map_or(init, |h| h.init);
+        let mut gone_inits = Vec::new();
+        while w.inits.front().is_some_and(|(id, _)| *id < oldest_init) {
+            if let Some((id, _)) = w.inits.pop_front() {
+                gone_inits.push(id);
+            }
+        }
+        drop(w);
+        self.changed.notify_waiters();
+        (gone, gone_inits)
+    }
+
+    /// The publisher left: nothing is being cut until the next one.
+    pub(super) fn end_of_stream(&self) {
+        let mut w = self.lock();
+        w.open = None;
+        w.next_part = None;
+        drop(w);
+        self.changed.notify_waiters();
+    }
+
+    /// Segments and part data held (for tests of the memory bound).
+    pub fn held(&self) -> (usize, usize) {
+        let w = self.lock();
+        (w.segments.len(), w.parts.len())
+    }
+}
+
+#[cfg(test)]
+#[path = "window_tests.rs"]
+mod tests;
