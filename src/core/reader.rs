@@ -9,7 +9,7 @@ use super::stream::{Stream, StreamItem, LAG_WINDOW, MAX_LAGS};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The last `capacity` items of a stream, numbered from 0 since the stream began.
 pub(crate) struct Ring {
@@ -61,6 +61,8 @@ pub struct StreamReader {
     skipping: bool,
     lags: VecDeque<Instant>,
     rtp_start: Vec<(u16, u32)>,
+    /// Longest this reader sleeps without looking at the ring (see `look_every`).
+    look_every: Option<Duration>,
 }
 
 impl StreamReader {
@@ -77,6 +79,7 @@ impl StreamReader {
             skipping: false,
             lags: VecDeque::new(),
             rtp_start,
+            look_every: None,
         }
     }
 
@@ -87,6 +90,13 @@ impl StreamReader {
     /// (sequence number, RTP timestamp) of the first packet this reader gets per track.
     pub fn rtp_start(&self, track: usize) -> Option<(u16, u32)> {
         self.rtp_start.get(track).copied()
+    }
+
+    /// Makes this reader look at the ring at least every `d`, not only when the stream
+    /// wakes readers (at most every `writeMerge`): for a latency-bound reader such as
+    /// an LL-HLS muxer, where one task per path polling is cheap.
+    pub fn look_every(&mut self, d: Duration) {
+        self.look_every = Some(d);
     }
 
     /// Waits for the next item.
@@ -102,7 +112,12 @@ impl StreamReader {
             woken.as_mut().enable();
             self.fill()?;
             if self.pending.is_empty() {
-                woken.await;
+                match self.look_every {
+                    Some(d) => {
+                        let _ = tokio::time::timeout(d, woken).await;
+                    }
+                    None => woken.await,
+                }
             }
         }
     }

@@ -15,6 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
+/// Longest a LL-HLS muxer goes without looking at its stream.
+const LL_LOOK_EVERY: Duration = Duration::from_millis(15);
+
 /// How often a muxer without a publisher looks for one.
 const PUBLISHER_POLL: Duration = Duration::from_millis(250);
 
@@ -230,6 +233,11 @@ async fn run(all: HlsMuxers, path: String, m: Arc<HlsMuxer>) {
         let Some(mut sub) = stream.subscribe() else {
             continue;
         };
+        if cfg.variant == HlsVariant::LowLatency {
+            // A part is complete when the next frame arrives: see it within a frame
+            // or so rather than after writeMerge.
+            sub.look_every(LL_LOOK_EVERY);
+        }
         let tracks = stream.tracks();
         let epoch = SystemTime::now() - stream.elapsed();
         let cutter = match cfg.variant {

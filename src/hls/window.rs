@@ -64,7 +64,17 @@ impl Window {
 
     fn satisfies(&self, msn: u64, part: Option<u64>) -> bool {
         if self.complete_end().is_some_and(|end| msn < end) {
-            return true;
+            let Some(p) = part else {
+                return true;
+            };
+            let parts = self
+                .segments
+                .iter()
+                .find(|h| h.seg.seq == msn)
+                .map_or(0, |h| h.seg.parts.len() as u64);
+            // Past a complete segment's last part means part 0 of the next (LL-HLS
+            // draft §6.2.5.2).
+            return p < parts || parts == 0 || self.satisfies(msn + 1, Some(0));
         }
         match (&self.open, part) {
             (Some(o), Some(p)) => o.seq == msn && (o.parts.len() as u64) > p,

@@ -93,6 +93,9 @@ async fn blocking_reload_waits_for_the_part_and_refuses_far_ones() {
     let data = tokio::time::timeout(wait, hinted).await.unwrap().unwrap();
     assert_eq!(data.unwrap(), Bytes::from(vec![11u8; 10]));
 
+    // Past the last part of complete segment 1: part 0 of segment 2, held already.
+    assert!(m.lock().satisfies(1, Some(9)));
+    assert!(!m.lock().satisfies(2, Some(2)));
     // Segment 3 doesn't exist yet, 5 is past the last + 2; part 30 of 2 is past the
     // advance limit (3 / 0.2 s = 15 parts).
     assert!(matches!(

@@ -36,3 +36,27 @@ pub fn hls_js() -> Response {
         "max-age=86400",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vendored hls.js is the version `web/package.json` pins (re-run
+    /// `npm ci && npm run vendor` in web/ after changing it).
+    #[test]
+    fn embedded_hls_js_is_the_pinned_version() {
+        let pkg: serde_json::Value =
+            serde_json::from_str(include_str!("../../web/package.json")).unwrap();
+        let version = pkg["devDependencies"]["hls.js"].as_str().unwrap();
+        let js = Web::get("vendor/hls.min.js").unwrap().data;
+        let needle = format!("\"{version}\"");
+        assert!(js.windows(needle.len()).any(|w| w == needle.as_bytes()));
+        let page = Web::get("player.html").unwrap().data;
+        let page = String::from_utf8_lossy(&page);
+        assert!(page.contains("<script src=\"hls.min.js\"></script>"));
+        assert!(
+            !page.contains("http://") && !page.contains("https://"),
+            "no CDN"
+        );
+    }
+}

@@ -1,0 +1,111 @@
+//! The player page plays in a real browser: headless Chromium (Debian `chromium`,
+//! `playwright-core` from npm in tests/browser) opens `http://…/<path>/`, whose hls.js
+//! (embedded in the binary) must advance the video's currentTime past 3 s. A
+//! screenshot goes to `target/test-artifacts/`. A path without publisher shows a
+//! message saying so.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn have_browser() -> bool {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let ok = Path::new("/usr/bin/chromium").exists()
+        && dir.join("node_modules/playwright-core").exists()
+        && Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "browser tests need chromium, node and `npm ci` in tests/browser (.ci/run installs them)"
+        );
+        eprintln!("skipping: chromium, node or tests/browser/node_modules missing");
+    }
+    ok
+}
+
+fn node(script: &str, args: &[&str]) -> (bool, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/browser")
+        .join(script);
+    let mut child = Command::new("node")
+        .arg(&script)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_child(
+        &mut child,
+        Duration::from_secs(90),
+        script.to_str().unwrap(),
+    );
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    (status.success(), out)
+}
+
+fn artifact(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn plays(variant: &str, screenshot: &str) {
+    let srv = TestServer::start(&format!("hlsVariant: {variant}\npaths:\n  all_others:\n"));
+    let mut publisher = publish(&clip(Clip::H264Aac, 6), &srv.url("cam1"), "tcp", true);
+    srv.wait_stream("cam1");
+    let http = srv.server.http_addr().unwrap();
+    let shot = artifact(screenshot);
+    let _ = std::fs::remove_file(&shot);
+    let (ok, out) = node(
+        "hls_page.mjs",
+        &[&format!("http://{http}/cam1/"), "3", shot.to_str().unwrap()],
+    );
+    eprintln!("browser: {out}");
+    assert!(ok, "player page did not play {variant}: {out}");
+    assert!(out.contains("\"width\":640"), "{out}");
+    assert!(
+        out.contains("\"offsite\":[]"),
+        "page loaded something off-site: {out}"
+    );
+    assert!(shot.exists(), "no screenshot");
+    publisher.kill().unwrap();
+    publisher.wait().unwrap();
+}
+
+#[test]
+fn player_page_plays_low_latency_hls_in_chromium() {
+    if !have_ffmpeg() || !have_browser() {
+        return;
+    }
+    plays("lowLatency", "hls-player-lowLatency.png");
+}
+
+#[test]
+fn player_page_plays_mpegts_hls_in_chromium() {
+    if !have_ffmpeg() || !have_browser() {
+        return;
+    }
+    plays("mpegts", "hls-player-mpegts.png");
+}
+
+#[test]
+fn player_page_says_when_the_stream_is_offline() {
+    if !have_browser() {
+        return;
+    }
+    let srv = TestServer::start("paths:\n  all_others:\n");
+    let http = srv.server.http_addr().unwrap();
+    let (ok, out) = node("hls_offline.mjs", &[&format!("http://{http}/nobody/here/")]);
+    assert!(ok, "{out}");
+    assert!(out.contains("nobody/here"), "{out}");
+    assert!(out.contains("offline"), "{out}");
+}
