@@ -95,6 +95,12 @@ impl HlsMuxers {
         self.cfg.segment_duration * 3 + Duration::from_secs(2)
     }
 
+    /// The path's muxer if it runs; starts nothing.
+    pub fn running(&self, path: &str) -> Option<Arc<HlsMuxer>> {
+        let map = self.muxers.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(path).cloned()
+    }
+
     /// The path's muxer, started if the path has a publisher.
     pub fn get(&self, path: &str) -> Option<Arc<HlsMuxer>> {
         self.start(path, true)

@@ -406,6 +406,11 @@ impl HlsMuxer {
         self.changed.notify_waiters();
     }
 
+    /// Sequence number of the last complete segment.
+    pub fn last_segment(&self) -> Option<u64> {
+        self.lock().segments.back().map(|h| h.seg.seq)
+    }
+
     /// Segments and part data held (for tests of the memory bound).
     pub fn held(&self) -> (usize, usize) {
         let w = self.lock();

@@ -40,6 +40,8 @@ impl HttpCtx {
 
 pub struct HttpServer {
     pub local_addr: SocketAddr,
+    /// The paths' HLS muxers.
+    pub hls: crate::hls::HlsMuxers,
 }
 
 impl HttpServer {
@@ -65,7 +67,7 @@ impl HttpServer {
             shutdown.clone(),
         );
         let ctx = Arc::new(HttpCtx {
-            hls,
+            hls: hls.clone(),
             manager,
             write_timeout: config.write_timeout.0,
             allow_origins: config.hls_allow_origins.clone(),
@@ -87,7 +89,7 @@ impl HttpServer {
                 _ = shutdown.cancelled() => {}
             }
         });
-        Ok(HttpServer { local_addr })
+        Ok(HttpServer { local_addr, hls })
     }
 }
 

@@ -1,0 +1,226 @@
+//! HLS limits: the muxer holds at most `hlsSegmentCount` segments through five
+//! minutes of media (written faster than real time, muxed from the stream's start
+//! under `hlsAlwaysRemux`), and `hlsDirectory` holds exactly what the window holds;
+//! path traversal and junk URLs get 400/404, never a file.
+
+mod common;
+
+use bytes::Bytes;
+use common::http::get;
+use common::*;
+use mediarouter::core::{Codec, Payload, Stream, Track, Unit};
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+fn hex(s: &str) -> Bytes {
+    Bytes::from(mediarouter::codec::aac::decode_hex(s).unwrap())
+}
+
+fn h264() -> Track {
+    Track::new(
+        Codec::H264 {
+            sps: Some(hex("6742c01eda0280bfe5c044000003000400000300f03c58ba80")),
+            pps: Some(hex("68ce0fc8")),
+        },
+        90000,
+    )
+}
+
+fn frame(i: i64) -> Unit {
+    let key = i % 30 == 0;
+    Unit {
+        track: 0,
+        pts: i * 3000,
+        dts: i * 3000,
+        keyframe: key,
+        payload: Payload::Nalus(vec![Bytes::from(vec![if key { 0x65 } else { 0x41 }; 300])]),
+    }
+}
+
+fn files(dir: &std::path::Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn five_minutes_of_media_keep_segment_count_segments_in_memory_and_on_disk() {
+    let disk = tempfile::tempdir().unwrap();
+    let srv = TestServer::start(&format!(
+        "hlsAlwaysRemux: yes\nhlsSegmentCount: 7\nhlsDirectory: {}\npaths:\n  all_others:\n",
+        disk.path().display()
+    ));
+    let hls = &srv.server.http.as_ref().unwrap().hls;
+    let publisher = srv.server.manager.add_publisher("live/mem").unwrap();
+    let stream = Stream::new(vec![h264()], srv.server.manager.stream_config());
+    publisher.start(stream.clone()).unwrap();
+    // hlsAlwaysRemux: the muxer starts with the stream, before any request.
+    let mut muxer = None;
+    wait_until(Duration::from_secs(5), "the muxer to start", || {
+        muxer = hls.running("live/mem");
+        muxer.is_some()
+    });
+    let muxer = muxer.unwrap();
+    let dir = disk.path().join("live/mem");
+    // 300 s at 30 fps, one second at a time: each second closes one segment.
+    for s in 0..300i64 {
+        for i in s * 30..(s + 1) * 30 {
+            stream.write(frame(i));
+        }
+        if s > 0 {
+            wait_until(Duration::from_secs(10), "the next segment", || {
+                muxer.last_segment() == Some(s as u64 - 1)
+            });
+            let (segments, parts) = muxer.held();
+            assert!(segments <= 7, "{segments} segments after {s} s");
+            assert!(parts <= 5 * 4, "{parts} parts after {s} s");
+        }
+    }
+    let (segments, _) = muxer.held();
+    assert_eq!(segments, 7);
+    // On disk: the same seven segments, their init section and the playlist naming them.
+    wait_until(Duration::from_secs(10), "hlsDirectory to catch up", || {
+        files(&dir).iter().filter(|f| f.starts_with("seg")).count() == 7
+    });
+    let on_disk = files(&dir);
+    let playlist = std::fs::read_to_string(dir.join("stream.m3u8")).unwrap();
+    let listed: BTreeSet<String> = playlist
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::to_string)
+        .chain(std::iter::once("init0.mp4".to_string()))
+        .chain(std::iter::once("stream.m3u8".to_string()))
+        .collect();
+    assert_eq!(on_disk, listed, "{playlist}");
+    assert!(
+        playlist.contains("#EXT-X-MEDIA-SEQUENCE:292\n"),
+        "{playlist}"
+    );
+    assert!(
+        !playlist.contains("EXT-X-PART"),
+        "disk playlists list segments only"
+    );
+    drop(publisher);
+}
+
+fn raw_get(addr: std::net::SocketAddr, target: &str) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // Long targets may be refused before they are read whole; that's fine.
+    let _ = write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    );
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    if resp.len() < 12 {
+        return (0, resp); // closed without a response
+    }
+    let status = String::from_utf8_lossy(&resp[9..12]).parse().unwrap_or(0);
+    (status, resp)
+}
+
+#[test]
+fn traversal_and_junk_urls_never_reach_a_file() {
+    let disk = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(disk.path().join("cam")).unwrap();
+    std::fs::write(disk.path().join("cam/secret.txt"), "secret").unwrap();
+    let srv = TestServer::start(&format!(
+        "hlsDirectory: {}\npaths:\n  all_others:\n",
+        disk.path().display()
+    ));
+    let http = srv.server.http_addr().unwrap();
+    let long = format!("/{}/index.m3u8", "a".repeat(5000));
+    let huge = format!("/{}", "b/".repeat(40_000));
+    for target in [
+        "/../../etc/passwd",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/..%2f..%2fetc%2fpasswd",
+        "/cam/../../../etc/passwd",
+        "/cam/..%2F..%2Fetc/passwd",
+        "/cam/secret.txt",
+        "/cam/%2e%2e/secret.txt",
+        "/cam/seg-1.ts",
+        "/cam/part.mp4",
+        "/cam/init0.mp4x",
+        "/cam/seg99999999999999999999999999.ts",
+        "//",
+        "/./index.m3u8",
+        long.as_str(),
+        huge.as_str(),
+    ] {
+        let (status, resp) = raw_get(http, target);
+        let body = String::from_utf8_lossy(&resp);
+        assert!(
+            matches!(status, 0 | 400 | 404 | 414 | 431),
+            "{target}: {status}"
+        );
+        assert!(
+            !body.contains("root:") && !body.contains("secret"),
+            "{target}: {body}"
+        );
+    }
+    // The player page of a valid name is served, whoever publishes.
+    let (status, body) = get(http, "/cam/");
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("hls.min.js"));
+    assert_eq!(get(http, "/cam/hls.min.js").0, 200);
+}
+
+#[test]
+fn hls_responses_carry_the_allowed_origin_only() {
+    let srv = TestServer::start(
+        "hlsVariant: fmp4\nhlsAllowOrigins: ['http://example.com']\npaths:\n  all_others:\n",
+    );
+    let http = srv.server.http_addr().unwrap();
+    let publisher = srv.server.manager.add_publisher("cors").unwrap();
+    let stream = Stream::new(vec![h264()], srv.server.manager.stream_config());
+    publisher.start(stream.clone()).unwrap();
+    // A publisher writing in real time (bounded to 30 s) while the requests run.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, stream) = (stop.clone(), stream.clone());
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            for i in 0..900 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let due = start + Duration::from_millis(i as u64 * 1000 / 30);
+                if let Some(d) = due.checked_duration_since(std::time::Instant::now()) {
+                    std::thread::sleep(d); // the publisher's pace
+                }
+                stream.write(frame(i));
+            }
+        })
+    };
+    let with_origin = |origin: &str| {
+        let mut s = TcpStream::connect(http).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(
+            s,
+            "GET /cors/stream.m3u8 HTTP/1.0\r\nHost: t\r\nOrigin: {origin}\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        resp.to_lowercase()
+    };
+    let ok = with_origin("http://example.com");
+    assert!(ok.starts_with("http/1.0 200"), "{ok}");
+    assert!(
+        ok.contains("access-control-allow-origin: http://example.com\r\n"),
+        "{ok}"
+    );
+    let other = with_origin("http://elsewhere.example");
+    assert!(other.starts_with("http/1.0 200"), "{other}");
+    assert!(!other.contains("access-control-allow-origin"), "{other}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    drop(publisher);
+}
