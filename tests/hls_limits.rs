@@ -224,3 +224,73 @@ fn hls_responses_carry_the_allowed_origin_only() {
     writer.join().unwrap();
     drop(publisher);
 }
+
+/// Writes `gops` one-second GOPs starting at keyframe `from`; each keyframe closes the
+/// segment before it, which is waited for.
+fn write_gops(stream: &Stream, muxer: &mediarouter::hls::HlsMuxer, from: i64, gops: i64) {
+    for g in 0..gops {
+        let first = from + g * 30;
+        let before = muxer.last_segment();
+        for i in first..first + 30 {
+            stream.write(frame(i));
+        }
+        wait_until(Duration::from_secs(10), "a segment", || {
+            muxer.last_segment() != before
+        });
+    }
+}
+
+#[test]
+fn a_new_publisher_starts_a_discontinuity_with_a_new_init_section() {
+    for variant in ["mpegts", "lowLatency"] {
+        let srv = TestServer::start(&format!(
+            "hlsVariant: {variant}\nhlsAlwaysRemux: yes\npaths:\n  all_others:\n"
+        ));
+        let http = srv.server.http_addr().unwrap();
+        let hls = &srv.server.http.as_ref().unwrap().hls;
+        // Streams made in the runtime get their flusher, as publishers' streams do.
+        let _rt = srv.rt.enter();
+        let mut muxer = None;
+        for publisher_no in 0..2 {
+            let publisher = srv.server.manager.add_publisher("cam").unwrap();
+            let stream = Stream::new(vec![h264()], srv.server.manager.stream_config());
+            publisher.start(stream.clone()).unwrap();
+            // The first keyframe waits in the GOP cache until the muxer subscribes.
+            stream.write(frame(0));
+            wait_until(Duration::from_secs(10), "the muxer to read", || {
+                srv.readers("cam") == 1
+            });
+            let m = muxer.get_or_insert_with(|| hls.running("cam").unwrap());
+            let before = m.last_segment();
+            for i in 1..30 {
+                stream.write(frame(i));
+            }
+            write_gops(&stream, m, 30, 3);
+            assert_ne!(m.last_segment(), before, "publisher {publisher_no}");
+            drop(publisher);
+            wait_until(Duration::from_secs(10), "the muxer to let go", || {
+                srv.readers("cam") == 0
+            });
+        }
+        let (status, body) = get(http, "/cam/stream.m3u8");
+        assert_eq!(status, 200);
+        let text = String::from_utf8(body).unwrap();
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
+        if variant == "lowLatency" {
+            assert!(
+                text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init1.mp4\"\n"),
+                "{text}"
+            );
+            assert_eq!(get(http, "/cam/init0.mp4").0, 200);
+            assert_eq!(get(http, "/cam/init1.mp4").0, 200);
+        }
+        let parsed = match m3u8_rs::parse_playlist_res(text.as_bytes()).unwrap() {
+            m3u8_rs::Playlist::MediaPlaylist(m) => m,
+            other => panic!("{other:?}"),
+        };
+        let seqs: Vec<u64> = (0..parsed.segments.len() as u64)
+            .map(|i| parsed.media_sequence + i)
+            .collect();
+        assert!(seqs.len() >= 5, "{text}");
+    }
+}

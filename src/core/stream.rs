@@ -127,7 +127,42 @@ pub struct Stream {
     state: Mutex<State>,
     pub(super) ring: RwLock<Ring>,
     pub(super) wake: Notify,
+    /// A write that didn't wake readers asks the flusher to, one merge later.
+    flush: Arc<Flush>,
     pub stats: StreamStats,
+}
+
+/// What a stream shares with its flusher task: units written after a wake wait in the
+/// ring for the next one, and when the publisher pauses there is no next write, so
+/// the flusher wakes readers `writeMerge` later.
+#[derive(Default)]
+struct Flush {
+    asked: Notify,
+    pending: std::sync::atomic::AtomicBool,
+}
+
+async fn flusher(stream: std::sync::Weak<Stream>, flush: Arc<Flush>, delay: Duration) {
+    loop {
+        flush.asked.notified().await;
+        tokio::time::sleep(delay).await;
+        let Some(s) = stream.upgrade() else {
+            return;
+        };
+        if s.is_closed() {
+            return;
+        }
+        if flush.pending.swap(false, Ordering::AcqRel) {
+            s.lock().last_wake = Instant::now();
+            s.wake.notify_waiters();
+        }
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        // Lets the flusher see the stream is gone and end.
+        self.flush.asked.notify_one();
+    }
 }
 
 impl std::fmt::Debug for Stream {
@@ -160,7 +195,8 @@ impl Stream {
             .collect();
         let key_track = tracks.iter().position(|t| t.codec.has_keyframes());
         let n = tracks.len();
-        Arc::new(Stream {
+        let flush = Arc::new(Flush::default());
+        let stream = Arc::new(Stream {
             payload_types,
             key_track,
             merge,
@@ -179,8 +215,15 @@ impl Stream {
                 gop_valid: false,
                 last_wake: Instant::now(),
             }),
+            flush: flush.clone(),
             stats: StreamStats::default(),
-        })
+        });
+        // Outside a runtime (unit tests of the fan-out) readers are woken by writes only.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let delay = merge.max(MAX_WAKE_DELAY);
+            rt.spawn(flusher(Arc::downgrade(&stream), flush, delay));
+        }
+        stream
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -216,6 +259,7 @@ impl Stream {
         let _st = self.lock();
         self.ring.write().unwrap_or_else(|e| e.into_inner()).closed = true;
         self.wake.notify_waiters();
+        self.flush.asked.notify_one();
     }
 
     fn push(&self, item: StreamItem) {
@@ -285,7 +329,10 @@ impl Stream {
         let since = now.duration_since(st.last_wake);
         if (frame && since >= self.merge) || since >= MAX_WAKE_DELAY.max(self.merge) {
             st.last_wake = now;
+            self.flush.pending.store(false, Ordering::Release);
             self.wake.notify_waiters();
+        } else if !self.flush.pending.swap(true, Ordering::AcqRel) {
+            self.flush.asked.notify_one();
         }
     }
 
@@ -578,5 +625,38 @@ mod tests {
             n += 1;
         }
         assert!(n >= 5, "merged frames are all delivered: {n}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_paused_publisher_s_last_units_reach_readers_one_merge_later() {
+        let merge = Duration::from_millis(100);
+        let s = av_stream(merge);
+        let mut r = s.subscribe().unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(item) = r.next().await {
+                if let StreamItem::Unit(e) = item {
+                    let _ = tx.send((e.unit.pts, tokio::time::Instant::now()));
+                }
+            }
+        });
+        let mut next = async || {
+            tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .ok()
+                .flatten()
+        };
+        // Lets the reader task start waiting.
+        tokio::task::yield_now().await;
+        // Each write lands within the merge time of the last wake and no write
+        // follows: only the flusher can wake the reader.
+        for pts in 0..3 {
+            let start = tokio::time::Instant::now();
+            s.write(frame(pts, pts == 0));
+            let (got, at) = next().await.expect("the flusher woke the reader");
+            assert_eq!(got, pts);
+            let waited = at - start;
+            assert!(waited > Duration::ZERO && waited <= merge, "{waited:?}");
+        }
     }
 }

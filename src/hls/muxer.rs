@@ -123,9 +123,9 @@ impl HlsMuxers {
             c.part_duration,
             self.shutdown.child_token(),
         ));
-        if request {
-            m.touch();
-        }
+        // Counts as a request: under hlsAlwaysRemux the muxer outlives a publisher
+        // change by up to hlsMuxerCloseAfter, so the playlist goes on.
+        m.touch();
         map.insert(path.to_string(), m.clone());
         tracing::info!(path, "HLS muxer started ({:?})", c.variant);
         tokio::spawn(run(self.clone(), path.to_string(), m.clone()));
