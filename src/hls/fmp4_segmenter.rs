@@ -123,6 +123,11 @@ impl Fmp4Segmenter {
         self.next_part
     }
 
+    /// Wall-clock time at stream time 0, for the start of segments closed from now on.
+    pub fn set_epoch(&mut self, epoch: SystemTime) {
+        self.epoch = epoch;
+    }
+
     /// Sequence number of the segment being built.
     pub fn next_seq(&self) -> u64 {
         self.next_seq

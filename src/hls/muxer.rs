@@ -155,6 +155,10 @@ enum Cutter {
 struct Feed<'a> {
     m: &'a HlsMuxer,
     cutter: Cutter,
+    /// Wall-clock time at stream time 0, estimated as the earliest "now minus unit
+    /// time" seen: stream timelines start where publishers put them (RTSP ingest
+    /// starts a second ahead), and units replayed from the GOP cache arrive late.
+    epoch: Option<SystemTime>,
     init: u64,
     variant: HlsVariant,
     disk: Option<&'a DiskWriter>,
@@ -162,7 +166,32 @@ struct Feed<'a> {
 }
 
 impl Feed<'_> {
+    fn observe(&mut self, e: &UnitEntry) {
+        let clock = e.track().clock_rate.max(1);
+        let secs = e.unit.dts as f64 / f64::from(clock);
+        let now = SystemTime::now();
+        let Ok(d) = Duration::try_from_secs_f64(secs.abs()) else {
+            return;
+        };
+        let candidate = if secs >= 0.0 {
+            now.checked_sub(d)
+        } else {
+            now.checked_add(d)
+        };
+        let Some(c) = candidate else {
+            return;
+        };
+        if self.epoch.is_none_or(|e| c < e) {
+            self.epoch = Some(c);
+            match &mut self.cutter {
+                Cutter::Ts(s) => s.set_epoch(c),
+                Cutter::Fmp4(s) => s.set_epoch(c),
+            }
+        }
+    }
+
     async fn push(&mut self, e: &UnitEntry) {
+        self.observe(e);
         match &mut self.cutter {
             Cutter::Ts(s) => {
                 if let Some(seg) = s.push(&e.unit) {
@@ -283,6 +312,7 @@ async fn run(all: HlsMuxers, path: String, m: Arc<HlsMuxer>) {
         let mut feed = Feed {
             m: &m,
             cutter,
+            epoch: None,
             init: publishers,
             variant: cfg.variant,
             disk: disk.as_ref(),

@@ -79,6 +79,11 @@ impl TsSegmenter {
         self.next_seq = seq;
     }
 
+    /// Wall-clock time at stream time 0, for the start of segments closed from now on.
+    pub fn set_epoch(&mut self, epoch: SystemTime) {
+        self.epoch = epoch;
+    }
+
     /// Sequence number of the segment being built.
     pub fn next_seq(&self) -> u64 {
         self.next_seq

@@ -121,6 +121,10 @@ pub struct HlsMuxer {
     part_duration: Duration,
     /// How long a blocking request may wait.
     block_limit: Duration,
+    /// Segments a playlist needs before it is first served: players start that far
+    /// from its end, and one segment leaves them no buffer (LL-HLS players start from
+    /// the parts instead).
+    min_segments: usize,
 }
 
 impl HlsMuxer {
@@ -139,6 +143,10 @@ impl HlsMuxer {
             segment_count,
             part_duration,
             block_limit: segment_duration * 3 + Duration::from_secs(1),
+            min_segments: match variant {
+                HlsVariant::LowLatency => 1,
+                _ => segment_count.min(2),
+            },
         }
     }
 
@@ -179,7 +187,10 @@ impl HlsMuxer {
 
     pub async fn multivariant(&self, wait: Duration) -> Option<String> {
         self.touch();
-        if !self.wait_for(wait, |w| !w.segments.is_empty()).await {
+        if !self
+            .wait_for(wait, |w| w.segments.len() >= self.min_segments)
+            .await
+        {
             return None;
         }
         let v = self.lock().variant.clone()?;
@@ -198,7 +209,10 @@ impl HlsMuxer {
         block: Option<(u64, Option<u64>)>,
     ) -> PlaylistReply {
         self.touch();
-        if !self.wait_for(wait, |w| !w.segments.is_empty()).await {
+        if !self
+            .wait_for(wait, |w| w.segments.len() >= self.min_segments)
+            .await
+        {
             return PlaylistReply::NotReady;
         }
         if let Some((msn, part)) = block {

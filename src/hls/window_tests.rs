@@ -133,6 +133,12 @@ async fn the_window_keeps_segment_count_segments_and_recent_parts() {
 async fn fmp4_without_low_latency_lists_no_parts() {
     let m = muxer(HlsVariant::Fmp4, 7);
     add_segment(&m, 0);
+    // Players start a few segments from the end: one segment isn't served yet.
+    assert!(matches!(
+        m.media_playlist(Duration::ZERO, None).await,
+        PlaylistReply::NotReady
+    ));
+    add_segment(&m, 1);
     let t = text(m.media_playlist(Duration::ZERO, None).await);
     assert!(!t.contains("PART") && !t.contains("PRELOAD"), "{t}");
     assert!(t.contains("seg0.mp4"));
