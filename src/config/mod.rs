@@ -100,7 +100,7 @@ pub struct Config {
     pub rtmp: bool,
     pub rtmp_address: ListenAddress,
 
-    /// The HTTP media listener: HTTP-FLV now, HLS and player pages later.
+    /// The HTTP media listener: HTTP-FLV, HLS and player pages.
     pub hls: bool,
     pub hls_address: ListenAddress,
     /// Values for `Access-Control-Allow-Origin`; `*` allows every page.
