@@ -52,7 +52,7 @@ fn files(dir: &std::path::Path) -> BTreeSet<String> {
 fn five_minutes_of_media_keep_segment_count_segments_in_memory_and_on_disk() {
     let disk = tempfile::tempdir().unwrap();
     let srv = TestServer::start(&format!(
-        "hlsAlwaysRemux: yes\nhlsSegmentCount: 7\nhlsDirectory: {}\npaths:\n  all_others:\n",
+        "hlsAlwaysRemux: yes\nhlsSegmentCount: 7\nhlsMuxerCloseAfter: 1s\nhlsDirectory: {}\npaths:\n  all_others:\n",
         disk.path().display()
     ));
     let hls = &srv.server.http.as_ref().unwrap().hls;

@@ -3,11 +3,15 @@
 //! so any web server can serve them (nginx-rtmp `hls_path` style).
 
 use bytes::Bytes;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 pub struct DiskWriter {
     dir: PathBuf,
     ext: &'static str,
+    /// Files written and not removed yet, removed when the muxer closes.
+    written: Mutex<BTreeSet<String>>,
 }
 
 impl DiskWriter {
@@ -23,6 +27,7 @@ impl DiskWriter {
         Some(DiskWriter {
             dir: Path::new(root).join(path),
             ext,
+            written: Mutex::default(),
         })
     }
 
@@ -34,15 +39,23 @@ impl DiskWriter {
             tokio::fs::rename(&tmp, self.dir.join(name)).await
         }
         .await;
-        if let Err(e) = r {
-            tracing::warn!(
+        match r {
+            Ok(()) => {
+                self.files().insert(name.to_string());
+            }
+            Err(e) => tracing::warn!(
                 "hlsDirectory: can't write {}: {e}",
                 self.dir.join(name).display()
-            );
+            ),
         }
     }
 
+    fn files(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.written.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     async fn remove(&self, name: &str) {
+        self.files().remove(name);
         if let Err(e) = tokio::fs::remove_file(self.dir.join(name)).await {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!("hlsDirectory: can't remove {name}: {e}");
@@ -72,5 +85,14 @@ impl DiskWriter {
         for i in gone_inits {
             self.remove(&format!("init{i}.mp4")).await;
         }
+    }
+
+    /// The muxer closed: its files go, and the path's directory if that empties it.
+    pub async fn clear(&self) {
+        let names: Vec<String> = self.files().iter().cloned().collect();
+        for n in names {
+            self.remove(&n).await;
+        }
+        let _ = tokio::fs::remove_dir(&self.dir).await;
     }
 }

@@ -351,5 +351,8 @@ async fn run(all: HlsMuxers, path: String, m: Arc<HlsMuxer>) {
         };
     };
     all.remove(&path, &m);
+    if let Some(d) = &disk {
+        d.clear().await;
+    }
     tracing::info!(%path, "HLS muxer closed: {reason}");
 }
