@@ -9,28 +9,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-fn have_browser() -> bool {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let ok = Path::new("/usr/bin/chromium").exists()
-        && dir.join("node_modules/playwright-core").exists()
-        && dir.join("node_modules/mpegts.js").exists()
-        && Command::new("node")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "browser tests need chromium, node and `npm ci` in tests/browser (.ci/run installs them)"
-        );
-        eprintln!("skipping: chromium, node or tests/browser/node_modules missing");
-    }
-    ok
-}
-
 #[test]
 fn mpegts_js_plays_http_flv_in_chromium() {
-    if !have_ffmpeg() || !have_browser() {
+    if !have_ffmpeg() || !have_browser(&["mpegts.js"]) {
         return;
     }
     let srv = TestServer::start("paths:\n  all_others:\n");

@@ -11,24 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn have_browser() -> bool {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let ok = Path::new("/usr/bin/chromium").exists()
-        && dir.join("node_modules/playwright-core").exists()
-        && Command::new("node")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "browser tests need chromium, node and `npm ci` in tests/browser (.ci/run installs them)"
-        );
-        eprintln!("skipping: chromium, node or tests/browser/node_modules missing");
-    }
-    ok
-}
-
 fn node(script: &str, args: &[&str]) -> (bool, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/browser")
@@ -83,7 +65,7 @@ fn plays(variant: &str, screenshot: &str) {
 
 #[test]
 fn player_page_plays_low_latency_hls_in_chromium() {
-    if !have_ffmpeg() || !have_browser() {
+    if !have_ffmpeg() || !have_browser(&[]) {
         return;
     }
     plays("lowLatency", "hls-player-lowLatency.png");
@@ -91,7 +73,7 @@ fn player_page_plays_low_latency_hls_in_chromium() {
 
 #[test]
 fn player_page_plays_mpegts_hls_in_chromium() {
-    if !have_ffmpeg() || !have_browser() {
+    if !have_ffmpeg() || !have_browser(&[]) {
         return;
     }
     plays("mpegts", "hls-player-mpegts.png");
@@ -99,7 +81,7 @@ fn player_page_plays_mpegts_hls_in_chromium() {
 
 #[test]
 fn player_page_says_when_the_stream_is_offline() {
-    if !have_browser() {
+    if !have_browser(&[]) {
         return;
     }
     let srv = TestServer::start("paths:\n  all_others:\n");

@@ -5,38 +5,16 @@
 
 mod common;
 
-use bytes::Bytes;
 use common::http::get;
 use common::*;
-use mediarouter::core::{Codec, Payload, Stream, Track, Unit};
+use mediarouter::core::Stream;
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-fn hex(s: &str) -> Bytes {
-    Bytes::from(mediarouter::codec::aac::decode_hex(s).unwrap())
-}
-
-fn h264() -> Track {
-    Track::new(
-        Codec::H264 {
-            sps: Some(hex("6742c01eda0280bfe5c044000003000400000300f03c58ba80")),
-            pps: Some(hex("68ce0fc8")),
-        },
-        90000,
-    )
-}
-
-fn frame(i: i64) -> Unit {
-    let key = i % 30 == 0;
-    Unit {
-        track: 0,
-        pts: i * 3000,
-        dts: i * 3000,
-        keyframe: key,
-        payload: Payload::Nalus(vec![Bytes::from(vec![if key { 0x65 } else { 0x41 }; 300])]),
-    }
+fn frame(i: i64) -> mediarouter::core::Unit {
+    numbered_frame(i as u32)
 }
 
 fn files(dir: &std::path::Path) -> BTreeSet<String> {
@@ -57,7 +35,7 @@ fn five_minutes_of_media_keep_segment_count_segments_in_memory_and_on_disk() {
     ));
     let hls = &srv.server.http.as_ref().unwrap().hls;
     let publisher = srv.server.manager.add_publisher("live/mem").unwrap();
-    let stream = Stream::new(vec![h264()], srv.server.manager.stream_config());
+    let stream = Stream::new(vec![h264_track()], srv.server.manager.stream_config());
     publisher.start(stream.clone()).unwrap();
     // hlsAlwaysRemux: the muxer starts with the stream, before any request.
     let mut muxer = None;
@@ -179,7 +157,7 @@ fn hls_responses_carry_the_allowed_origin_only() {
     );
     let http = srv.server.http_addr().unwrap();
     let publisher = srv.server.manager.add_publisher("cors").unwrap();
-    let stream = Stream::new(vec![h264()], srv.server.manager.stream_config());
+    let stream = Stream::new(vec![h264_track()], srv.server.manager.stream_config());
     publisher.start(stream.clone()).unwrap();
     // A publisher writing in real time (bounded to 30 s) while the requests run.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -253,7 +231,7 @@ fn a_new_publisher_starts_a_discontinuity_with_a_new_init_section() {
         let mut muxer = None;
         for publisher_no in 0..2 {
             let publisher = srv.server.manager.add_publisher("cam").unwrap();
-            let stream = Stream::new(vec![h264()], srv.server.manager.stream_config());
+            let stream = Stream::new(vec![h264_track()], srv.server.manager.stream_config());
             publisher.start(stream.clone()).unwrap();
             // The first keyframe waits in the GOP cache until the muxer subscribes.
             stream.write(frame(0));

@@ -6,10 +6,8 @@
 
 mod common;
 
-use bytes::Bytes;
 use common::http::get;
 use common::*;
-use mediarouter::core::{Codec, Payload, Track, Unit};
 use mp4_atom::{Decode, Moof};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -17,25 +15,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 const PART: Duration = Duration::from_millis(200);
-
-fn hex(s: &str) -> Bytes {
-    Bytes::from(mediarouter::codec::aac::decode_hex(s).unwrap())
-}
-
-/// Frame `i` as one NAL unit: IDR every 30 frames, the frame number in its payload.
-fn frame(i: u32) -> Unit {
-    let key = i.is_multiple_of(30);
-    let mut nal = vec![if key { 0x65 } else { 0x41 }, 0x88];
-    nal.extend_from_slice(&i.to_be_bytes());
-    nal.extend_from_slice(&[0x55; 200]);
-    Unit {
-        track: 0,
-        pts: i64::from(i) * 3000,
-        dts: i64::from(i) * 3000,
-        keyframe: key,
-        payload: Payload::Nalus(vec![Bytes::from(nal)]),
-    }
-}
 
 /// The number of the last video frame in a part (`moof` + `mdat`).
 fn last_frame(part: &[u8]) -> u32 {
@@ -91,13 +70,7 @@ fn blocking_requests_return_as_soon_as_the_part_is_complete() {
         "hlsVariant: lowLatency\nhlsPartDuration: 200ms\npaths:\n  all_others:\n",
     );
     let http = srv.server.http_addr().unwrap();
-    let track = Track::new(
-        Codec::H264 {
-            sps: Some(hex("6742c01eda0280bfe5c044000003000400000300f03c58ba80")),
-            pps: Some(hex("68ce0fc8")),
-        },
-        90000,
-    );
+    let track = h264_track();
     let publisher = srv.server.manager.add_publisher("ll").unwrap();
     let stream = mediarouter::core::Stream::new(vec![track], srv.server.manager.stream_config());
     publisher.start(stream.clone()).unwrap();
@@ -119,7 +92,7 @@ fn blocking_requests_return_as_soon_as_the_part_is_complete() {
                     thread::sleep(d); // the publisher's pace, not a wait for a condition
                 }
                 written.lock().unwrap().push(Instant::now());
-                stream.write(frame(i));
+                stream.write(numbered_frame(i));
             }
         })
     };

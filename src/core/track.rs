@@ -98,6 +98,40 @@ pub(crate) mod fixtures {
         )
     }
 
+    /// H.264 640x360 (Constrained Baseline 3.0) with its parameter sets.
+    pub fn h264_with_sets() -> Track {
+        let hex = |s: &str| Bytes::from(crate::codec::aac::decode_hex(s).unwrap());
+        Track::new(
+            Codec::H264 {
+                sps: Some(hex("6742c01eda0280bfe5c044000003000400000300f03c58ba80")),
+                pps: Some(hex("68ce0fc8")),
+            },
+            90000,
+        )
+    }
+
+    /// Video frame `n` of track 0 at 30 fps (90 kHz), one small NAL unit.
+    pub fn video(n: i64, keyframe: bool) -> crate::core::Unit {
+        crate::core::Unit {
+            track: 0,
+            pts: n * 3000,
+            dts: n * 3000,
+            keyframe,
+            payload: crate::core::Payload::Nalus(vec![Bytes::from_static(&[0x41, 1, 2, 3])]),
+        }
+    }
+
+    /// AAC frame `n` (1024 samples) of track 1.
+    pub fn aac_frame(n: i64) -> crate::core::Unit {
+        crate::core::Unit {
+            track: 1,
+            pts: n * 1024,
+            dts: n * 1024,
+            keyframe: true,
+            payload: crate::core::Payload::Frame(Bytes::from_static(&[0x21, 0, 0])),
+        }
+    }
+
     /// AAC-LC, 48 kHz, stereo.
     pub fn aac() -> Track {
         Track::new(

@@ -1,43 +1,20 @@
 use super::*;
-use crate::codec::aac::decode_hex;
-use crate::core::{fixtures, Codec};
+use crate::core::fixtures;
 use mp4_atom::{Decode, Mdat, Moof};
 use std::time::UNIX_EPOCH;
 
 fn tracks() -> Vec<Track> {
-    vec![
-        Track::new(
-            Codec::H264 {
-                sps: Some(Bytes::from(
-                    decode_hex("6742c01eda0280bfe5c044000003000400000300f03c58ba80").unwrap(),
-                )),
-                pps: Some(Bytes::from(decode_hex("68ce0fc8").unwrap())),
-            },
-            90000,
-        ),
-        fixtures::aac(),
-    ]
+    vec![fixtures::h264_with_sets(), fixtures::aac()]
 }
 
+/// Frame `frame` with its presentation two frames after its decode time.
 fn video(frame: i64, keyframe: bool) -> Unit {
-    Unit {
-        track: 0,
-        pts: frame * 3000 + 6000,
-        dts: frame * 3000,
-        keyframe,
-        payload: Payload::Nalus(vec![Bytes::from_static(&[0x41, 1, 2, 3])]),
-    }
+    let mut u = fixtures::video(frame, keyframe);
+    u.pts += 6000;
+    u
 }
 
-fn audio(n: i64) -> Unit {
-    Unit {
-        track: 1,
-        pts: n * 1024,
-        dts: n * 1024,
-        keyframe: true,
-        payload: Payload::Frame(Bytes::from_static(&[0x21, 0, 0])),
-    }
-}
+use fixtures::aac_frame as audio;
 
 /// 30 fps video with a keyframe every `gop` frames and 48 kHz AAC, frames `from..to`.
 fn run(s: &mut Fmp4Segmenter, from: i64, to: i64, gop: i64) -> Vec<Output> {

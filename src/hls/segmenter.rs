@@ -167,32 +167,13 @@ impl TsSegmenter {
 mod tests {
     use super::*;
     use crate::core::fixtures;
-    use crate::core::Payload;
     use std::time::UNIX_EPOCH;
 
     fn tracks() -> Vec<Track> {
         vec![fixtures::h264(), fixtures::aac()]
     }
 
-    fn video(frame: i64, keyframe: bool) -> Unit {
-        Unit {
-            track: 0,
-            pts: frame * 3000,
-            dts: frame * 3000,
-            keyframe,
-            payload: Payload::Nalus(vec![Bytes::from_static(&[0x41, 1, 2, 3])]),
-        }
-    }
-
-    fn audio(n: i64) -> Unit {
-        Unit {
-            track: 1,
-            pts: n * 1024,
-            dts: n * 1024,
-            keyframe: true,
-            payload: Payload::Frame(Bytes::from_static(&[0x21, 0, 0])),
-        }
-    }
+    use fixtures::{aac_frame as audio, video};
 
     #[test]
     fn segments_start_on_keyframes_and_last_their_real_duration() {

@@ -1,22 +1,12 @@
 // Plays an HTTP-FLV URL with mpegts.js in headless Chromium and reports how far the
 // <video> got. Usage: node flv_play.mjs URL SECONDS. Exit 0 when currentTime reached SECONDS.
-import { chromium } from 'playwright-core';
+import { launch } from './chromium.mjs';
 import { createRequire } from 'node:module';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 const [url, seconds = '3'] = process.argv.slice(2);
 const require = createRequire(import.meta.url);
 const mpegts = require.resolve('mpegts.js/dist/mpegts.js');
-const profile = mkdtempSync(join(tmpdir(), 'mediarouter-chromium-'));
-
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--no-first-run', '--disable-sync', '--disable-quic', '--autoplay-policy=no-user-gesture-required'],
-});
+const { context, close } = await launch();
 let result;
 try {
   const page = await context.newPage();
@@ -40,8 +30,7 @@ try {
     return { error: `currentTime stuck at ${v.currentTime}`, readyState: v.readyState };
   }, { url, seconds: Number(seconds) });
 } finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }
 console.log(JSON.stringify(result));
 process.exit(result && !result.error ? 0 : 1);

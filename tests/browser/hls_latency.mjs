@@ -3,19 +3,10 @@
 // the program date time (the ingest wall clock) of the frame on screen, as hls.js
 // reports it (`playingDate`). Prints JSON: median, p90, min, max in seconds.
 // Usage: node hls_latency.mjs PAGE_URL SECONDS [WARMUP_SECONDS]
-import { chromium } from 'playwright-core';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { launch } from './chromium.mjs';
 
 const [url, seconds = '20', warmup = '5'] = process.argv.slice(2);
-const profile = mkdtempSync(join(tmpdir(), 'mediarouter-chromium-'));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-quic',
-    '--autoplay-policy=no-user-gesture-required'],
-});
+const { context, close } = await launch();
 let result;
 try {
   const page = await context.newPage();
@@ -43,8 +34,7 @@ try {
       max: samples[samples.length - 1], stalls: v.webkitDecodedFrameCount === undefined ? null : undefined };
   }, { seconds: Number(seconds), warmup: Number(warmup) });
 } finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }
 console.log(JSON.stringify(result));
 process.exit(result && !result.error ? 0 : 1);

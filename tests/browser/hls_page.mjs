@@ -2,20 +2,10 @@
 // <video> to play. Usage: node hls_page.mjs PAGE_URL SECONDS SCREENSHOT.
 // Prints {"currentTime", "width", "height"} (or {"error"}); exit 0 when currentTime
 // reached SECONDS. The screenshot is taken either way.
-import { chromium } from 'playwright-core';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { launch } from './chromium.mjs';
 
 const [url, seconds = '3', screenshot] = process.argv.slice(2);
-const profile = mkdtempSync(join(tmpdir(), 'mediarouter-chromium-'));
-
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--no-first-run', '--disable-sync', '--disable-quic', '--autoplay-policy=no-user-gesture-required'],
-});
+const { context, close } = await launch();
 let result;
 try {
   const page = await context.newPage();
@@ -39,8 +29,7 @@ try {
   result.offsite = scripts.filter((u) => /^(https?|wss?):/.test(u) && !u.startsWith(new URL(url).origin));
   if (screenshot) await page.screenshot({ path: screenshot });
 } finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await close();
 }
 console.log(JSON.stringify(result));
 process.exit(result && !result.error ? 0 : 1);

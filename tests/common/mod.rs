@@ -14,6 +14,56 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+/// True when headless Chromium, node and tests/browser's npm packages (`modules`
+/// besides playwright-core) are there. Under `CI=true` their absence fails the test.
+pub fn have_browser(modules: &[&str]) -> bool {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let ok = Path::new("/usr/bin/chromium").exists()
+        && std::iter::once("playwright-core")
+            .chain(modules.iter().copied())
+            .all(|m| dir.join("node_modules").join(m).exists())
+        && Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "browser tests need chromium, node and `npm ci` in tests/browser (.ci/run installs them)"
+        );
+        eprintln!("skipping: chromium, node or tests/browser/node_modules missing");
+    }
+    ok
+}
+
+/// H.264 640x360 with its parameter sets, for in-process publishers.
+pub fn h264_track() -> mediarouter::core::Track {
+    let hex = |s: &str| bytes::Bytes::from(mediarouter::codec::aac::decode_hex(s).unwrap());
+    mediarouter::core::Track::new(
+        mediarouter::core::Codec::H264 {
+            sps: Some(hex("6742c01eda0280bfe5c044000003000400000300f03c58ba80")),
+            pps: Some(hex("68ce0fc8")),
+        },
+        90000,
+    )
+}
+
+/// Frame `i` at 30 fps for `h264_track`: one NAL unit (an IDR every 30 frames) that
+/// carries the frame number in bytes 2..6. The server doesn't decode it.
+pub fn numbered_frame(i: u32) -> mediarouter::core::Unit {
+    let key = i.is_multiple_of(30);
+    let mut nal = vec![if key { 0x65 } else { 0x41 }, 0x88];
+    nal.extend_from_slice(&i.to_be_bytes());
+    nal.extend_from_slice(&[0x55; 200]);
+    mediarouter::core::Unit {
+        track: 0,
+        pts: i64::from(i) * 3000,
+        dts: i64::from(i) * 3000,
+        keyframe: key,
+        payload: mediarouter::core::Payload::Nalus(vec![bytes::Bytes::from(nal)]),
+    }
+}
+
 /// True when ffmpeg and ffprobe can run. Under `CI=true` a missing ffmpeg fails the test
 /// instead of skipping it.
 pub fn have_ffmpeg() -> bool {

@@ -1,20 +1,11 @@
 use super::*;
-use crate::codec::aac::decode_hex;
 use crate::codec::h265_sps::tests::{PPS as H265_PPS, SPS as H265_SPS, VPS as H265_VPS};
 use crate::core::{fixtures, Codec, Track};
 use bytes::Bytes;
 use mp4_atom::{Any, Decode, Ftyp, Mdat, Moof, Moov};
 
 fn h264() -> Track {
-    Track::new(
-        Codec::H264 {
-            sps: Some(Bytes::from(
-                decode_hex("6742c01eda0280bfe5c044000003000400000300f03c58ba80").unwrap(),
-            )),
-            pps: Some(Bytes::from(decode_hex("68ce0fc8").unwrap())),
-        },
-        90000,
-    )
+    fixtures::h264_with_sets()
 }
 
 fn h265() -> Track {
