@@ -66,6 +66,7 @@ fn ts_segments_start_on_keyframes_with_honest_durations_and_play_back() {
         discontinuity_sequence: 0,
         segments: &entries,
         low_latency: None,
+        min_target_duration: 0,
     }
     .render();
     text.push_str("#EXT-X-ENDLIST\n");

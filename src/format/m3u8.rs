@@ -48,6 +48,9 @@ pub struct MediaPlaylist<'a> {
     pub discontinuity_sequence: u64,
     pub segments: &'a [SegmentEntry],
     pub low_latency: Option<LowLatency<'a>>,
+    /// `EXT-X-TARGETDURATION` is at least this: RFC 8216 §6.2.1 forbids it to change,
+    /// so a live muxer passes the largest it has announced.
+    pub min_target_duration: u64,
 }
 
 fn secs(d: Duration) -> String {
@@ -65,6 +68,7 @@ impl MediaPlaylist<'_> {
             .max()
             .unwrap_or(1)
             .max(1)
+            .max(self.min_target_duration)
     }
 
     pub fn render(&self) -> String {
@@ -229,6 +233,7 @@ mod tests {
             discontinuity_sequence: 2,
             segments: &segs,
             low_latency: None,
+            min_target_duration: 0,
         };
         let text = pl.render();
         let parsed = match m3u8_rs::parse_playlist_res(text.as_bytes()).unwrap() {
@@ -258,9 +263,14 @@ mod tests {
             discontinuity_sequence: 0,
             segments: &segs,
             low_latency: None,
+            min_target_duration: 3,
         }
         .render();
         assert!(text.contains("#EXT-X-VERSION:6\n"));
+        assert!(
+            text.contains("#EXT-X-TARGETDURATION:3\n"),
+            "never lower than announced"
+        );
         assert!(text.contains("#EXT-X-MAP:URI=\"init0.mp4\"\n"));
         assert!(!text.contains("DISCONTINUITY-SEQUENCE"));
         assert!(!text.contains("PART"));
@@ -285,6 +295,7 @@ mod tests {
                 part_target: Duration::from_millis(200),
                 preload_hint: "part22.mp4",
             }),
+            min_target_duration: 0,
         }
         .render();
         assert!(text.contains("#EXT-X-VERSION:9\n"), "{text}");

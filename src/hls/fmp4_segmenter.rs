@@ -67,6 +67,8 @@ pub struct Fmp4Segmenter {
     next_part: u64,
     fragment_seq: u32,
     discontinuity: bool,
+    /// The tracks the current init section describes.
+    init_tracks: Vec<Track>,
 }
 
 fn secs(d: f64) -> Duration {
@@ -104,6 +106,7 @@ impl Fmp4Segmenter {
             next_part: 0,
             fragment_seq: 1,
             discontinuity: false,
+            init_tracks: Vec::new(),
         })
     }
 
@@ -161,6 +164,7 @@ impl Fmp4Segmenter {
                     return;
                 }
             }
+            self.init_tracks = tracks.to_vec();
             for s in &mut self.tracks {
                 s.origin = (t * f64::from(s.clock)).round() as i64;
             }
@@ -175,18 +179,43 @@ impl Fmp4Segmenter {
                 discontinuity: std::mem::take(&mut self.discontinuity),
             });
         }
+        // New parameter sets (a resolution change): a new segment with a new init
+        // section, after a discontinuity.
+        let reinit = starts && self.changed(tracks);
         self.complete_pending(unit.track, Some(unit.dts));
         if is_key {
-            self.key_frame(t, starts, out);
+            self.key_frame(t, starts, reinit, out);
+        }
+        if reinit {
+            match fmp4::init_segment(tracks) {
+                Ok(init) => {
+                    out.push(Output::Init(Bytes::from(init)));
+                    self.init_tracks = tracks.to_vec();
+                    if let Some(o) = &mut self.open {
+                        o.discontinuity = true;
+                    }
+                }
+                Err(e) => tracing::debug!("fMP4 init for new parameters not ready: {e}"),
+            }
         }
         self.tracks[unit.track].pending = Some(unit.clone());
     }
 
-    fn key_frame(&mut self, t: f64, starts: bool, out: &mut Vec<Output>) {
+    /// Whether a carried track's codec parameters differ from the init section's.
+    fn changed(&self, tracks: &[Track]) -> bool {
+        self.tracks
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.carried)
+            .any(|(i, _)| tracks.get(i) != self.init_tracks.get(i))
+    }
+
+    fn key_frame(&mut self, t: f64, starts: bool, force: bool, out: &mut Vec<Output>) {
         let Some(o) = &mut self.open else {
             return;
         };
-        let new_segment = starts && t - o.seg_first >= self.seg_target - 1e-9 && t > o.seg_first;
+        let new_segment =
+            starts && (force || t - o.seg_first >= self.seg_target - 1e-9) && t > o.seg_first;
         // Cut before the frame that would take the part past its target duration.
         let new_part = (new_segment || (t - o.part_first) + o.step > self.part_target + 1e-6)
             && t > o.part_first;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::core::fixtures;
+use crate::core::{fixtures, Codec};
 use mp4_atom::{Decode, Mdat, Moof};
 use std::time::UNIX_EPOCH;
 
@@ -184,4 +184,48 @@ fn hostile_timestamps_do_not_panic() {
         s.push(&a, &t, &mut out);
     }
     s.finish(&mut out);
+}
+
+#[test]
+fn new_parameter_sets_start_a_segment_with_a_new_init_section() {
+    let mut s = segmenter();
+    let mut out = run(&mut s, 0, 45, 30);
+    // Frame 45 is a keyframe with a new SPS (another level): mid-GOP, mid-segment.
+    let mut changed = tracks();
+    if let Codec::H264 { sps: Some(sps), .. } = &mut changed[0].codec {
+        let mut b = sps.to_vec();
+        b[3] = 0x1f;
+        *sps = Bytes::from(b);
+    }
+    out.clear();
+    s.push(&video(45, true), &changed, &mut out);
+    s.push(&video(46, false), &changed, &mut out);
+    let kinds: Vec<&str> = out
+        .iter()
+        .map(|o| match o {
+            Output::Init(_) => "init",
+            Output::Part(_) => "part",
+            Output::Segment(_) => "segment",
+        })
+        .collect();
+    assert_eq!(kinds, ["part", "segment", "init"]);
+    let mut rest = Vec::new();
+    for f in 47..91 {
+        s.push(&video(f, f % 30 == 0), &changed, &mut rest);
+    }
+    let seg = rest
+        .iter()
+        .find_map(|o| match o {
+            Output::Segment(s) => Some(s),
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        seg.discontinuity,
+        "the segment after new parameters is a discontinuity"
+    );
+    assert!(
+        !rest.iter().any(|o| matches!(o, Output::Init(_))),
+        "one init per change"
+    );
 }

@@ -225,9 +225,9 @@ impl Feed<'_> {
             match o {
                 Output::Init(data) => {
                     if let Some(d) = self.disk {
-                        d.init(self.init, &data).await;
+                        d.init(self.m.next_init(), &data).await;
                     }
-                    self.m.add_init(self.init, data);
+                    self.init = self.m.add_init(data);
                 }
                 Output::Part(p) => self.m.add_part(p, self.init),
                 Output::Segment(seg) => self.segment(seg, tracks).await,
@@ -313,7 +313,7 @@ async fn run(all: HlsMuxers, path: String, m: Arc<HlsMuxer>) {
             m: &m,
             cutter,
             epoch: None,
-            init: publishers,
+            init: 0,
             variant: cfg.variant,
             disk: disk.as_ref(),
             out: Vec::new(),

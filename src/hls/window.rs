@@ -54,6 +54,8 @@ struct Window {
     discontinuity_seq: u64,
     variant: Option<VariantInfo>,
     last_request: Option<Instant>,
+    /// The largest target duration announced so far.
+    target_duration: u64,
 }
 
 impl Window {
@@ -233,7 +235,7 @@ impl HlsMuxer {
 
     /// The media playlist text; `low_latency` adds parts and the preload hint.
     pub(super) fn render(&self, low_latency: bool) -> String {
-        let w = self.lock();
+        let mut w = self.lock();
         let ext = self.extension();
         let fmp4 = self.variant != HlsVariant::Mpegts;
         let last = w.segments.back().map_or(0, |h| h.seg.seq);
@@ -289,7 +291,7 @@ impl HlsMuxer {
                 hint = format!("part{n}.mp4");
             }
         }
-        MediaPlaylist {
+        let mut playlist = MediaPlaylist {
             media_sequence: w.segments.front().map_or(0, |h| h.seg.seq),
             discontinuity_sequence: w.discontinuity_seq,
             segments: &entries,
@@ -297,8 +299,13 @@ impl HlsMuxer {
                 part_target: self.part_duration,
                 preload_hint: &hint,
             }),
-        }
-        .render()
+            min_target_duration: w.target_duration,
+        };
+        playlist.min_target_duration = playlist.target_duration();
+        let announced = playlist.min_target_duration;
+        let text = playlist.render();
+        w.target_duration = announced;
+        text
     }
 
     pub fn segment(&self, seq: u64) -> Option<Bytes> {
@@ -346,8 +353,17 @@ impl HlsMuxer {
         w.variant = Some(VariantInfo { bandwidth, ..v });
     }
 
-    pub(super) fn add_init(&self, id: u64, data: Bytes) {
-        self.lock().inits.push_back((id, data));
+    /// The id the next init section gets.
+    pub(super) fn next_init(&self) -> u64 {
+        self.lock().inits.back().map_or(0, |(id, _)| id + 1)
+    }
+
+    /// Adds an init section; returns its id (`init<id>.mp4`).
+    pub(super) fn add_init(&self, data: Bytes) -> u64 {
+        let mut w = self.lock();
+        let id = w.inits.back().map_or(0, |(id, _)| id + 1);
+        w.inits.push_back((id, data));
+        id
     }
 
     pub(super) fn add_part(&self, part: Part, init: u64) {

@@ -57,7 +57,7 @@ fn text(r: PlaylistReply) -> String {
 #[tokio::test]
 async fn blocking_reload_waits_for_the_part_and_refuses_far_ones() {
     let m = muxer(HlsVariant::LowLatency, 7);
-    m.add_init(0, Bytes::from_static(b"init"));
+    assert_eq!(m.add_init(Bytes::from_static(b"init")), 0);
     add_segment(&m, 0);
     add_segment(&m, 1);
     m.add_part(part(10, 2), 0);
@@ -114,7 +114,7 @@ async fn blocking_reload_waits_for_the_part_and_refuses_far_ones() {
 #[tokio::test]
 async fn the_window_keeps_segment_count_segments_and_recent_parts() {
     let m = muxer(HlsVariant::LowLatency, 7);
-    m.add_init(0, Bytes::from_static(b"init"));
+    assert_eq!(m.add_init(Bytes::from_static(b"init")), 0);
     for seq in 0..1000 {
         add_segment(&m, seq);
     }
