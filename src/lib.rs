@@ -12,3 +12,4 @@ pub mod net;
 pub mod rtmp;
 pub mod rtsp;
 pub mod server;
+pub mod source;

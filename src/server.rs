@@ -45,6 +45,7 @@ impl Server {
             false => None,
         };
         guard.disarm();
+        manager.start_sources();
         Ok(Server {
             manager,
             rtsp,
@@ -69,11 +70,12 @@ impl Server {
     /// Stops listeners and tells every connection to close.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
+        self.manager.stop_sources();
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        self.shutdown.cancel();
+        self.shutdown();
     }
 }

@@ -7,7 +7,7 @@ mod path;
 
 pub use address::{parse_address, ListenAddress};
 pub use duration::{parse_duration, ConfDuration};
-pub use path::{validate_path_name, PathConf, PathPattern, Source};
+pub use path::{validate_path_name, PathConf, PathPattern, Source, SourceTransport};
 
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -229,6 +229,18 @@ impl Config {
                 return Err("rtpAddress and rtcpAddress: use port 0 for both or neither".into());
             }
         }
+        for (pattern, conf) in &self.paths {
+            let (PathPattern::Regex(re), Some(conf)) = (pattern, conf) else {
+                continue;
+            };
+            if matches!(conf.source, Source::Url(_)) && !conf.source_on_demand {
+                return Err(format!(
+                    "paths: '~{}': a regex path with a source needs sourceOnDemand: yes \
+                     (which names to pull is only known when someone asks)",
+                    re.as_str()
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -334,8 +346,12 @@ mod tests {
             ("paths:\n  cam:\n    maxReaderz: 1\n", "maxReaderz"),
             ("paths:\n  '~(':\n", "invalid path regex"),
             (
-                "paths:\n  cam:\n    source: rtsp://x/y\n",
+                "paths:\n  cam:\n    source: rtmp://x/y\n",
                 "unsupported source",
+            ),
+            (
+                "paths:\n  '~^c(.*)$':\n    source: rtsp://x/$G1\n",
+                "needs sourceOnDemand",
             ),
             (
                 "rtpAddress: ':8002'\nrtcpAddress: ':8004'\n",

@@ -6,9 +6,27 @@ use serde::{Deserialize, Deserializer};
 /// Where a path's media comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Source {
-    /// A client publishes (RTSP ANNOUNCE/RECORD, later RTMP publish).
+    /// A client publishes (RTSP ANNOUNCE/RECORD, RTMP publish).
     #[default]
     Publisher,
+    /// The server pulls from this URL (`rtsp://`, `rtsps://`); `$G1`… stand for the
+    /// capture groups of a regex path.
+    Url(String),
+}
+
+impl Source {
+    /// The URL with `$G1`… replaced by `captures` (from the highest number down, so
+    /// `$G10` isn't read as `$G1` followed by `0`).
+    pub fn url_for(&self, captures: &[String]) -> Option<String> {
+        let Source::Url(u) = self else {
+            return None;
+        };
+        let mut url = u.clone();
+        for (i, c) in captures.iter().enumerate().rev() {
+            url = url.replace(&format!("$G{}", i + 1), c);
+        }
+        Some(url)
+    }
 }
 
 impl<'de> Deserialize<'de> for Source {
@@ -16,11 +34,25 @@ impl<'de> Deserialize<'de> for Source {
         let s = String::deserialize(d)?;
         match s.as_str() {
             "publisher" => Ok(Source::Publisher),
+            u if u.starts_with("rtsp://") || u.starts_with("rtsps://") => {
+                Ok(Source::Url(u.to_string()))
+            }
             other => Err(serde::de::Error::custom(format!(
-                "unsupported source '{other}': this version accepts only 'publisher'"
+                "unsupported source '{other}': use 'publisher' or an rtsp:// or rtsps:// URL"
             ))),
         }
     }
+}
+
+/// How an RTSP source receives RTP (`rtspTransport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceTransport {
+    /// UDP, or TCP when the server refuses UDP.
+    #[default]
+    Automatic,
+    Udp,
+    Tcp,
 }
 
 /// Settings of one `paths:` entry. Keys follow MediaMTX.
@@ -32,6 +64,13 @@ pub struct PathConf {
     pub max_readers: u32,
     /// A new publisher replaces the current one (`yes`) or is refused (`no`).
     pub override_publisher: bool,
+    pub rtsp_transport: SourceTransport,
+    /// Pull the source only while someone reads the path.
+    pub source_on_demand: bool,
+    /// How long a reader of an on-demand path waits for its source.
+    pub source_on_demand_start_timeout: super::ConfDuration,
+    /// An on-demand source stops this long after the last reader left.
+    pub source_on_demand_close_after: super::ConfDuration,
 }
 
 impl Default for PathConf {
@@ -40,6 +79,10 @@ impl Default for PathConf {
             source: Source::Publisher,
             max_readers: 0,
             override_publisher: true,
+            rtsp_transport: SourceTransport::Automatic,
+            source_on_demand: false,
+            source_on_demand_start_timeout: super::ConfDuration::secs(10),
+            source_on_demand_close_after: super::ConfDuration::secs(10),
         }
     }
 }

@@ -18,6 +18,8 @@ pub enum PathError {
     PublisherExists(String),
     #[error("path '{0}' has reached maxReaders ({1})")]
     TooManyReaders(String, u32),
+    #[error("path '{0}' pulls from a source; it can't be published to")]
+    HasSource(String),
 }
 
 #[derive(Default)]
@@ -142,6 +144,17 @@ impl Publisher {
     /// Cancelled when another publisher takes over the path or the path is removed.
     pub fn cancelled(&self) -> &CancellationToken {
         &self.cancelled
+    }
+
+    /// Ends the current stream (readers see its end) but keeps the slot, as a source
+    /// does between reconnections.
+    pub fn end_stream(&self) {
+        let mut st = self.path.lock();
+        if st.publisher.as_ref().is_some_and(|(id, _)| *id == self.id) {
+            if let Some(s) = st.stream.take() {
+                s.close();
+            }
+        }
     }
 
     /// Makes the stream readable. Called once the publisher's tracks are known.

@@ -11,6 +11,7 @@ struct Inner {
     config: RwLock<Arc<Config>>,
     paths: Mutex<HashMap<String, Arc<Path>>>,
     ready: tokio::sync::broadcast::Sender<String>,
+    sources: crate::source::Registry,
 }
 
 impl Inner {
@@ -31,6 +32,7 @@ impl PathManager {
                 config: RwLock::new(config),
                 paths: Mutex::new(HashMap::new()),
                 ready: tokio::sync::broadcast::channel(256).0,
+                sources: Default::default(),
             }),
         }
     }
@@ -95,7 +97,18 @@ impl PathManager {
         Ok(path)
     }
 
+    /// A client's publisher slot; refused on paths that pull from a source.
     pub fn add_publisher(&self, name: &str) -> Result<Publisher, PathError> {
+        if let Some(m) = self.config().find_path(name) {
+            if matches!(m.conf.source, crate::config::Source::Url(_)) {
+                return Err(PathError::HasSource(name.to_string()));
+            }
+        }
+        self.add_source_publisher(name)
+    }
+
+    /// The publisher slot a path's source fills.
+    pub(crate) fn add_source_publisher(&self, name: &str) -> Result<Publisher, PathError> {
         let path = self.get_or_create(name)?;
         let r = path.add_publisher();
         if r.is_err() {
@@ -107,6 +120,59 @@ impl PathManager {
     pub fn add_reader(&self, name: &str) -> Result<Reader, PathError> {
         let path = self.existing(name)?;
         path.add_reader()
+    }
+
+    pub(crate) fn sources(&self) -> &crate::source::Registry {
+        &self.inner.sources
+    }
+
+    /// Starts the always-on sources (exact path names with `source:` a URL).
+    pub fn start_sources(&self) {
+        let config = self.config();
+        for (pattern, conf) in &config.paths {
+            let (crate::config::PathPattern::Exact(name), Some(conf)) = (pattern, conf) else {
+                continue;
+            };
+            if conf.source_on_demand {
+                continue;
+            }
+            if let Some(url) = conf.source.url_for(&[]) {
+                crate::source::ensure(self, name, url, Arc::new(conf.clone()));
+            }
+        }
+    }
+
+    /// Stops every source (server shutdown).
+    pub fn stop_sources(&self) {
+        self.inner.sources.stop_all();
+    }
+
+    /// Before a reader looks for a path's stream: starts the path's on-demand source
+    /// and waits for its stream, up to `sourceOnDemandStartTimeout`. Returns at once
+    /// for other paths.
+    pub async fn demand(&self, name: &str) {
+        if validate_path_name(name).is_err() {
+            return;
+        }
+        let Some(m) = self.config().find_path(name) else {
+            return;
+        };
+        if !m.conf.source_on_demand {
+            return;
+        }
+        let Some(url) = m.conf.source.url_for(&m.captures) else {
+            return;
+        };
+        let mut ready = self.subscribe_ready();
+        crate::source::ensure(self, name, url, m.conf.clone());
+        let deadline = tokio::time::Instant::now() + m.conf.source_on_demand_start_timeout.0;
+        while self.stream(name).is_err() {
+            match tokio::time::timeout_at(deadline, ready.recv()).await {
+                Err(_) => return,
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return,
+                Ok(_) => {}
+            }
+        }
     }
 
     /// The stream of a path that has a ready publisher (for RTSP DESCRIBE).

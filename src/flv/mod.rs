@@ -19,6 +19,7 @@ pub(crate) async fn serve(
     name: &str,
     origin: Option<HeaderValue>,
 ) -> Response {
+    ctx.manager.demand(name).await;
     let reader = match ctx.manager.add_reader(name) {
         Ok(r) => r,
         Err(e) => {

@@ -195,6 +195,10 @@ impl Conn {
             .input(bytes)
             .map_err(|e| End::Bad(format!("bad RTMP input: {e}")))?;
         for e in events {
+            if let Event::Play { app, name, .. } = &e {
+                // An on-demand source starts here; play proceeds once it plays.
+                self.ctx.manager.demand(&path_of(app, name)).await;
+            }
             self.event(e)?;
         }
         self.flush().await?;

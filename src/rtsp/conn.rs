@@ -160,6 +160,12 @@ impl Conn {
                 Some(Incoming::Request(req)) => req,
             };
             tracing::debug!(peer = %self.peer, method = ?req.method(), uri = ?req.request_uri().map(|u| u.as_str()), "RTSP request");
+            if req.method() == rtsp_types::Method::Describe {
+                // An on-demand source starts here; DESCRIBE answers once it plays.
+                if let Some(uri) = req.request_uri() {
+                    self.ctx.manager.demand(&super::url::url_path(uri)).await;
+                }
+            }
             let (resp, action) = self.handler.handle(&req);
             let mut out = Vec::with_capacity(256);
             resp.write(&mut out)

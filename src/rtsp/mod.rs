@@ -3,7 +3,7 @@
 
 mod conn;
 pub mod framing;
-mod ingest;
+pub(crate) mod ingest;
 mod session;
 pub mod transport;
 mod udp;

@@ -1,0 +1,196 @@
+//! Path sources: the server pulls a path's media instead of waiting for a publisher
+//! (`source: rtsp://…`). A source runs as one task per path, always-on for exact
+//! names or on demand (`sourceOnDemand`), and reconnects with capped, jittered backoff.
+
+pub mod rtsp;
+
+use crate::config::PathConf;
+use crate::core::{PathError, PathManager};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const MIN_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// A connection that lasted this long resets the backoff.
+const STABLE: Duration = Duration::from_secs(10);
+/// How often an on-demand source looks at its path's readers.
+const IDLE_CHECK: Duration = Duration::from_millis(250);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("bad source URL: {0}")]
+    Url(String),
+    #[error("RTSP: {0}")]
+    Rtsp(#[from] retina::Error),
+    #[error("the source's SDP: {0}")]
+    Sdp(String),
+    #[error("no packet for {0:?} (readTimeout)")]
+    Timeout(Duration),
+    #[error("the source ended the stream")]
+    Ended,
+    #[error("{0}")]
+    Path(#[from] PathError),
+}
+
+/// The running sources, by path name.
+#[derive(Default)]
+pub struct Registry {
+    running: Mutex<HashMap<String, (u64, CancellationToken)>>,
+    stop: CancellationToken,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Registry {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, CancellationToken)>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn stop_all(&self) {
+        self.stop.cancel();
+    }
+
+    pub fn is_running(&self, name: &str) -> bool {
+        self.running().contains_key(name)
+    }
+}
+
+/// Starts the path's source unless it runs already.
+pub(crate) fn ensure(manager: &PathManager, name: &str, url: String, conf: Arc<PathConf>) {
+    let reg = manager.sources();
+    let mut running = reg.running();
+    if running.contains_key(name) || reg.stop.is_cancelled() {
+        return;
+    }
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let stop = reg.stop.child_token();
+    running.insert(name.to_string(), (id, stop.clone()));
+    tokio::spawn(run(manager.clone(), name.to_string(), url, conf, id, stop));
+}
+
+/// For logs: the URL without its password.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Cancels `stop` once the path has had no reader for `close_after` while its stream
+/// was up, or for `close_after` + `start_timeout` while it wasn't (a camera that never
+/// answers isn't retried forever for nobody).
+async fn close_when_idle(
+    manager: PathManager,
+    name: String,
+    conf: Arc<PathConf>,
+    stop: CancellationToken,
+) {
+    let close_after = conf.source_on_demand_close_after.0;
+    let grace = close_after + conf.source_on_demand_start_timeout.0;
+    let mut idle_since: Option<Instant> = None;
+    let mut had_stream = false;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(IDLE_CHECK) => {}
+        }
+        let path = manager.path(&name);
+        let readers = path.as_ref().map_or(0, |p| p.readers());
+        let has_stream = path.as_ref().is_some_and(|p| p.stream().is_some());
+        if readers > 0 || has_stream != had_stream {
+            // A reader, or the stream just came or went: the idle time starts over.
+            idle_since = (readers == 0).then(Instant::now);
+            had_stream = has_stream;
+            continue;
+        }
+        let since = *idle_since.get_or_insert_with(Instant::now);
+        let limit = if has_stream { close_after } else { grace };
+        if since.elapsed() >= limit {
+            tracing::info!(path = %name, "source closing: no reader for sourceOnDemandCloseAfter");
+            stop.cancel();
+            return;
+        }
+    }
+}
+
+async fn run(
+    manager: PathManager,
+    name: String,
+    url: String,
+    conf: Arc<PathConf>,
+    id: u64,
+    stop: CancellationToken,
+) {
+    let shown = redacted(&url);
+    if conf.source_on_demand {
+        tokio::spawn(close_when_idle(
+            manager.clone(),
+            name.clone(),
+            conf.clone(),
+            stop.clone(),
+        ));
+    }
+    match manager.add_source_publisher(&name) {
+        Ok(publisher) => {
+            let mut backoff = MIN_BACKOFF;
+            let mut last_error: Option<String> = None;
+            tracing::info!(path = %name, source = %shown, "source started");
+            while !stop.is_cancelled() {
+                let started = Instant::now();
+                let read_timeout = manager.config().read_timeout.0;
+                let r = rtsp::pull(
+                    &url,
+                    conf.rtsp_transport,
+                    &publisher,
+                    manager.stream_config(),
+                    read_timeout,
+                    &stop,
+                )
+                .await;
+                // Readers see the stream end now, not when a new one replaces it.
+                publisher.end_stream();
+                if started.elapsed() >= STABLE {
+                    backoff = MIN_BACKOFF;
+                    last_error = None;
+                }
+                match r {
+                    Ok(()) => break,
+                    Err(e) => {
+                        let full = e.to_string().replace('\n', "; ");
+                        // retina adds connection details (ports) on further lines.
+                        let msg = full.split("; ").next().unwrap_or_default().to_string();
+                        // Once per state change; every retry at debug level.
+                        if last_error.as_deref() != Some(&msg) {
+                            tracing::warn!(path = %name, source = %shown, "source failed: {full}; retrying with backoff");
+                        } else {
+                            tracing::debug!(path = %name, "source failed again: {msg}");
+                        }
+                        last_error = Some(msg);
+                    }
+                }
+                // Jitter: 75–125 % of the backoff, so many sources don't retry in step.
+                let jitter = 0.75 + rand::random::<f64>() * 0.5;
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(backoff.mul_f64(jitter)) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            drop(publisher);
+        }
+        Err(e) => tracing::warn!(path = %name, source = %shown, "source can't start: {e}"),
+    }
+    stop.cancel();
+    let reg = manager.sources();
+    let mut running = reg.running();
+    if running.get(&name).is_some_and(|(i, _)| *i == id) {
+        running.remove(&name);
+    }
+    tracing::info!(path = %name, "source stopped");
+}

@@ -1,0 +1,156 @@
+//! An RTSP source: `retina` speaks RTSP to the camera (DESCRIBE, SETUP over TCP or
+//! UDP, PLAY, Basic/Digest auth, keep-alives); the raw RTP it receives goes through
+//! the same ingest as an RTSP publisher's, into the path's stream.
+
+use super::SourceError;
+use crate::config::SourceTransport;
+use crate::core::{Publisher, Stream, StreamConfig};
+use crate::format::sdp;
+use crate::rtsp::ingest::Ingest;
+use futures_util::StreamExt;
+use retina::client::{
+    Credentials, InitialTimestampPolicy, PacketItem, PlayOptions, Session, SessionOptions,
+    SetupOptions, Transport,
+};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The URL without credentials, and the credentials it carried.
+fn split_credentials(url: &str) -> Result<(url::Url, Option<Credentials>), SourceError> {
+    let mut u = url::Url::parse(url).map_err(|e| SourceError::Url(e.to_string()))?;
+    let creds = (!u.username().is_empty()).then(|| Credentials {
+        username: decode(u.username()),
+        password: decode(u.password().unwrap_or("")),
+    });
+    // Cleared for logs and for retina, which takes credentials separately.
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    Ok((u, creds))
+}
+
+fn decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+async fn connect(
+    url: &url::Url,
+    creds: &Option<Credentials>,
+    udp: bool,
+) -> Result<
+    (
+        Session<retina::client::Described>,
+        Vec<sdp::AnnouncedMedia>,
+        Vec<Option<usize>>,
+    ),
+    SourceError,
+> {
+    let opts = SessionOptions::default()
+        .creds(creds.clone())
+        .user_agent(format!("mediarouter/{}", env!("CARGO_PKG_VERSION")));
+    let mut session = Session::describe(url.clone(), opts).await?;
+    let medias = sdp::parse_announce(session.sdp()).map_err(|e| SourceError::Sdp(e.to_string()))?;
+    let mut index = Vec::with_capacity(medias.len());
+    let mut n = 0;
+    for (i, m) in medias.iter().enumerate() {
+        // One track per media retina can set up; others are skipped.
+        if i >= session.streams().len() {
+            index.push(None);
+            continue;
+        }
+        let transport = if udp {
+            Transport::Udp(Default::default())
+        } else {
+            Transport::Tcp(Default::default())
+        };
+        session
+            .setup(i, SetupOptions::default().transport(transport))
+            .await?;
+        let _ = m;
+        index.push(Some(n));
+        n += 1;
+    }
+    if n == 0 {
+        return Err(SourceError::Sdp("no media to set up".into()));
+    }
+    Ok((session, medias, index))
+}
+
+/// Pulls `url` into `publisher`'s path until the camera stops, `read_timeout` passes
+/// without a packet, or `stop` is cancelled (`Ok`).
+pub async fn pull(
+    url: &str,
+    transport: SourceTransport,
+    publisher: &Publisher,
+    stream_cfg: StreamConfig,
+    read_timeout: Duration,
+    stop: &CancellationToken,
+) -> Result<(), SourceError> {
+    let (url, creds) = split_credentials(url)?;
+    let (session, medias, index) = match transport {
+        SourceTransport::Tcp => connect(&url, &creds, false).await?,
+        SourceTransport::Udp => connect(&url, &creds, true).await?,
+        SourceTransport::Automatic => match connect(&url, &creds, true).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(%url, "RTSP source: UDP refused ({e}), trying TCP");
+                connect(&url, &creds, false).await?
+            }
+        },
+    };
+    let playing = session
+        .play(PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive))
+        .await?;
+    let tracks: Vec<_> = medias
+        .iter()
+        .zip(&index)
+        .filter(|(_, i)| i.is_some())
+        .map(|(m, _)| m.track.clone())
+        .collect();
+    let codecs: Vec<&str> = tracks.iter().map(|t| t.codec.name()).collect();
+    tracing::info!(%url, tracks = %codecs.join(", "), "RTSP source playing");
+    let stream = Stream::new(tracks, stream_cfg);
+    publisher.start(stream.clone())?;
+    let mut ingest = Ingest::new(stream, &medias, &index);
+    tokio::pin!(playing);
+    loop {
+        let item = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = publisher.cancelled().cancelled() => return Ok(()),
+            item = tokio::time::timeout(read_timeout, playing.next()) => item,
+        };
+        match item {
+            Err(_) => return Err(SourceError::Timeout(read_timeout)),
+            Ok(None) => return Err(SourceError::Ended),
+            Ok(Some(Err(e))) => return Err(e.into()),
+            Ok(Some(Ok(PacketItem::Rtp(p)))) => {
+                let raw = bytes::Bytes::copy_from_slice(p.raw());
+                if let Err(e) = ingest.push_rtp(p.stream_id(), raw) {
+                    tracing::debug!(%url, "RTSP source: bad RTP packet dropped: {e}");
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_leave_the_url() {
+        let (u, c) = split_credentials("rtsp://ad%40min:p%3Ass@10.0.0.1:554/live").unwrap();
+        assert_eq!(u.as_str(), "rtsp://10.0.0.1:554/live");
+        let c = c.unwrap();
+        assert_eq!(
+            (c.username.as_str(), c.password.as_str()),
+            ("ad@min", "p:ss")
+        );
+        let (_, none) = split_credentials("rtsp://cam/live").unwrap();
+        assert!(none.is_none());
+        assert!(split_credentials("not a url").is_err());
+    }
+}
