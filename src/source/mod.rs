@@ -29,6 +29,8 @@ pub enum SourceError {
     Sdp(String),
     #[error("no packet for {0:?} (readTimeout)")]
     Timeout(Duration),
+    #[error("no answer to DESCRIBE/SETUP/PLAY within {0:?} (readTimeout)")]
+    NoAnswer(Duration),
     #[error("the source ended the stream")]
     Ended,
     #[error("{0}")]
@@ -139,7 +141,6 @@ async fn run(
     match manager.add_source_publisher(&name) {
         Ok(publisher) => {
             let mut backoff = MIN_BACKOFF;
-            let mut last_error: Option<String> = None;
             tracing::info!(path = %name, source = %shown, "source started");
             while !stop.is_cancelled() {
                 let started = Instant::now();
@@ -157,28 +158,19 @@ async fn run(
                 publisher.end_stream();
                 if started.elapsed() >= STABLE {
                     backoff = MIN_BACKOFF;
-                    last_error = None;
                 }
-                match r {
-                    Ok(()) => break,
-                    Err(e) => {
-                        let full = e.to_string().replace('\n', "; ");
-                        // retina adds connection details (ports) on further lines.
-                        let msg = full.split("; ").next().unwrap_or_default().to_string();
-                        // Once per state change; every retry at debug level.
-                        if last_error.as_deref() != Some(&msg) {
-                            tracing::warn!(path = %name, source = %shown, "source failed: {full}; retrying with backoff");
-                        } else {
-                            tracing::debug!(path = %name, "source failed again: {msg}");
-                        }
-                        last_error = Some(msg);
+                if let Err(e) = r {
+                    // Jitter: 75–125 % of the backoff, so many sources don't retry in step.
+                    let wait = backoff.mul_f64(0.75 + rand::random::<f64>() * 0.5);
+                    // One line per cycle: retina puts connection details on more lines.
+                    let reason = e.to_string().replace('\n', "; ");
+                    tracing::warn!(path = %name, source = %shown, "source failed: {reason}; retrying in {:.1}s", wait.as_secs_f64());
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep(wait) => {}
                     }
-                }
-                // Jitter: 75–125 % of the backoff, so many sources don't retry in step.
-                let jitter = 0.75 + rand::random::<f64>() * 0.5;
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tokio::time::sleep(backoff.mul_f64(jitter)) => {}
+                } else {
+                    break;
                 }
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }

@@ -35,40 +35,48 @@ fn decode(s: &str) -> String {
         .unwrap_or_default()
 }
 
+type Connected = (
+    Session<retina::client::Described>,
+    Vec<sdp::AnnouncedMedia>,
+    Vec<Option<usize>>,
+);
+
 async fn connect(
     url: &url::Url,
     creds: &Option<Credentials>,
-    udp: bool,
-) -> Result<
-    (
-        Session<retina::client::Described>,
-        Vec<sdp::AnnouncedMedia>,
-        Vec<Option<usize>>,
-    ),
-    SourceError,
-> {
+    mode: SourceTransport,
+) -> Result<Connected, SourceError> {
     let opts = SessionOptions::default()
         .creds(creds.clone())
         .user_agent(format!("mediarouter/{}", env!("CARGO_PKG_VERSION")));
     let mut session = Session::describe(url.clone(), opts).await?;
     let medias = sdp::parse_announce(session.sdp()).map_err(|e| SourceError::Sdp(e.to_string()))?;
+    let mut udp = mode != SourceTransport::Tcp;
     let mut index = Vec::with_capacity(medias.len());
     let mut n = 0;
-    for (i, m) in medias.iter().enumerate() {
-        // One track per media retina can set up; others are skipped.
+    for i in 0..medias.len() {
+        // One track per media retina knows of; others are skipped.
         if i >= session.streams().len() {
             index.push(None);
             continue;
         }
-        let transport = if udp {
-            Transport::Udp(Default::default())
-        } else {
-            Transport::Tcp(Default::default())
+        let setup = |udp: bool| {
+            SetupOptions::default().transport(if udp {
+                Transport::Udp(Default::default())
+            } else {
+                Transport::Tcp(Default::default())
+            })
         };
-        session
-            .setup(i, SetupOptions::default().transport(transport))
-            .await?;
-        let _ = m;
+        match session.setup(i, setup(udp)).await {
+            Ok(()) => {}
+            // `automatic`: a camera that refuses UDP gets asked for TCP.
+            Err(e) if udp && mode == SourceTransport::Automatic && n == 0 => {
+                tracing::debug!(%url, "RTSP source: UDP refused ({e}), trying TCP");
+                udp = false;
+                session.setup(i, setup(false)).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
         index.push(Some(n));
         n += 1;
     }
@@ -89,20 +97,20 @@ pub async fn pull(
     stop: &CancellationToken,
 ) -> Result<(), SourceError> {
     let (url, creds) = split_credentials(url)?;
-    let (session, medias, index) = match transport {
-        SourceTransport::Tcp => connect(&url, &creds, false).await?,
-        SourceTransport::Udp => connect(&url, &creds, true).await?,
-        SourceTransport::Automatic => match connect(&url, &creds, true).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::debug!(%url, "RTSP source: UDP refused ({e}), trying TCP");
-                connect(&url, &creds, false).await?
-            }
-        },
+    // A server that accepts and never answers must not hold the source forever.
+    let start = async {
+        let (session, medias, index) = connect(&url, &creds, transport).await?;
+        let playing = session
+            .play(PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive))
+            .await?;
+        Ok::<_, SourceError>((playing, medias, index))
     };
-    let playing = session
-        .play(PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive))
-        .await?;
+    let (playing, medias, index) = tokio::select! {
+        _ = stop.cancelled() => return Ok(()),
+        r = tokio::time::timeout(read_timeout, start) => {
+            r.map_err(|_| SourceError::NoAnswer(read_timeout))??
+        }
+    };
     let tracks: Vec<_> = medias
         .iter()
         .zip(&index)

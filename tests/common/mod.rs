@@ -730,12 +730,14 @@ fn find(h: &[u8], n: &[u8]) -> Option<usize> {
 pub struct Counter {
     pub packets: Arc<std::sync::atomic::AtomicU64>,
     handle: Option<std::thread::JoinHandle<()>>,
+    sock: Option<TcpStream>,
 }
 
 impl Counter {
     pub fn spawn(mut client: RawClient) -> Counter {
         let packets = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let p = packets.clone();
+        let sock = client.sock.try_clone().ok();
         let handle = std::thread::spawn(move || {
             let mut buf = std::mem::take(&mut client.buf);
             let mut tmp = [0u8; 65536];
@@ -759,6 +761,14 @@ impl Counter {
         Counter {
             packets,
             handle: Some(handle),
+            sock,
+        }
+    }
+
+    /// Hangs up (the reading thread then ends).
+    pub fn close(&mut self) {
+        if let Some(s) = self.sock.take() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
         }
     }
 
