@@ -346,7 +346,7 @@ mod tests {
             ("paths:\n  cam:\n    maxReaderz: 1\n", "maxReaderz"),
             ("paths:\n  '~(':\n", "invalid path regex"),
             (
-                "paths:\n  cam:\n    source: rtmp://x/y\n",
+                "paths:\n  cam:\n    source: srt://x/y\n",
                 "unsupported source",
             ),
             (

@@ -9,7 +9,7 @@ pub enum Source {
     /// A client publishes (RTSP ANNOUNCE/RECORD, RTMP publish).
     #[default]
     Publisher,
-    /// The server pulls from this URL (`rtsp://`, `rtsps://`); `$G1`… stand for the
+    /// The server pulls from this URL (`rtsp://`, `rtsps://`, `rtmp://`); `$G1`… stand for the
     /// capture groups of a regex path.
     Url(String),
 }
@@ -34,11 +34,14 @@ impl<'de> Deserialize<'de> for Source {
         let s = String::deserialize(d)?;
         match s.as_str() {
             "publisher" => Ok(Source::Publisher),
-            u if u.starts_with("rtsp://") || u.starts_with("rtsps://") => {
+            u if ["rtsp://", "rtsps://", "rtmp://"]
+                .iter()
+                .any(|p| u.starts_with(p)) =>
+            {
                 Ok(Source::Url(u.to_string()))
             }
             other => Err(serde::de::Error::custom(format!(
-                "unsupported source '{other}': use 'publisher' or an rtsp:// or rtsps:// URL"
+                "unsupported source '{other}': use 'publisher' or an rtsp://, rtsps:// or rtmp:// URL"
             ))),
         }
     }

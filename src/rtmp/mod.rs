@@ -3,8 +3,9 @@
 //! `rtmp://host/<app>/<stream>` is path `<app>/<stream>`.
 
 pub mod chunk;
+pub mod client;
 mod conn;
-mod ingest;
+pub(crate) mod ingest;
 mod session;
 
 use crate::config::Config;

@@ -1,7 +1,8 @@
 //! Path sources: the server pulls a path's media instead of waiting for a publisher
-//! (`source: rtsp://…`). A source runs as one task per path, always-on for exact
+//! (`source: rtsp://…` or `rtmp://…`). A source runs as one task per path, always-on for exact
 //! names or on demand (`sourceOnDemand`), and reconnects with capped, jittered backoff.
 
+pub mod rtmp;
 pub mod rtsp;
 
 use crate::config::PathConf;
@@ -25,6 +26,10 @@ pub enum SourceError {
     Url(String),
     #[error("RTSP: {0}")]
     Rtsp(#[from] retina::Error),
+    #[error("RTMP: {0:#}")]
+    Rtmp(anyhow::Error),
+    #[error("bad media from the source: {0}")]
+    Media(String),
     #[error("the source's SDP: {0}")]
     Sdp(String),
     #[error("no packet for {0:?} (readTimeout)")]
@@ -145,15 +150,20 @@ async fn run(
             while !stop.is_cancelled() {
                 let started = Instant::now();
                 let read_timeout = manager.config().read_timeout.0;
-                let r = rtsp::pull(
-                    &url,
-                    conf.rtsp_transport,
-                    &publisher,
-                    manager.stream_config(),
-                    read_timeout,
-                    &stop,
-                )
-                .await;
+                let cfg = manager.stream_config();
+                let r = if url.starts_with("rtmp://") {
+                    rtmp::pull(&url, &publisher, cfg, read_timeout, &stop).await
+                } else {
+                    rtsp::pull(
+                        &url,
+                        conf.rtsp_transport,
+                        &publisher,
+                        cfg,
+                        read_timeout,
+                        &stop,
+                    )
+                    .await
+                };
                 // Readers see the stream end now, not when a new one replaces it.
                 publisher.end_stream();
                 if started.elapsed() >= STABLE {
