@@ -9,6 +9,7 @@ pub mod format;
 pub mod hls;
 pub mod http;
 pub mod net;
+pub mod push;
 pub mod rtmp;
 pub mod rtsp;
 pub mod server;

@@ -45,6 +45,7 @@ impl Server {
             false => None,
         };
         guard.disarm();
+        crate::push::start(manager.clone(), shutdown.clone());
         manager.start_sources();
         Ok(Server {
             manager,

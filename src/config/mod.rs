@@ -358,6 +358,14 @@ mod tests {
                 "rtpAddress port + 1",
             ),
             ("logLevel: loud\n", "loud"),
+            (
+                "paths:\n  cam:\n    push: [rtsp://x/y]\n",
+                "push destination",
+            ),
+            (
+                "paths:\n  cam:\n    forward: [rtmp://x]\n",
+                "push destination",
+            ),
             ("udpMaxPayloadSize: 20\n", "udpMaxPayloadSize"),
         ] {
             let msg = Config::parse(text, "f").unwrap_err().to_string();

@@ -74,6 +74,32 @@ pub struct PathConf {
     pub source_on_demand_start_timeout: super::ConfDuration,
     /// An on-demand source stops this long after the last reader left.
     pub source_on_demand_close_after: super::ConfDuration,
+    /// `rtmp://` destinations the path's stream is published to (nginx-rtmp `push`).
+    #[serde(alias = "forward")]
+    pub push: Vec<PushUrl>,
+}
+
+/// A push destination: an `rtmp://host[:port]/app/stream` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushUrl(pub String);
+
+impl std::ops::Deref for PushUrl {
+    type Target = String;
+    fn deref(&self) -> &String {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for PushUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.strip_prefix("rtmp://") {
+            Some(rest) if rest.split('/').filter(|p| !p.is_empty()).count() >= 3 => Ok(PushUrl(s)),
+            _ => Err(serde::de::Error::custom(format!(
+                "push destination '{s}': use rtmp://host[:port]/app/stream"
+            ))),
+        }
+    }
 }
 
 impl Default for PathConf {
@@ -86,6 +112,7 @@ impl Default for PathConf {
             source_on_demand: false,
             source_on_demand_start_timeout: super::ConfDuration::secs(10),
             source_on_demand_close_after: super::ConfDuration::secs(10),
+            push: Vec::new(),
         }
     }
 }

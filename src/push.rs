@@ -1,0 +1,151 @@
+//! Push relays (`push:` per path, `forward:` also accepted; nginx-rtmp's `push`): while
+//! a path has a stream, each destination gets it over RTMP publish. Every destination
+//! has its own reader and reconnect loop, so a failing one touches nothing else.
+
+use crate::core::{PathManager, ReadEnd, StreamItem, StreamReader};
+use crate::format::amf0::{self, Value};
+use crate::format::flv::{mux, TagType, TAG_HEADER_LEN};
+use crate::rtmp::client::{parse_url, RtmpClient};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const MIN_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Watches paths becoming ready and starts their push relays.
+pub fn start(manager: PathManager, shutdown: CancellationToken) {
+    let running: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
+    let mut ready = manager.subscribe_ready();
+    tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = ready.recv() => match r {
+                    Ok(n) => n,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                },
+            };
+            let Some(m) = manager.config().find_path(&name) else {
+                continue;
+            };
+            for url in &m.conf.push {
+                let key = (name.clone(), url.0.clone());
+                if !running
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(key.clone())
+                {
+                    continue;
+                }
+                let (manager, running, stop) = (manager.clone(), running.clone(), shutdown.clone());
+                tokio::spawn(async move {
+                    relay(&manager, &key.0, &key.1, &stop).await;
+                    running
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&key);
+                });
+            }
+        }
+    });
+}
+
+/// For logs: the URL without its query (stream keys often ride there).
+fn shown(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
+
+/// Pushes the path's streams to `url` until the path has no stream left.
+async fn relay(manager: &PathManager, name: &str, url: &str, stop: &CancellationToken) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let Ok(reader) = manager.add_reader(name) else {
+            return; // the stream is gone; the next one starts a new relay
+        };
+        let Some(sub) = reader.stream().subscribe() else {
+            return;
+        };
+        match push(manager, url, sub, stop).await {
+            Ok(()) => return,
+            Err(e) => {
+                let wait = backoff.mul_f64(0.75 + rand::random::<f64>() * 0.5);
+                tracing::warn!(path = %name, to = %shown(url), "push failed: {e:#}; retrying in {:.1}s", wait.as_secs_f64());
+                drop(reader);
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(wait) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// One connection: publish, then every unit FLV can carry. `Ok` when the stream ends.
+async fn push(
+    manager: &PathManager,
+    url: &str,
+    mut sub: StreamReader,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let cfg = manager.config();
+    let target = parse_url(url)?;
+    let (mut client, id) = tokio::time::timeout(cfg.read_timeout.0, async {
+        let mut c = RtmpClient::connect(&target).await?;
+        let id = c.publish(&target.stream).await?;
+        anyhow::Ok((c, id))
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("no answer within readTimeout"))??;
+    tracing::info!(to = %shown(url), "push started");
+    let mut started = false;
+    loop {
+        let first = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            item = sub.next() => item,
+        };
+        let mut item = Some(first);
+        while let Some(it) = item.take() {
+            let entry = match it {
+                Ok(StreamItem::Unit(e)) => e,
+                Ok(StreamItem::Rtcp { .. }) => {
+                    item = sub.try_next().transpose();
+                    continue;
+                }
+                Err(ReadEnd::Closed) => return Ok(()),
+                Err(ReadEnd::TooSlow) => anyhow::bail!("the destination can't keep up"),
+            };
+            if !started {
+                started = true;
+                let meta = Value::EcmaArray(
+                    mux::metadata(&entry.tracks)
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), Value::Number(v)))
+                        .collect(),
+                );
+                let body = amf0::encode_all(&[
+                    Value::String("@setDataFrame".into()),
+                    Value::String("onMetaData".into()),
+                    meta,
+                ]);
+                client.queue_raw_data(id, &body);
+                let ts = mux::to_ms(entry.unit.dts, entry.track().clock_rate);
+                for (typ, body) in mux::sequence_bodies(&entry.tracks) {
+                    client.queue_media(id, typ == TagType::Video, ts, &body);
+                }
+            }
+            if let Some(tag) = entry.flv_tag() {
+                let body = &tag[TAG_HEADER_LEN..tag.len() - 4];
+                let ts = u32::from_be_bytes([tag[7], tag[4], tag[5], tag[6]]);
+                client.queue_media(id, tag[0] == TagType::Video as u8, ts, body);
+            }
+            item = sub.try_next().transpose();
+        }
+        tokio::time::timeout(cfg.write_timeout.0, client.flush_publish())
+            .await
+            .map_err(|_| anyhow::anyhow!("write timed out (writeTimeout)"))??;
+    }
+}

@@ -1,0 +1,123 @@
+//! Push relays: a path with `push: [rtmp://…]` publishes its stream to nginx-rtmp
+//! (Debian `nginx` + `libnginx-mod-rtmp`, started here with its own prefix on a free
+//! port), from which ffmpeg reads it; when nginx stops and starts again the push
+//! resumes.
+
+mod common;
+
+use common::*;
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+
+fn have_nginx_rtmp() -> bool {
+    let ok = Path::new(MODULE).exists()
+        && Command::new("nginx")
+            .arg("-v")
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "push tests need nginx and libnginx-mod-rtmp (.ci/run installs them)"
+        );
+        eprintln!("skipping: nginx with the RTMP module not installed");
+    }
+    ok
+}
+
+fn start_nginx(prefix: &Path, port: u16) -> Child {
+    std::fs::create_dir_all(prefix.join("logs")).unwrap();
+    let conf = prefix.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "load_module {MODULE};\ndaemon off;\nmaster_process off;\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/logs/error.log warn;\nevents {{ worker_connections 256; }}\nrtmp {{\n  server {{\n    listen 127.0.0.1:{port};\n    application live {{ live on; }}\n  }}\n}}\n",
+            p = prefix.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("nginx")
+        .arg("-p")
+        .arg(prefix)
+        .arg("-c")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    wait_until(Duration::from_secs(10), "nginx to listen", || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    child
+}
+
+/// ffmpeg reads 4 s of `url`; the share of frames it got.
+fn read_nginx(url: &str, dir: &Path, name: &str) -> f64 {
+    let out = dir.join(name);
+    let mut reader = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-i", url])
+        .args(["-t", "4", "-c", "copy", "-y"])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let st = wait_child(&mut reader, Duration::from_secs(40), "ffmpeg reading nginx");
+    assert!(st.success(), "ffmpeg could not read {url}");
+    let probed = probe(&out);
+    assert!(probed.iter().any(|s| s.codec == "aac"), "{probed:?}");
+    assert!(probed.iter().any(|s| s.codec == "h264"), "{probed:?}");
+    video_completeness(&out, 30.0)
+}
+
+#[test]
+fn push_reaches_nginx_rtmp_and_resumes_after_a_restart() {
+    if !have_ffmpeg() || !have_nginx_rtmp() {
+        return;
+    }
+    let prefix = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut nginx = start_nginx(prefix.path(), port);
+    let dest = format!("rtmp://127.0.0.1:{port}/live/x");
+    let srv = TestServer::start(&format!(
+        "paths:\n  cam:\n    push: [{dest}]\n  all_others:\n"
+    ));
+    let mut publisher = publish(&clip(Clip::H264Aac, 10), &srv.url("cam"), "tcp", true);
+    srv.wait_stream("cam");
+    let dir = tempfile::tempdir().unwrap();
+    let complete = read_nginx(&dest, dir.path(), "first.mkv");
+    eprintln!("through nginx: completeness {complete:.3}");
+    assert!(complete >= 0.9, "{complete}");
+
+    // nginx goes away: the push fails (and says so), the path plays on.
+    nginx.kill().unwrap();
+    nginx.wait().unwrap();
+    wait_until(Duration::from_secs(20), "the push to notice", || {
+        !logs()
+            .lines_with("WARN", &["push failed", "path=cam"])
+            .is_empty()
+    });
+    assert!(srv.stream("cam").is_some_and(|s| !s.is_closed()));
+    let mut nginx = start_nginx(prefix.path(), port);
+    let back = Instant::now();
+    wait_until(Duration::from_secs(30), "the push to resume", || {
+        logs()
+            .lines_with("INFO", &["push started", &format!("127.0.0.1:{port}")])
+            .len()
+            >= 2
+    });
+    eprintln!("push resumed {:?} after nginx came back", back.elapsed());
+    let complete = read_nginx(&dest, dir.path(), "second.mkv");
+    assert!(complete >= 0.9, "{complete}");
+    let _ = nginx.kill();
+    let _ = nginx.wait();
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+}
