@@ -1,6 +1,7 @@
 //! Push relays (`push:` per path, `forward:` also accepted; nginx-rtmp's `push`): while
-//! a path has a stream, each destination gets it over RTMP publish. Every destination
-//! has its own reader and reconnect loop, so a failing one touches nothing else.
+//! a path has a stream, each destination gets it: RTMP publish for `rtmp://`, RTSP
+//! ANNOUNCE/RECORD over TCP for `rtsp://`. Every destination has its own reader and
+//! reconnect loop, so a failing one touches nothing else.
 
 use crate::core::{PathManager, ReadEnd, StreamItem, StreamReader};
 use crate::format::amf0::{self, Value};
@@ -68,7 +69,12 @@ async fn relay(manager: &PathManager, name: &str, url: &str, stop: &Cancellation
         let Some(sub) = reader.stream().subscribe() else {
             return;
         };
-        match push(manager, url, sub, stop).await {
+        let r = if url.starts_with("rtsp://") {
+            push_rtsp(manager, url, sub, stop).await
+        } else {
+            push(manager, url, sub, stop).await
+        };
+        match r {
             Ok(()) => return,
             Err(e) => {
                 let wait = backoff.mul_f64(0.75 + rand::random::<f64>() * 0.5);
@@ -147,5 +153,78 @@ async fn push(
         tokio::time::timeout(cfg.write_timeout.0, client.flush_publish())
             .await
             .map_err(|_| anyhow::anyhow!("write timed out (writeTimeout)"))??;
+    }
+}
+
+/// One RTSP connection: ANNOUNCE the stream's tracks, SETUP each interleaved on TCP,
+/// RECORD, then the stream's own RTP packets (and sender reports) as they are.
+async fn push_rtsp(
+    manager: &PathManager,
+    url: &str,
+    mut sub: StreamReader,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    use crate::rtsp::client::Conn;
+    use rtsp_types::Method;
+    let cfg = manager.config();
+    let stream = sub.stream().clone();
+    let tracks = stream.tracks();
+    let described: Vec<(crate::core::Track, u8)> = tracks
+        .iter()
+        .cloned()
+        .zip(stream.payload_types().iter().copied())
+        .collect();
+    let mut conn = tokio::time::timeout(cfg.read_timeout.0, async {
+        let mut c = Conn::open(url).await?;
+        c.request_body(
+            Method::Announce,
+            url,
+            &[("Content-Type", "application/sdp".into())],
+            crate::format::sdp::describe(&described).into_bytes(),
+        )
+        .await?;
+        for i in 0..described.len() {
+            let transport = format!(
+                "RTP/AVP/TCP;unicast;interleaved={}-{};mode=record",
+                2 * i,
+                2 * i + 1
+            );
+            c.setup(
+                &format!("{}/trackID={i}", url.trim_end_matches('/')),
+                transport,
+            )
+            .await?;
+        }
+        c.request_body(Method::Record, url, &[], Vec::new()).await?;
+        anyhow::Ok(c)
+    })
+    .await
+    .map_err(|_| anyhow::anyhow!("no answer within readTimeout"))??;
+    tracing::info!(to = %shown(url), "push started");
+    let mut out = Vec::with_capacity(64 * 1024);
+    loop {
+        let first = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            item = sub.next() => item,
+        };
+        let mut item = Some(first);
+        while let Some(it) = item.take() {
+            match it {
+                Ok(StreamItem::Unit(e)) => out.extend_from_slice(e.interleaved()),
+                Ok(StreamItem::Rtcp { track, packet }) => {
+                    out.push(b'$');
+                    out.push((2 * track + 1) as u8);
+                    out.extend_from_slice(&(packet.len().min(0xffff) as u16).to_be_bytes());
+                    out.extend_from_slice(&packet[..packet.len().min(0xffff)]);
+                }
+                Err(ReadEnd::Closed) => return Ok(()),
+                Err(ReadEnd::TooSlow) => anyhow::bail!("the destination can't keep up"),
+            }
+            item = sub.try_next().transpose();
+        }
+        tokio::time::timeout(cfg.write_timeout.0, conn.write_raw(&out))
+            .await
+            .map_err(|_| anyhow::anyhow!("write timed out (writeTimeout)"))??;
+        out.clear();
     }
 }

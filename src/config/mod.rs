@@ -359,7 +359,7 @@ mod tests {
             ),
             ("logLevel: loud\n", "loud"),
             (
-                "paths:\n  cam:\n    push: [rtsp://x/y]\n",
+                "paths:\n  cam:\n    push: [srt://x/y]\n",
                 "push destination",
             ),
             (

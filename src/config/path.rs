@@ -74,12 +74,12 @@ pub struct PathConf {
     pub source_on_demand_start_timeout: super::ConfDuration,
     /// An on-demand source stops this long after the last reader left.
     pub source_on_demand_close_after: super::ConfDuration,
-    /// `rtmp://` destinations the path's stream is published to (nginx-rtmp `push`).
+    /// Destinations the path's stream is published to (nginx-rtmp `push`).
     #[serde(alias = "forward")]
     pub push: Vec<PushUrl>,
 }
 
-/// A push destination: an `rtmp://host[:port]/app/stream` URL.
+/// A push destination: `rtmp://host[:port]/app/stream` or `rtsp://host[:port]/path`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushUrl(pub String);
 
@@ -93,10 +93,12 @@ impl std::ops::Deref for PushUrl {
 impl<'de> Deserialize<'de> for PushUrl {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        match s.strip_prefix("rtmp://") {
-            Some(rest) if rest.split('/').filter(|p| !p.is_empty()).count() >= 3 => Ok(PushUrl(s)),
+        let parts = |rest: &str| rest.split('/').filter(|p| !p.is_empty()).count();
+        match (s.strip_prefix("rtmp://"), s.strip_prefix("rtsp://")) {
+            (Some(rest), _) if parts(rest) >= 3 => Ok(PushUrl(s)),
+            (_, Some(rest)) if parts(rest) >= 2 => Ok(PushUrl(s)),
             _ => Err(serde::de::Error::custom(format!(
-                "push destination '{s}': use rtmp://host[:port]/app/stream"
+                "push destination '{s}': use rtmp://host[:port]/app/stream or rtsp://host[:port]/path"
             ))),
         }
     }

@@ -3,24 +3,17 @@
 //! a packet; a sequence-number jump is a gap.
 
 use crate::stats::{Counter, DONE};
-use anyhow::{anyhow, bail, Context, Result};
-use bytes::{Buf, BytesMut};
+use anyhow::{anyhow, bail, Result};
+use bytes::Buf;
 use mediarouter::format::sdp;
-use rtsp_types::{Message, Method, ParseError, Response, Version};
+pub(crate) use mediarouter::rtsp::client::{header, Conn};
+use rtsp_types::Method;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::io::AsyncReadExt;
+use tokio::net::UdpSocket;
 
 /// Keep-alive interval for UDP sessions, well inside the usual 60 s session timeout.
 const KEEPALIVE: Duration = Duration::from_secs(20);
-
-/// An RTSP control connection (the publisher in `rtsp_publish` uses it too).
-pub(crate) struct Conn {
-    pub(crate) sock: TcpStream,
-    buf: BytesMut,
-    cseq: u32,
-    session: Option<String>,
-}
 
 /// One RTP track being counted.
 struct TrackState {
@@ -113,122 +106,6 @@ impl TrackState {
     }
 }
 
-impl Conn {
-    pub(crate) async fn open(url: &str) -> Result<Conn> {
-        let sock = TcpStream::connect(host_port(url)?).await?;
-        sock.set_nodelay(true)?;
-        Ok(Conn {
-            sock,
-            buf: BytesMut::with_capacity(128 * 1024),
-            cseq: 0,
-            session: None,
-        })
-    }
-
-    /// SETUP with `transport`; the first reply's Session is kept for what follows.
-    pub(crate) async fn setup(&mut self, url: &str, transport: String) -> Result<()> {
-        let r = self
-            .request(Method::Setup, url, &[("Transport", transport)])
-            .await?;
-        if self.session.is_none() {
-            let s = header(&r, "Session").ok_or_else(|| anyhow!("SETUP without Session"))?;
-            self.session = Some(s.split(';').next().unwrap_or("").trim().to_string());
-        }
-        Ok(())
-    }
-
-    async fn request(
-        &mut self,
-        method: Method,
-        url: &str,
-        extra: &[(&str, String)],
-    ) -> Result<Response<Vec<u8>>> {
-        self.request_body(method, url, extra, Vec::new()).await
-    }
-
-    pub(crate) async fn request_body(
-        &mut self,
-        method: Method,
-        url: &str,
-        extra: &[(&str, String)],
-        body: Vec<u8>,
-    ) -> Result<Response<Vec<u8>>> {
-        self.cseq += 1;
-        let mut b = rtsp_types::Request::builder(method.clone(), Version::V1_0)
-            .request_uri(rtsp_types::Url::parse(url).with_context(|| format!("bad URL {url}"))?)
-            .header(rtsp_types::headers::CSEQ, self.cseq.to_string())
-            .header(rtsp_types::headers::USER_AGENT, "mediarouter-load");
-        if let Some(s) = &self.session {
-            b = b.header(rtsp_types::headers::SESSION, s.clone());
-        }
-        for (k, v) in extra {
-            b = b.header(rtsp_types::HeaderName::try_from(*k)?, v.clone());
-        }
-        let req = b.build(body);
-        let mut out = Vec::new();
-        req.write(&mut out)?;
-        self.sock.write_all(&out).await?;
-        loop {
-            if let Some(r) = self.response()? {
-                if !r.status().is_success() {
-                    bail!("{method:?} {url}: {}", u16::from(r.status()));
-                }
-                return Ok(r);
-            }
-            let n = self.sock.read_buf(&mut self.buf).await?;
-            if n == 0 {
-                bail!("connection closed during {method:?}");
-            }
-        }
-    }
-
-    /// A complete response at the front of the buffer (interleaved data before it is dropped).
-    fn response(&mut self) -> Result<Option<Response<Vec<u8>>>> {
-        loop {
-            if self.buf.first() == Some(&b'$') {
-                if self.buf.len() < 4 {
-                    return Ok(None);
-                }
-                let len = usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]]));
-                if self.buf.len() < 4 + len {
-                    return Ok(None);
-                }
-                self.buf.advance(4 + len);
-                continue;
-            }
-            if self.buf.is_empty() {
-                return Ok(None);
-            }
-            let parsed = match Message::<Vec<u8>>::parse(&self.buf[..]) {
-                Ok((m, n)) => Some((m, n)),
-                Err(ParseError::Incomplete(_)) => None,
-                Err(ParseError::Error) => bail!("malformed RTSP response"),
-            };
-            let Some((m, n)) = parsed else {
-                return Ok(None);
-            };
-            self.buf.advance(n);
-            if let Message::Response(r) = m {
-                return Ok(Some(r));
-            }
-        }
-    }
-}
-
-/// RTP fixed header plus CSRCs and extension.
-fn rtp_header_len(p: &[u8]) -> usize {
-    let mut n = 12 + 4 * usize::from(p[0] & 0x0f);
-    if p[0] & 0x10 != 0 && p.len() >= n + 4 {
-        n += 4 + 4 * usize::from(u16::from_be_bytes([p[n + 2], p[n + 3]]));
-    }
-    n.min(p.len())
-}
-
-fn header(r: &Response<Vec<u8>>, name: &str) -> Option<String> {
-    r.header(&rtsp_types::HeaderName::try_from(name).ok()?)
-        .map(|v| v.as_str().to_string())
-}
-
 fn control_url(base: &str, control: Option<&str>) -> String {
     match control {
         None | Some("") | Some("*") => base.to_string(),
@@ -239,14 +116,6 @@ fn control_url(base: &str, control: Option<&str>) -> String {
             c.trim_start_matches('/')
         ),
     }
-}
-
-fn host_port(url: &str) -> Result<String> {
-    let u = rtsp_types::Url::parse(url).with_context(|| format!("bad URL {url}"))?;
-    let host = u
-        .host_str()
-        .ok_or_else(|| anyhow!("URL without host: {url}"))?;
-    Ok(format!("{host}:{}", u.port().unwrap_or(554)))
 }
 
 /// Receive buffer of a UDP reader's RTP socket: a keyframe burst (the GOP a new reader
@@ -415,4 +284,13 @@ async fn read_udp(
             _ = tokio::time::sleep(timeout) => {}
         }
     }
+}
+
+/// RTP fixed header plus CSRCs and extension.
+fn rtp_header_len(p: &[u8]) -> usize {
+    let mut n = 12 + 4 * usize::from(p[0] & 0x0f);
+    if p[0] & 0x10 != 0 && p.len() >= n + 4 {
+        n += 4 + 4 * usize::from(u16::from_be_bytes([p[n + 2], p[n + 3]]));
+    }
+    n.min(p.len())
 }

@@ -13,7 +13,6 @@ use mediarouter::format::rtp::{Packetizer, DEFAULT_MAX_PAYLOAD};
 use mediarouter::format::sdp;
 use rtsp_types::Method;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 struct Tracks {
@@ -183,13 +182,4 @@ pub async fn publish(
         }
     }
     Ok(())
-}
-
-impl Conn {
-    pub async fn write_raw(&mut self, data: &[u8]) -> Result<()> {
-        if !data.is_empty() {
-            self.sock.write_all(data).await?;
-        }
-        Ok(())
-    }
 }

@@ -1,7 +1,7 @@
 //! Push relays: a path with `push: [rtmp://…]` publishes its stream to nginx-rtmp
 //! (Debian `nginx` + `libnginx-mod-rtmp`, started here with its own prefix on a free
 //! port), from which ffmpeg reads it; when nginx stops and starts again the push
-//! resumes.
+//! resumes. An `rtsp://` destination (another mediarouter) gets it over RTSP.
 
 mod common;
 
@@ -118,6 +118,51 @@ fn push_reaches_nginx_rtmp_and_resumes_after_a_restart() {
     assert!(complete >= 0.9, "{complete}");
     let _ = nginx.kill();
     let _ = nginx.wait();
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+}
+
+#[test]
+fn push_over_rtsp_reaches_another_server() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dest = TestServer::start("paths:\n  all_others:\n");
+    let src = TestServer::start(&format!(
+        "paths:\n  cam:\n    forward: [{}]\n  all_others:\n",
+        dest.url("relayed")
+    ));
+    let mut publisher = publish(&clip(Clip::H264Aac, 10), &src.url("cam"), "tcp", true);
+    src.wait_stream("cam");
+    dest.wait_stream("relayed");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("relayed.mkv");
+    let mut reader = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-i",
+        ])
+        .arg(dest.url("relayed"))
+        .args(["-t", "4", "-c", "copy", "-y"])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let st = wait_child(
+        &mut reader,
+        Duration::from_secs(40),
+        "ffmpeg reading the relay",
+    );
+    assert!(st.success());
+    let probed = probe(&out);
+    assert!(probed.iter().any(|s| s.codec == "aac"), "{probed:?}");
+    let complete = video_completeness(&out, 30.0);
+    eprintln!("through an RTSP push: completeness {complete:.3}");
+    assert!(complete >= 0.9, "{complete}");
     let _ = publisher.kill();
     let _ = publisher.wait();
 }
