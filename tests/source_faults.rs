@@ -1,6 +1,6 @@
-//! Sources that fail: a closed port, a server that accepts and never answers, and one
-//! that refuses the credentials each give one log line per retry cycle, and a good
-//! source on the same server plays on untouched. And the edge/origin fan-in: 20
+//! Sources that fail: a closed port, a server that accepts and never answers, one that
+//! refuses the credentials and an HLS playlist that is garbage each give one log line
+//! per retry cycle, and a good source on the same server plays on untouched. And the edge/origin fan-in: 20
 //! readers of an on-demand path on an edge cost its origin one session.
 
 mod common;
@@ -66,6 +66,28 @@ fn answer_401(s: TcpStream) {
     }
 }
 
+/// Answers every HTTP request with 200 and a body that isn't a playlist; counts them.
+fn garbage_http_server() -> (u16, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let n = Arc::new(AtomicUsize::new(0));
+    let count = n.clone();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            count.fetch_add(1, Ordering::Relaxed);
+            let mut req = [0u8; 2048];
+            let _ = std::io::Read::read(&mut s, &mut req);
+            let body = "<html>not a playlist</html>";
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, n)
+}
+
 #[test]
 fn failing_sources_log_each_retry_and_leave_other_paths_alone() {
     if !have_ffmpeg() {
@@ -81,8 +103,9 @@ fn failing_sources_log_each_retry_and_leave_other_paths_alone() {
         .port();
     let (silent, silent_n) = silent_server();
     let (auth, auth_n) = unauthorized_server();
+    let (junk, junk_n) = garbage_http_server();
     let edge = TestServer::start(&format!(
-        "readTimeout: 1s\npaths:\n  good:\n    source: {}\n  refused:\n    source: rtsp://127.0.0.1:{closed}/x\n  silent:\n    source: rtsp://127.0.0.1:{silent}/x\n  denied:\n    source: rtsp://user:wrong@127.0.0.1:{auth}/x\n",
+        "readTimeout: 1s\npaths:\n  good:\n    source: {}\n  refused:\n    source: rtsp://127.0.0.1:{closed}/x\n  silent:\n    source: rtsp://127.0.0.1:{silent}/x\n  denied:\n    source: rtsp://user:wrong@127.0.0.1:{auth}/x\n  junk:\n    source: http://127.0.0.1:{junk}/index.m3u8\n",
         cam.url("cam")
     ));
     let good = edge.wait_stream("good");
@@ -92,12 +115,17 @@ fn failing_sources_log_each_retry_and_leave_other_paths_alone() {
     wait_until(
         Duration::from_secs(30),
         "two tries of each bad source",
-        || silent_n.load(Ordering::Relaxed) >= 2 && auth_n.load(Ordering::Relaxed) >= 2,
+        || {
+            silent_n.load(Ordering::Relaxed) >= 2
+                && auth_n.load(Ordering::Relaxed) >= 2
+                && junk_n.load(Ordering::Relaxed) >= 2
+        },
     );
     for (path, reason) in [
         ("refused", "Connection refused"),
         ("silent", "no answer"),
         ("denied", "401"),
+        ("junk", "does not parse"),
     ] {
         let lines = logs().lines_with("WARN", &["source failed", &format!("path={path}")]);
         assert!(!lines.is_empty(), "{path}: no log line");

@@ -2,6 +2,7 @@
 //! and `GET /<path>/<file>` to HLS and the player page (`GET /<path>/`).
 
 mod assets;
+pub mod client;
 mod conn;
 mod hls;
 

@@ -1,7 +1,8 @@
 //! Path sources: the server pulls a path's media instead of waiting for a publisher
-//! (`source: rtsp://…` or `rtmp://…`). A source runs as one task per path, always-on for exact
+//! (`source: rtsp://…`, `rtmp://…` or an HLS `http://…` playlist). A source runs as one task per path, always-on for exact
 //! names or on demand (`sourceOnDemand`), and reconnects with capped, jittered backoff.
 
+pub mod hls;
 pub mod rtmp;
 pub mod rtsp;
 
@@ -30,6 +31,8 @@ pub enum SourceError {
     Rtmp(anyhow::Error),
     #[error("bad media from the source: {0}")]
     Media(String),
+    #[error("HLS: {0}")]
+    Hls(String),
     #[error("the source's SDP: {0}")]
     Sdp(String),
     #[error("no packet for {0:?} (readTimeout)")]
@@ -153,6 +156,8 @@ async fn run(
                 let cfg = manager.stream_config();
                 let r = if url.starts_with("rtmp://") {
                     rtmp::pull(&url, &publisher, cfg, read_timeout, &stop).await
+                } else if url.starts_with("http://") || url.starts_with("https://") {
+                    hls::pull(&url, &publisher, cfg, read_timeout, &stop).await
                 } else {
                     rtsp::pull(
                         &url,

@@ -1,12 +1,12 @@
 //! HTTP-FLV reader: GET the `.flv` URL and count the tags of the endless body.
 
-use crate::http::{self, HttpConn};
 use crate::rtmp::{is_audio_frame, is_keyframe, is_video_frame};
 use crate::stats::{Counter, DONE};
 use anyhow::{anyhow, bail, Result};
 use bytes::{Buf, BytesMut};
 use http_body_util::BodyExt;
 use mediarouter::format::flv::parse_tag;
+use mediarouter::http::client::{self as http, HttpConn};
 use std::time::Duration;
 
 const AUDIO: u8 = 8;

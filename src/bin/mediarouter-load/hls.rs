@@ -3,11 +3,11 @@
 //! video PES packets; fMP4: `trun` samples of the video track). Skipped media
 //! sequence numbers are gaps.
 
-use crate::http::{self, HttpConn};
 use crate::stats::{Counter, DONE};
 use anyhow::{anyhow, bail, Result};
 use hyper::Uri;
 use m3u8_rs::Playlist;
+use mediarouter::http::client::{self as http, HttpConn};
 use std::time::Duration;
 
 pub async fn read(url: &str, c: &mut Counter, timeout: Duration) -> Result<()> {

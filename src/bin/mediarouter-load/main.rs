@@ -5,7 +5,7 @@
 
 mod flv;
 mod hls;
-mod http;
+
 mod publish;
 mod rtmp;
 mod rtsp;

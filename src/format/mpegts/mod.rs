@@ -3,6 +3,7 @@
 //! `mpeg2ts` writes TS packets but does not split PES into them. H.264/H.265 go out
 //! as Annex B access units led by an AUD, AAC as ADTS frames.
 
+pub mod demux;
 mod psi;
 
 use crate::codec::aac::AudioSpecificConfig;

@@ -1,5 +1,6 @@
-//! HTTP/1.1 client pieces for the HTTP-FLV and HLS readers, over hyper's low-level
-//! connection API (one keep-alive connection per reader, no pool).
+//! HTTP/1.1 client over hyper's low-level connection API (one keep-alive connection,
+//! no pool): HLS sources fetch playlists and segments with it, and the load tool's
+//! HTTP-FLV and HLS readers read with it.
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;

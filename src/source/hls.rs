@@ -1,0 +1,406 @@
+//! An HLS source: follows a live media playlist (the highest-bandwidth variant of a
+//! multivariant one), fetches MPEG-TS segments, demuxes them into units and writes
+//! them in real time, as the segments' timestamps say. Discontinuities and playlist
+//! resets restart the timeline where it stood.
+
+use super::SourceError;
+use crate::codec::{h264, h265};
+use crate::core::{Codec, Payload, Publisher, Stream, StreamConfig, Track, Unit};
+use crate::format::mpegts::demux::{next_adts, split_annexb, EsKind, Pes, TsDemuxer};
+use crate::http::client::{self as http, HttpConn};
+use bytes::Bytes;
+use hyper::Uri;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+const TS_WRAP: i64 = 1 << 33;
+/// A jump larger than this between consecutive timestamps is a discontinuity.
+const MAX_JUMP: i64 = 10 * 90_000;
+
+fn err(e: anyhow::Error) -> SourceError {
+    SourceError::Hls(format!("{e:#}"))
+}
+
+/// AudioSpecificConfig from an ADTS header's fields.
+fn asc(profile: u8, rate_index: u8, channels: u8) -> Bytes {
+    let ot = profile + 1;
+    Bytes::from(vec![
+        (ot << 3) | (rate_index >> 1),
+        ((rate_index & 1) << 7) | (channels << 3),
+    ])
+}
+
+/// Tracks out of a segment's PES packets, parameter sets included when its first
+/// keyframe carries them. Video first, then audio; `None` if nothing is usable.
+fn tracks_of(pes: &[Pes]) -> Option<(Vec<Track>, HashMap<u16, usize>)> {
+    let mut tracks = Vec::new();
+    let mut index = HashMap::new();
+    let video = pes
+        .iter()
+        .find(|p| matches!(p.kind, EsKind::H264 | EsKind::H265));
+    if let Some(v) = video {
+        let all: Vec<Bytes> = pes
+            .iter()
+            .filter(|p| p.pid == v.pid)
+            .flat_map(|p| split_annexb(&p.data))
+            .collect();
+        let find = |typ: u8, h265: bool| {
+            all.iter()
+                .find(|n| {
+                    if h265 {
+                        h265::nal_type(n) == typ
+                    } else {
+                        h264::nal_type(n) == typ
+                    }
+                })
+                .cloned()
+        };
+        let codec = match v.kind {
+            EsKind::H264 => Codec::H264 {
+                sps: find(h264::NAL_SPS, false),
+                pps: find(h264::NAL_PPS, false),
+            },
+            _ => Codec::H265 {
+                vps: find(h265::NAL_VPS, true),
+                sps: find(h265::NAL_SPS, true),
+                pps: find(h265::NAL_PPS, true),
+            },
+        };
+        index.insert(v.pid, tracks.len());
+        tracks.push(Track::new(codec, 90000));
+    }
+    if let Some(a) = pes.iter().find(|p| p.kind == EsKind::Aac) {
+        if let Some((profile, rate, channels, _)) = next_adts(&a.data, &mut 0) {
+            let config = asc(profile, rate, channels);
+            if let Ok(cfg) = crate::codec::aac::AudioSpecificConfig::parse(&config) {
+                index.insert(a.pid, tracks.len());
+                tracks.push(Track::new(
+                    Codec::Aac {
+                        config,
+                        sample_rate: cfg.sample_rate,
+                        channels: cfg.channels,
+                    },
+                    cfg.sample_rate,
+                ));
+            }
+        }
+    }
+    (!tracks.is_empty()).then_some((tracks, index))
+}
+
+/// 90 kHz timestamps → the stream timeline, across 33-bit wraps and discontinuities.
+struct Timeline {
+    /// (last unwrapped dts, wraps) per PID.
+    last: HashMap<u16, i64>,
+    /// Unwrapped 90 kHz time that maps to `at`.
+    base: Option<i64>,
+    at: i64,
+    /// Latest stream time written, 90 kHz.
+    newest: i64,
+}
+
+impl Timeline {
+    fn unwrap(&mut self, pid: u16, ts: u64) -> i64 {
+        let ts = ts as i64;
+        let prev = self.last.get(&pid).copied();
+        let mut t = ts;
+        if let Some(p) = prev {
+            // The unwrapped value closest to the previous one.
+            let k = (p - ts + TS_WRAP / 2).div_euclid(TS_WRAP);
+            t = ts + k * TS_WRAP;
+        }
+        self.last.insert(pid, t);
+        t
+    }
+
+    /// Stream time (90 kHz) of unwrapped `t`, rebasing on a jump.
+    fn map(&mut self, t: i64) -> i64 {
+        let base = *self.base.get_or_insert(t);
+        let mapped = t - base + self.at;
+        if (mapped - self.newest).abs() > MAX_JUMP && self.newest > 0 {
+            self.restart(t);
+            return self.newest;
+        }
+        self.newest = self.newest.max(mapped);
+        mapped
+    }
+
+    /// The next timestamp `t` continues right after what was written.
+    fn restart(&mut self, t: i64) {
+        self.base = Some(t);
+        self.at = self.newest + 3000;
+        self.last.clear();
+    }
+}
+
+struct Feed {
+    demux: TsDemuxer,
+    stream: Option<(Arc<Stream>, HashMap<u16, usize>)>,
+    timeline: Timeline,
+    /// Wall clock at stream time `paced_from`.
+    clock: Option<(Instant, i64)>,
+}
+
+impl Feed {
+    /// A segment's units, written into the stream at the pace their timestamps say.
+    async fn segment(
+        &mut self,
+        data: &[u8],
+        publisher: &Publisher,
+        cfg: StreamConfig,
+        stop: &CancellationToken,
+    ) -> Result<(), SourceError> {
+        let mut pes = Vec::new();
+        self.demux
+            .push(data, &mut pes)
+            .map_err(|e| SourceError::Hls(e.to_string()))?;
+        self.demux.flush(&mut pes);
+        if self.stream.is_none() {
+            let Some((tracks, index)) = tracks_of(&pes) else {
+                return Ok(());
+            };
+            let codecs: Vec<&str> = tracks.iter().map(|t| t.codec.name()).collect();
+            tracing::info!(tracks = %codecs.join(", "), "HLS source playing");
+            let stream = Stream::new(tracks, cfg);
+            publisher.start(stream.clone())?;
+            self.timeline.at = (stream.elapsed().as_secs_f64() * 90_000.0) as i64;
+            self.stream = Some((stream, index));
+        }
+        let Some((stream, index)) = self.stream.clone() else {
+            return Ok(());
+        };
+        let tracks = stream.tracks();
+        for p in pes {
+            let Some(&track) = index.get(&p.pid) else {
+                continue;
+            };
+            let (Some(pts), Some(dts)) = (p.pts, p.dts) else {
+                continue;
+            };
+            let dts_u = self.timeline.unwrap(p.pid, dts);
+            let t = self.timeline.map(dts_u);
+            let cts = (pts as i64 - dts as i64).rem_euclid(TS_WRAP);
+            let cts = if cts > TS_WRAP / 2 {
+                cts - TS_WRAP
+            } else {
+                cts
+            };
+            if stop.is_cancelled() || publisher.cancelled().is_cancelled() {
+                return Ok(());
+            }
+            self.pace(t).await;
+            match p.kind {
+                EsKind::H264 | EsKind::H265 => {
+                    let nalus: Vec<Bytes> = split_annexb(&p.data)
+                        .into_iter()
+                        .filter(|n| match p.kind {
+                            EsKind::H264 => h264::nal_type(n) != h264::NAL_AUD,
+                            _ => h265::nal_type(n) != h265::NAL_AUD,
+                        })
+                        .collect();
+                    if nalus.is_empty() {
+                        continue;
+                    }
+                    let keyframe = match p.kind {
+                        EsKind::H264 => h264::is_keyframe(&nalus),
+                        _ => h265::is_keyframe(&nalus),
+                    };
+                    stream.write(Unit {
+                        track,
+                        pts: t + cts,
+                        dts: t,
+                        keyframe,
+                        payload: Payload::Nalus(nalus),
+                    });
+                }
+                EsKind::Aac => {
+                    let clock = i64::from(tracks[track].clock_rate.max(1));
+                    let mut at = t * clock / 90_000;
+                    let mut pos = 0;
+                    while let Some((_, _, _, au)) = next_adts(&p.data, &mut pos) {
+                        stream.write(Unit {
+                            track,
+                            pts: at,
+                            dts: at,
+                            keyframe: true,
+                            payload: Payload::Frame(au),
+                        });
+                        at += 1024;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until stream time `t` (90 kHz) is due on the wall clock.
+    async fn pace(&mut self, t: i64) {
+        let (wall, from) = *self.clock.get_or_insert((Instant::now(), t));
+        let ahead = t - from;
+        if ahead <= 0 {
+            return;
+        }
+        let due = wall + Duration::from_micros((ahead as u64).saturating_mul(100) / 9);
+        // Far behind (a stall): don't try to catch up in a burst later; re-anchor.
+        if Instant::now() > due + Duration::from_secs(2) {
+            self.clock = Some((Instant::now(), t));
+            return;
+        }
+        tokio::time::sleep_until(due).await;
+    }
+}
+
+/// Pulls the HLS playlist at `url` into `publisher`'s path.
+pub async fn pull(
+    url: &str,
+    publisher: &Publisher,
+    cfg: StreamConfig,
+    read_timeout: Duration,
+    stop: &CancellationToken,
+) -> Result<(), SourceError> {
+    if url.starts_with("https://") {
+        return Err(SourceError::Url(
+            "https:// HLS sources are not supported yet".into(),
+        ));
+    }
+    let mut uri: Uri = http::parse(url).map_err(err)?;
+    let mut conn = None;
+    let mut feed = Feed {
+        demux: TsDemuxer::default(),
+        stream: None,
+        timeline: Timeline {
+            last: HashMap::new(),
+            base: None,
+            at: 0,
+            newest: 0,
+        },
+        clock: None,
+    };
+    let mut next: Option<u64> = None;
+    let mut last_new = Instant::now();
+    loop {
+        if stop.is_cancelled() || publisher.cancelled().is_cancelled() {
+            return Ok(());
+        }
+        let text = fetch(&mut conn, &uri, read_timeout).await?;
+        let media = match m3u8_rs::parse_playlist_res(&text) {
+            Ok(m3u8_rs::Playlist::MasterPlaylist(m)) => {
+                let best = m
+                    .variants
+                    .iter()
+                    .filter(|v| !v.is_i_frame)
+                    .max_by_key(|v| v.bandwidth)
+                    .ok_or_else(|| {
+                        SourceError::Hls("multivariant playlist without variants".into())
+                    })?;
+                uri = http::resolve(&uri, &best.uri).map_err(err)?;
+                continue;
+            }
+            Ok(m3u8_rs::Playlist::MediaPlaylist(m)) => m,
+            Err(_) => return Err(SourceError::Hls("the playlist does not parse".into())),
+        };
+        if media.segments.iter().any(|s| s.map.is_some()) {
+            return Err(SourceError::Hls(
+                "fMP4 segments are not supported yet".into(),
+            ));
+        }
+        let first = media.media_sequence;
+        let end = first + media.segments.len() as u64;
+        let start = *next.get_or_insert(end.saturating_sub(2).max(first));
+        // Fell out of the window, or the playlist restarted: go on from its live edge.
+        let start = if start < first || start > end {
+            feed.timeline.restart(feed.timeline.newest);
+            end.saturating_sub(2).max(first)
+        } else {
+            start
+        };
+        let mut got = false;
+        for (i, seg) in media.segments.iter().enumerate() {
+            let seq = first + i as u64;
+            if seq < start {
+                continue;
+            }
+            let seg_uri = http::resolve(&uri, &seg.uri).map_err(err)?;
+            let data = fetch(&mut conn, &seg_uri, read_timeout).await?;
+            if seg.discontinuity {
+                feed.timeline.restart(feed.timeline.newest);
+                feed.demux = TsDemuxer::default();
+            }
+            feed.segment(&data, publisher, cfg, stop).await?;
+            next = Some(seq + 1);
+            got = true;
+        }
+        if got {
+            last_new = Instant::now();
+        } else if media.end_list {
+            return Err(SourceError::Ended);
+        } else if last_new.elapsed()
+            > read_timeout.max(Duration::from_secs_f32(media.target_duration as f32 * 3.0))
+        {
+            return Err(SourceError::Timeout(read_timeout));
+        }
+        if !got {
+            let wait = Duration::from_secs_f32((media.target_duration as f32 / 2.0).max(0.2));
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+/// GET with a bound, over a kept-alive connection that is reopened when it fails.
+async fn fetch(
+    conn: &mut Option<HttpConn>,
+    uri: &Uri,
+    limit: Duration,
+) -> Result<Bytes, SourceError> {
+    let work = async {
+        if conn.is_none() {
+            *conn = Some(HttpConn::open(uri).await?);
+        }
+        let c = conn
+            .as_mut()
+            .ok_or_else(|| anyhow::anyhow!("no connection"))?;
+        match c.get_body(uri).await {
+            Ok(b) => Ok(b),
+            Err(e) => {
+                *conn = None;
+                Err(e)
+            }
+        }
+    };
+    match tokio::time::timeout(limit, work).await {
+        Ok(r) => r.map_err(err),
+        Err(_) => {
+            *conn = None;
+            Err(SourceError::NoAnswer(limit))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_unwrap_and_rebase_on_jumps() {
+        let mut t = Timeline {
+            last: HashMap::new(),
+            base: None,
+            at: 90_000,
+            newest: 0,
+        };
+        let a = t.unwrap(1, (TS_WRAP - 3000) as u64);
+        assert_eq!(t.map(a), 90_000);
+        let b = t.unwrap(1, 0); // wrapped
+        assert_eq!(t.map(b), 93_000);
+        // A 1-hour jump (a new encoder): continues right after.
+        let c = t.unwrap(1, 90_000 * 3600);
+        assert_eq!(t.map(c), 96_000);
+        assert_eq!(asc(1, 3, 2)[..], [0x11, 0x90]);
+    }
+}

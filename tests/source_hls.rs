@@ -1,0 +1,54 @@
+//! HLS sources: a path with `source: http://…/index.m3u8` follows another server's
+//! HLS output (MPEG-TS) and an RTSP reader gets ≥ 90 % of the frames, both tracks.
+
+mod common;
+
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[test]
+fn an_hls_source_feeds_rtsp_readers() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let cam = TestServer::start("hlsVariant: mpegts\nhlsAlwaysRemux: yes\npaths:\n  all_others:\n");
+    let mut publisher = publish(&clip(Clip::H264Aac, 10), &cam.url("cam"), "tcp", true);
+    cam.wait_stream("cam");
+    let http = cam.server.http_addr().unwrap();
+    let edge = TestServer::start(&format!(
+        "paths:\n  pulled:\n    source: http://{http}/cam/index.m3u8\n"
+    ));
+    edge.wait_stream("pulled");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.mkv");
+    let mut reader = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-i",
+        ])
+        .arg(edge.url("pulled"))
+        .args(["-t", "6", "-c", "copy", "-y"])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let st = wait_child(&mut reader, Duration::from_secs(40), "RTSP reader");
+    assert!(st.success());
+    let probed = probe(&out);
+    assert!(probed.iter().any(|s| s.codec == "aac"), "{probed:?}");
+    let video = probed.iter().find(|s| s.codec == "h264").expect("video");
+    assert_eq!((video.width, video.height), (640, 360));
+    let complete = video_completeness(&out, 30.0);
+    eprintln!(
+        "hls source → rtsp: {} frames, completeness {complete:.3}",
+        video.packets
+    );
+    assert!(complete >= 0.9, "{complete}");
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+}
