@@ -9,7 +9,7 @@ pub enum Source {
     /// A client publishes (RTSP ANNOUNCE/RECORD, RTMP publish).
     #[default]
     Publisher,
-    /// The server pulls from this URL (`rtsp://`, `rtsps://`, `rtmp://`, HLS `http://`); `$G1`… stand for the
+    /// The server pulls from this URL (`rtsp://`, `rtmp://`, HLS `http://`); `$G1`… stand for the
     /// capture groups of a regex path.
     Url(String),
 }
@@ -34,14 +34,15 @@ impl<'de> Deserialize<'de> for Source {
         let s = String::deserialize(d)?;
         match s.as_str() {
             "publisher" => Ok(Source::Publisher),
-            u if ["rtsp://", "rtsps://", "rtmp://", "http://", "https://"]
+            u if ["rtsp://", "rtmp://", "http://"]
                 .iter()
                 .any(|p| u.starts_with(p)) =>
             {
                 Ok(Source::Url(u.to_string()))
             }
             other => Err(serde::de::Error::custom(format!(
-                "unsupported source '{other}': use 'publisher' or an rtsp://, rtsps://, rtmp:// or http:// (HLS) URL"
+                "unsupported source '{other}': use 'publisher' or an rtsp://, rtmp:// or http:// (HLS) URL \
+                 (rtsps://, rtmps:// and https:// are not supported yet)"
             ))),
         }
     }

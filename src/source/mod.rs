@@ -156,7 +156,7 @@ async fn run(
                 let cfg = manager.stream_config();
                 let r = if url.starts_with("rtmp://") {
                     rtmp::pull(&url, &publisher, cfg, read_timeout, &stop).await
-                } else if url.starts_with("http://") || url.starts_with("https://") {
+                } else if url.starts_with("http://") {
                     hls::pull(&url, &publisher, cfg, read_timeout, &stop).await
                 } else {
                     rtsp::pull(
