@@ -1,5 +1,6 @@
 //! HLS sources: a path with `source: http://…/index.m3u8` follows another server's
-//! HLS output (MPEG-TS) and an RTSP reader gets ≥ 90 % of the frames, both tracks.
+//! HLS output (MPEG-TS, and fMP4 of Low-Latency HLS) and an RTSP reader gets ≥ 90 %
+//! of the frames, both tracks.
 
 mod common;
 
@@ -8,11 +9,22 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[test]
-fn an_hls_source_feeds_rtsp_readers() {
+fn an_mpegts_hls_source_feeds_rtsp_readers() {
+    pulls("mpegts");
+}
+
+#[test]
+fn an_fmp4_hls_source_feeds_rtsp_readers() {
+    pulls("lowLatency");
+}
+
+fn pulls(variant: &str) {
     if !have_ffmpeg() {
         return;
     }
-    let cam = TestServer::start("hlsVariant: mpegts\nhlsAlwaysRemux: yes\npaths:\n  all_others:\n");
+    let cam = TestServer::start(&format!(
+        "hlsVariant: {variant}\nhlsAlwaysRemux: yes\npaths:\n  all_others:\n"
+    ));
     let mut publisher = publish(&clip(Clip::H264Aac, 10), &cam.url("cam"), "tcp", true);
     cam.wait_stream("cam");
     let http = cam.server.http_addr().unwrap();
@@ -45,7 +57,7 @@ fn an_hls_source_feeds_rtsp_readers() {
     assert_eq!((video.width, video.height), (640, 360));
     let complete = video_completeness(&out, 30.0);
     eprintln!(
-        "hls source → rtsp: {} frames, completeness {complete:.3}",
+        "{variant} hls source → rtsp: {} frames, completeness {complete:.3}",
         video.packets
     );
     assert!(complete >= 0.9, "{complete}");

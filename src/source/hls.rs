@@ -1,11 +1,12 @@
 //! An HLS source: follows a live media playlist (the highest-bandwidth variant of a
-//! multivariant one), fetches MPEG-TS segments, demuxes them into units and writes
-//! them in real time, as the segments' timestamps say. Discontinuities and playlist
+//! multivariant one), fetches MPEG-TS or fMP4 segments, demuxes them into units and
+//! writes them in real time, as the segments' timestamps say. Discontinuities and playlist
 //! resets restart the timeline where it stood.
 
 use super::SourceError;
 use crate::codec::{h264, h265};
 use crate::core::{Codec, Payload, Publisher, Stream, StreamConfig, Track, Unit};
+use crate::format::fmp4;
 use crate::format::mpegts::demux::{next_adts, split_annexb, EsKind, Pes, TsDemuxer};
 use crate::http::client::{self as http, HttpConn};
 use bytes::Bytes;
@@ -136,23 +137,89 @@ impl Timeline {
     }
 }
 
+/// A frame out of a segment, whichever container it came in.
+struct Frame {
+    /// PID (MPEG-TS) or track id (fMP4).
+    key: u32,
+    /// 90 kHz decode time, unwrapped.
+    dts: i64,
+    cts: i64,
+    media: FrameMedia,
+}
+
+enum FrameMedia {
+    Video {
+        nalus: Vec<Bytes>,
+        h265: bool,
+    },
+    /// A PES of ADTS frames.
+    Adts(Bytes),
+    /// One audio access unit (fMP4: AAC or Opus).
+    Audio(Bytes),
+}
+
+/// Length-prefixed NAL units (fMP4 samples).
+fn split_lengths(data: &Bytes, size: u8) -> Vec<Bytes> {
+    let size = usize::from(size.clamp(1, 4));
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos + size <= data.len() {
+        let len = data[pos..pos + size]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        pos += size;
+        if len == 0 || pos + len > data.len() {
+            break;
+        }
+        out.push(data.slice(pos..pos + len));
+        pos += len;
+    }
+    out
+}
+
+fn to_90k(t: u64, clock: u32) -> i64 {
+    (u128::from(t) * 90_000 / u128::from(clock.max(1))).min(i64::MAX as u128) as i64
+}
+
+/// What an fMP4 init section said: tracks by id.
+struct Init {
+    uri: String,
+    tracks: Vec<fmp4::demux::InitTrack>,
+}
+
 struct Feed {
     demux: TsDemuxer,
-    stream: Option<(Arc<Stream>, HashMap<u16, usize>)>,
+    init: Option<Init>,
+    stream: Option<(Arc<Stream>, HashMap<u32, usize>)>,
     timeline: Timeline,
     /// Wall clock at stream time `paced_from`.
     clock: Option<(Instant, i64)>,
 }
 
 impl Feed {
-    /// A segment's units, written into the stream at the pace their timestamps say.
-    async fn segment(
+    fn start(
+        &mut self,
+        tracks: Vec<Track>,
+        index: HashMap<u32, usize>,
+        publisher: &Publisher,
+        cfg: StreamConfig,
+    ) -> Result<(), SourceError> {
+        let codecs: Vec<&str> = tracks.iter().map(|t| t.codec.name()).collect();
+        tracing::info!(tracks = %codecs.join(", "), "HLS source playing");
+        let stream = Stream::new(tracks, cfg);
+        publisher.start(stream.clone())?;
+        self.timeline.at = (stream.elapsed().as_secs_f64() * 90_000.0) as i64;
+        self.stream = Some((stream, index));
+        Ok(())
+    }
+
+    /// An MPEG-TS segment's frames; the stream starts with its tracks.
+    fn ts_frames(
         &mut self,
         data: &[u8],
         publisher: &Publisher,
         cfg: StreamConfig,
-        stop: &CancellationToken,
-    ) -> Result<(), SourceError> {
+    ) -> Result<Vec<Frame>, SourceError> {
         let mut pes = Vec::new();
         self.demux
             .push(data, &mut pes)
@@ -160,67 +227,147 @@ impl Feed {
         self.demux.flush(&mut pes);
         if self.stream.is_none() {
             let Some((tracks, index)) = tracks_of(&pes) else {
-                return Ok(());
+                return Ok(Vec::new());
             };
-            let codecs: Vec<&str> = tracks.iter().map(|t| t.codec.name()).collect();
-            tracing::info!(tracks = %codecs.join(", "), "HLS source playing");
-            let stream = Stream::new(tracks, cfg);
-            publisher.start(stream.clone())?;
-            self.timeline.at = (stream.elapsed().as_secs_f64() * 90_000.0) as i64;
-            self.stream = Some((stream, index));
+            let index = index.into_iter().map(|(k, v)| (u32::from(k), v)).collect();
+            self.start(tracks, index, publisher, cfg)?;
         }
-        let Some((stream, index)) = self.stream.clone() else {
-            return Ok(());
-        };
-        let tracks = stream.tracks();
+        let mut frames = Vec::with_capacity(pes.len());
         for p in pes {
-            let Some(&track) = index.get(&p.pid) else {
-                continue;
-            };
             let (Some(pts), Some(dts)) = (p.pts, p.dts) else {
                 continue;
             };
             let dts_u = self.timeline.unwrap(p.pid, dts);
-            let t = self.timeline.map(dts_u);
             let cts = (pts as i64 - dts as i64).rem_euclid(TS_WRAP);
             let cts = if cts > TS_WRAP / 2 {
                 cts - TS_WRAP
             } else {
                 cts
             };
+            let media = match p.kind {
+                EsKind::H264 | EsKind::H265 => FrameMedia::Video {
+                    nalus: split_annexb(&p.data),
+                    h265: p.kind == EsKind::H265,
+                },
+                EsKind::Aac => FrameMedia::Adts(p.data),
+            };
+            frames.push(Frame {
+                key: u32::from(p.pid),
+                dts: dts_u,
+                cts,
+                media,
+            });
+        }
+        Ok(frames)
+    }
+
+    /// An fMP4 segment's frames, described by the init section.
+    fn fmp4_frames(
+        &mut self,
+        data: &Bytes,
+        publisher: &Publisher,
+        cfg: StreamConfig,
+    ) -> Result<Vec<Frame>, SourceError> {
+        let Some(init_tracks) = self.init.as_ref().map(|i| i.tracks.clone()) else {
+            return Ok(Vec::new());
+        };
+        if self.stream.is_none() {
+            let tracks = init_tracks.iter().map(|t| t.track.clone()).collect();
+            let index = init_tracks
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.id, i))
+                .collect();
+            self.start(tracks, index, publisher, cfg)?;
+        }
+        let by_id: HashMap<u32, &fmp4::demux::InitTrack> =
+            init_tracks.iter().map(|t| (t.id, t)).collect();
+        let mut samples = Vec::new();
+        fmp4::demux::parse_fragments(data, &mut samples)
+            .map_err(|e| SourceError::Hls(format!("fMP4 segment: {e}")))?;
+        let mut frames = Vec::with_capacity(samples.len());
+        for s in samples {
+            let Some(t) = by_id.get(&s.track_id) else {
+                continue;
+            };
+            let clock = t.track.clock_rate;
+            let media = match t.track.codec {
+                Codec::H264 { .. } | Codec::H265 { .. } => FrameMedia::Video {
+                    nalus: split_lengths(&s.data, t.length_size),
+                    h265: matches!(t.track.codec, Codec::H265 { .. }),
+                },
+                _ => FrameMedia::Audio(s.data),
+            };
+            let cts = if s.cts < 0 {
+                -to_90k(s.cts.unsigned_abs(), clock)
+            } else {
+                to_90k(s.cts as u64, clock)
+            };
+            frames.push(Frame {
+                key: s.track_id,
+                dts: to_90k(s.dts, clock),
+                cts,
+                media,
+            });
+        }
+        Ok(frames)
+    }
+
+    /// A segment's units, written into the stream at the pace their timestamps say.
+    async fn segment(
+        &mut self,
+        data: &Bytes,
+        publisher: &Publisher,
+        cfg: StreamConfig,
+        stop: &CancellationToken,
+    ) -> Result<(), SourceError> {
+        let frames = if self.init.is_some() {
+            self.fmp4_frames(data, publisher, cfg)?
+        } else {
+            self.ts_frames(data, publisher, cfg)?
+        };
+        let Some((stream, index)) = self.stream.clone() else {
+            return Ok(());
+        };
+        let tracks = stream.tracks();
+        for f in frames {
+            let Some(&track) = index.get(&f.key) else {
+                continue;
+            };
+            let t = self.timeline.map(f.dts);
             if stop.is_cancelled() || publisher.cancelled().is_cancelled() {
                 return Ok(());
             }
             self.pace(t).await;
-            match p.kind {
-                EsKind::H264 | EsKind::H265 => {
-                    let nalus: Vec<Bytes> = split_annexb(&p.data)
+            let clock = i64::from(tracks[track].clock_rate.max(1));
+            match f.media {
+                FrameMedia::Video { nalus, h265 } => {
+                    let nalus: Vec<Bytes> = nalus
                         .into_iter()
-                        .filter(|n| match p.kind {
-                            EsKind::H264 => h264::nal_type(n) != h264::NAL_AUD,
-                            _ => h265::nal_type(n) != h265::NAL_AUD,
+                        .filter(|n| match h265 {
+                            false => h264::nal_type(n) != h264::NAL_AUD,
+                            true => h265::nal_type(n) != h265::NAL_AUD,
                         })
                         .collect();
                     if nalus.is_empty() {
                         continue;
                     }
-                    let keyframe = match p.kind {
-                        EsKind::H264 => h264::is_keyframe(&nalus),
-                        _ => h265::is_keyframe(&nalus),
+                    let keyframe = match h265 {
+                        false => h264::is_keyframe(&nalus),
+                        true => h265::is_keyframe(&nalus),
                     };
                     stream.write(Unit {
                         track,
-                        pts: t + cts,
+                        pts: t + f.cts,
                         dts: t,
                         keyframe,
                         payload: Payload::Nalus(nalus),
                     });
                 }
-                EsKind::Aac => {
-                    let clock = i64::from(tracks[track].clock_rate.max(1));
+                FrameMedia::Adts(data) => {
                     let mut at = t * clock / 90_000;
                     let mut pos = 0;
-                    while let Some((_, _, _, au)) = next_adts(&p.data, &mut pos) {
+                    while let Some((_, _, _, au)) = next_adts(&data, &mut pos) {
                         stream.write(Unit {
                             track,
                             pts: at,
@@ -230,6 +377,16 @@ impl Feed {
                         });
                         at += 1024;
                     }
+                }
+                FrameMedia::Audio(au) => {
+                    let at = t * clock / 90_000;
+                    stream.write(Unit {
+                        track,
+                        pts: at,
+                        dts: at,
+                        keyframe: true,
+                        payload: Payload::Frame(au),
+                    });
                 }
             }
         }
@@ -261,15 +418,11 @@ pub async fn pull(
     read_timeout: Duration,
     stop: &CancellationToken,
 ) -> Result<(), SourceError> {
-    if url.starts_with("https://") {
-        return Err(SourceError::Url(
-            "https:// HLS sources are not supported yet".into(),
-        ));
-    }
     let mut uri: Uri = http::parse(url).map_err(err)?;
     let mut conn = None;
     let mut feed = Feed {
         demux: TsDemuxer::default(),
+        init: None,
         stream: None,
         timeline: Timeline {
             last: HashMap::new(),
@@ -302,11 +455,6 @@ pub async fn pull(
             Ok(m3u8_rs::Playlist::MediaPlaylist(m)) => m,
             Err(_) => return Err(SourceError::Hls("the playlist does not parse".into())),
         };
-        if media.segments.iter().any(|s| s.map.is_some()) {
-            return Err(SourceError::Hls(
-                "fMP4 segments are not supported yet".into(),
-            ));
-        }
         let first = media.media_sequence;
         let end = first + media.segments.len() as u64;
         let start = *next.get_or_insert(end.saturating_sub(2).max(first));
@@ -322,6 +470,23 @@ pub async fn pull(
             let seq = first + i as u64;
             if seq < start {
                 continue;
+            }
+            if let Some(map) = &seg.map {
+                if feed.init.as_ref().is_none_or(|i| i.uri != map.uri) {
+                    let init_uri = http::resolve(&uri, &map.uri).map_err(err)?;
+                    let data = fetch(&mut conn, &init_uri, read_timeout).await?;
+                    let tracks = fmp4::demux::parse_init(&data)
+                        .map_err(|e| SourceError::Hls(format!("fMP4 init section: {e}")))?;
+                    if feed.init.is_some() {
+                        // New tracks: a new stream, as a new publisher would make.
+                        feed.stream = None;
+                        feed.timeline.restart(feed.timeline.newest);
+                    }
+                    feed.init = Some(Init {
+                        uri: map.uri.clone(),
+                        tracks,
+                    });
+                }
             }
             let seg_uri = http::resolve(&uri, &seg.uri).map_err(err)?;
             let data = fetch(&mut conn, &seg_uri, read_timeout).await?;

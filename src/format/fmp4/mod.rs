@@ -2,6 +2,7 @@
 //! `moov` with `mvex`) and media fragments (`moof` + `mdat`) for H.264, H.265, AAC and
 //! Opus. Boxes are encoded by `mp4-atom`; this module decides what goes in them.
 
+pub mod demux;
 mod fragment;
 mod init;
 
