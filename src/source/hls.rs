@@ -120,18 +120,19 @@ impl Timeline {
     /// Stream time (90 kHz) of unwrapped `t`, rebasing on a jump.
     fn map(&mut self, t: i64) -> i64 {
         let base = *self.base.get_or_insert(t);
-        let mapped = t - base + self.at;
-        if (mapped - self.newest).abs() > MAX_JUMP && self.newest > 0 {
-            self.restart(t);
-            return self.newest;
+        let mut mapped = t - base + self.at;
+        if self.newest > 0 && (mapped - self.newest).abs() > MAX_JUMP {
+            self.restart();
+            self.base = Some(t);
+            mapped = self.at;
         }
         self.newest = self.newest.max(mapped);
         mapped
     }
 
-    /// The next timestamp `t` continues right after what was written.
-    fn restart(&mut self, t: i64) {
-        self.base = Some(t);
+    /// The next timestamp, whatever it is, continues right after what was written.
+    fn restart(&mut self) {
+        self.base = None;
         self.at = self.newest + 3000;
         self.last.clear();
     }
@@ -460,7 +461,7 @@ pub async fn pull(
         let start = *next.get_or_insert(end.saturating_sub(2).max(first));
         // Fell out of the window, or the playlist restarted: go on from its live edge.
         let start = if start < first || start > end {
-            feed.timeline.restart(feed.timeline.newest);
+            feed.timeline.restart();
             end.saturating_sub(2).max(first)
         } else {
             start
@@ -480,7 +481,7 @@ pub async fn pull(
                     if feed.init.is_some() {
                         // New tracks: a new stream, as a new publisher would make.
                         feed.stream = None;
-                        feed.timeline.restart(feed.timeline.newest);
+                        feed.timeline.restart();
                     }
                     feed.init = Some(Init {
                         uri: map.uri.clone(),
@@ -491,7 +492,7 @@ pub async fn pull(
             let seg_uri = http::resolve(&uri, &seg.uri).map_err(err)?;
             let data = fetch(&mut conn, &seg_uri, read_timeout).await?;
             if seg.discontinuity {
-                feed.timeline.restart(feed.timeline.newest);
+                feed.timeline.restart();
                 feed.demux = TsDemuxer::default();
             }
             feed.segment(&data, publisher, cfg, stop).await?;
