@@ -58,13 +58,7 @@ fn start_nginx(prefix: &Path, port: u16) -> Child {
 /// ffmpeg reads 4 s of `url`; the share of frames it got.
 fn read_nginx(url: &str, dir: &Path, name: &str) -> f64 {
     let out = dir.join(name);
-    let mut reader = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-i", url])
-        .args(["-t", "4", "-c", "copy", "-y"])
-        .arg(&out)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut reader = read_for(url, 4, &out);
     let st = wait_child(&mut reader, Duration::from_secs(40), "ffmpeg reading nginx");
     assert!(st.success(), "ffmpeg could not read {url}");
     let probed = probe(&out);
@@ -137,21 +131,7 @@ fn push_over_rtsp_reaches_another_server() {
     dest.wait_stream("relayed");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("relayed.mkv");
-    let mut reader = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-i",
-        ])
-        .arg(dest.url("relayed"))
-        .args(["-t", "4", "-c", "copy", "-y"])
-        .arg(&out)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut reader = read_for(&dest.url("relayed"), 4, &out);
     let st = wait_child(
         &mut reader,
         Duration::from_secs(40),

@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[test]
@@ -34,21 +33,7 @@ fn pulls(variant: &str) {
     edge.wait_stream("pulled");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.mkv");
-    let mut reader = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-rtsp_transport",
-            "tcp",
-            "-i",
-        ])
-        .arg(edge.url("pulled"))
-        .args(["-t", "6", "-c", "copy", "-y"])
-        .arg(&out)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut reader = read_for(&edge.url("pulled"), 6, &out);
     let st = wait_child(&mut reader, Duration::from_secs(40), "RTSP reader");
     assert!(st.success());
     let probed = probe(&out);

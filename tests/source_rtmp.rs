@@ -5,21 +5,8 @@
 mod common;
 
 use common::*;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
-
-fn read_for(url: &str, secs: u32, out: &std::path::Path) -> Child {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-hide_banner", "-loglevel", "error"]);
-    if url.starts_with("rtsp://") {
-        cmd.args(["-rtsp_transport", "tcp"]);
-    }
-    cmd.args(["-i", url, "-t", &secs.to_string(), "-c", "copy", "-y"])
-        .arg(out)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn ffmpeg reader")
-}
 
 #[test]
 fn an_rtmp_source_feeds_rtsp_readers() {

@@ -6,22 +6,8 @@
 mod common;
 
 use common::*;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
-
-/// ffmpeg reading `url` for `secs` seconds into `out`.
-fn read_for(url: &str, secs: u32, out: &std::path::Path) -> Child {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-hide_banner", "-loglevel", "error"]);
-    if url.starts_with("rtsp://") {
-        cmd.args(["-rtsp_transport", "tcp"]);
-    }
-    cmd.args(["-i", url, "-t", &secs.to_string(), "-c", "copy", "-y"])
-        .arg(out)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn ffmpeg reader")
-}
 
 fn camera() -> (TestServer, Child) {
     let cam = TestServer::start("paths:\n  all_others:\n");

@@ -178,6 +178,16 @@ fn split_lengths(data: &Bytes, size: u8) -> Vec<Bytes> {
     out
 }
 
+fn audio_unit(track: usize, at: i64, au: Bytes) -> Unit {
+    Unit {
+        track,
+        pts: at,
+        dts: at,
+        keyframe: true,
+        payload: Payload::Frame(au),
+    }
+}
+
 fn to_90k(t: u64, clock: u32) -> i64 {
     (u128::from(t) * 90_000 / u128::from(clock.max(1))).min(i64::MAX as u128) as i64
 }
@@ -366,29 +376,14 @@ impl Feed {
                     });
                 }
                 FrameMedia::Adts(data) => {
-                    let mut at = t * clock / 90_000;
                     let mut pos = 0;
+                    let mut at = t * clock / 90_000;
                     while let Some((_, _, _, au)) = next_adts(&data, &mut pos) {
-                        stream.write(Unit {
-                            track,
-                            pts: at,
-                            dts: at,
-                            keyframe: true,
-                            payload: Payload::Frame(au),
-                        });
+                        stream.write(audio_unit(track, at, au));
                         at += 1024;
                     }
                 }
-                FrameMedia::Audio(au) => {
-                    let at = t * clock / 90_000;
-                    stream.write(Unit {
-                        track,
-                        pts: at,
-                        dts: at,
-                        keyframe: true,
-                        payload: Payload::Frame(au),
-                    });
-                }
+                FrameMedia::Audio(au) => stream.write(audio_unit(track, t * clock / 90_000, au)),
             }
         }
         Ok(())

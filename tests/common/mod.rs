@@ -436,6 +436,20 @@ pub fn read_to_file(url: &str, transport: &str, out: &Path) -> Child {
         .expect("spawn ffmpeg reader")
 }
 
+/// ffmpeg reading `url` for `secs` seconds into `out` (RTSP over TCP).
+pub fn read_for(url: &str, secs: u32, out: &Path) -> Child {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error"]);
+    if url.starts_with("rtsp://") {
+        cmd.args(["-rtsp_transport", "tcp"]);
+    }
+    cmd.args(["-i", url, "-t", &secs.to_string(), "-c", "copy", "-y"])
+        .arg(out)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn ffmpeg reader")
+}
+
 /// Waits for a child with a bound; kills it on timeout and panics.
 pub fn wait_child(child: &mut Child, timeout: Duration, what: &str) -> std::process::ExitStatus {
     let start = Instant::now();
