@@ -336,6 +336,21 @@ mod tests {
         assert!(msg.starts_with("f.yml"), "{msg}");
     }
 
+    /// The README's examples stay valid configs.
+    #[test]
+    fn readme_examples_parse() {
+        let readme = include_str!("../../README.md");
+        let mut n = 0;
+        for block in readme.split("```yaml\n").skip(1) {
+            let yaml = block.split("```").next().unwrap_or_default();
+            if let Err(e) = Config::parse(yaml, "README.md") {
+                panic!("{e}\n{yaml}");
+            }
+            n += 1;
+        }
+        assert!(n >= 3, "{n} examples");
+    }
+
     #[test]
     fn bad_values_are_located() {
         for (text, needle) in [
