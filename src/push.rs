@@ -90,6 +90,42 @@ async fn relay(manager: &PathManager, name: &str, url: &str, stop: &Cancellation
     }
 }
 
+/// `work` bounded by `limit`; `what` names the limit in the error.
+async fn within<T>(
+    limit: Duration,
+    what: &str,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(limit, work)
+        .await
+        .map_err(|_| anyhow::anyhow!("no progress within {what}"))?
+}
+
+/// The next batch for a destination: the first item waited for, then whatever else
+/// the ring holds. `Ok(false)` when the relay should end (stop, or the stream ended).
+async fn next_batch(
+    sub: &mut StreamReader,
+    stop: &CancellationToken,
+    batch: &mut Vec<StreamItem>,
+) -> anyhow::Result<bool> {
+    batch.clear();
+    let first = tokio::select! {
+        _ = stop.cancelled() => return Ok(false),
+        item = sub.next() => item,
+    };
+    let mut item = Some(first);
+    while let Some(it) = item.take() {
+        match it {
+            Ok(i) => batch.push(i),
+            // What was read before the end still goes out.
+            Err(ReadEnd::Closed) => return Ok(!batch.is_empty()),
+            Err(ReadEnd::TooSlow) => anyhow::bail!("the destination can't keep up"),
+        }
+        item = sub.try_next().transpose();
+    }
+    Ok(true)
+}
+
 /// One connection: publish, then every unit FLV can carry. `Ok` when the stream ends.
 async fn push(
     manager: &PathManager,
@@ -99,30 +135,19 @@ async fn push(
 ) -> anyhow::Result<()> {
     let cfg = manager.config();
     let target = parse_url(url)?;
-    let (mut client, id) = tokio::time::timeout(cfg.read_timeout.0, async {
+    let connect = async {
         let mut c = RtmpClient::connect(&target).await?;
         let id = c.publish(&target.stream).await?;
         anyhow::Ok((c, id))
-    })
-    .await
-    .map_err(|_| anyhow::anyhow!("no answer within readTimeout"))??;
+    };
+    let (mut client, id) = within(cfg.read_timeout.0, "readTimeout", connect).await?;
     tracing::info!(to = %shown(url), "push started");
     let mut started = false;
-    loop {
-        let first = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            item = sub.next() => item,
-        };
-        let mut item = Some(first);
-        while let Some(it) = item.take() {
-            let entry = match it {
-                Ok(StreamItem::Unit(e)) => e,
-                Ok(StreamItem::Rtcp { .. }) => {
-                    item = sub.try_next().transpose();
-                    continue;
-                }
-                Err(ReadEnd::Closed) => return Ok(()),
-                Err(ReadEnd::TooSlow) => anyhow::bail!("the destination can't keep up"),
+    let mut batch = Vec::new();
+    while next_batch(&mut sub, stop, &mut batch).await? {
+        for item in &batch {
+            let StreamItem::Unit(entry) = item else {
+                continue;
             };
             if !started {
                 started = true;
@@ -148,12 +173,10 @@ async fn push(
                 let ts = u32::from_be_bytes([tag[7], tag[4], tag[5], tag[6]]);
                 client.queue_media(id, tag[0] == TagType::Video as u8, ts, body);
             }
-            item = sub.try_next().transpose();
         }
-        tokio::time::timeout(cfg.write_timeout.0, client.flush_publish())
-            .await
-            .map_err(|_| anyhow::anyhow!("write timed out (writeTimeout)"))??;
+        within(cfg.write_timeout.0, "writeTimeout", client.flush_publish()).await?;
     }
+    Ok(())
 }
 
 /// One RTSP connection: ANNOUNCE the stream's tracks, SETUP each interleaved on TCP,
@@ -174,7 +197,7 @@ async fn push_rtsp(
         .cloned()
         .zip(stream.payload_types().iter().copied())
         .collect();
-    let mut conn = tokio::time::timeout(cfg.read_timeout.0, async {
+    let connect = async {
         let mut c = Conn::open(url).await?;
         c.request_body(
             Method::Announce,
@@ -197,34 +220,26 @@ async fn push_rtsp(
         }
         c.request_body(Method::Record, url, &[], Vec::new()).await?;
         anyhow::Ok(c)
-    })
-    .await
-    .map_err(|_| anyhow::anyhow!("no answer within readTimeout"))??;
+    };
+    let mut conn = within(cfg.read_timeout.0, "readTimeout", connect).await?;
     tracing::info!(to = %shown(url), "push started");
     let mut out = Vec::with_capacity(64 * 1024);
-    loop {
-        let first = tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            item = sub.next() => item,
-        };
-        let mut item = Some(first);
-        while let Some(it) = item.take() {
-            match it {
-                Ok(StreamItem::Unit(e)) => out.extend_from_slice(e.interleaved()),
-                Ok(StreamItem::Rtcp { track, packet }) => {
+    let mut batch = Vec::new();
+    while next_batch(&mut sub, stop, &mut batch).await? {
+        for item in &batch {
+            match item {
+                StreamItem::Unit(e) => out.extend_from_slice(e.interleaved()),
+                StreamItem::Rtcp { track, packet } => {
+                    let len = packet.len().min(0xffff);
                     out.push(b'$');
                     out.push((2 * track + 1) as u8);
-                    out.extend_from_slice(&(packet.len().min(0xffff) as u16).to_be_bytes());
-                    out.extend_from_slice(&packet[..packet.len().min(0xffff)]);
+                    out.extend_from_slice(&(len as u16).to_be_bytes());
+                    out.extend_from_slice(&packet[..len]);
                 }
-                Err(ReadEnd::Closed) => return Ok(()),
-                Err(ReadEnd::TooSlow) => anyhow::bail!("the destination can't keep up"),
             }
-            item = sub.try_next().transpose();
         }
-        tokio::time::timeout(cfg.write_timeout.0, conn.write_raw(&out))
-            .await
-            .map_err(|_| anyhow::anyhow!("write timed out (writeTimeout)"))??;
+        within(cfg.write_timeout.0, "writeTimeout", conn.write_raw(&out)).await?;
         out.clear();
     }
+    Ok(())
 }
