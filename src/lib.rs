@@ -1,6 +1,7 @@
 //! mediarouter: a live media router. One YAML file maps paths to publishers and
 //! readers across protocols; this crate is the server, exposed as a library for tests.
 
+pub mod api;
 pub mod codec;
 pub mod config;
 pub mod core;
@@ -14,3 +15,4 @@ pub mod rtmp;
 pub mod rtsp;
 pub mod server;
 pub mod source;
+pub mod tls;

@@ -63,7 +63,7 @@ fn shown(url: &str) -> &str {
 async fn relay(manager: &PathManager, name: &str, url: &str, stop: &CancellationToken) {
     let mut backoff = MIN_BACKOFF;
     loop {
-        let Ok(reader) = manager.add_reader(name) else {
+        let Ok(reader) = manager.add_reader(name, crate::core::Peer::Push) else {
             return; // the stream is gone; the next one starts a new relay
         };
         let Some(sub) = reader.stream().subscribe() else {

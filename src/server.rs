@@ -1,5 +1,6 @@
 //! Starts every enabled listener for a config and stops them together.
 
+use crate::api::ApiServer;
 use crate::config::Config;
 use crate::core::PathManager;
 use crate::http::HttpServer;
@@ -22,6 +23,7 @@ pub struct Server {
     pub rtsp: Option<RtspServer>,
     pub rtmp: Option<RtmpServer>,
     pub http: Option<HttpServer>,
+    pub api: Option<ApiServer>,
     shutdown: CancellationToken,
 }
 
@@ -44,6 +46,10 @@ impl Server {
             true => Some(HttpServer::start(&config, manager.clone(), shutdown.clone()).await?),
             false => None,
         };
+        let api = match config.api {
+            true => Some(ApiServer::start(&config, manager.clone(), shutdown.clone()).await?),
+            false => None,
+        };
         guard.disarm();
         crate::push::start(manager.clone(), shutdown.clone());
         manager.start_sources();
@@ -52,6 +58,7 @@ impl Server {
             rtsp,
             rtmp,
             http,
+            api,
             shutdown,
         })
     }
@@ -62,6 +69,10 @@ impl Server {
 
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http.as_ref().map(|h| h.local_addr)
+    }
+
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api.as_ref().map(|a| a.local_addr)
     }
 
     pub fn rtsp_addr(&self) -> Option<SocketAddr> {

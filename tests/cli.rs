@@ -55,7 +55,7 @@ fn a_port_in_use_is_a_clear_error() {
     let cfg = write_config(
         dir.path(),
         &format!(
-            "rtspAddress: 127.0.0.1:{port}\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nhls: no\nrtmp: no\n"
+            "rtspAddress: 127.0.0.1:{port}\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nhls: no\nrtmp: no\napi: no\n"
         ),
     );
     let mut child = Command::new(BIN)
@@ -115,7 +115,7 @@ fn sigterm_with_sessions_exits_zero_within_two_seconds() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write_config(
         dir.path(),
-        "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\nrtmpAddress: 127.0.0.1:0\npaths:\n  all_others:\n",
+        "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\nrtmpAddress: 127.0.0.1:0\napiAddress: 127.0.0.1:0\npaths:\n  all_others:\n",
     );
     let (mut server, lines) = spawn_server(&cfg);
     let mut listen = None;
@@ -171,7 +171,7 @@ fn config_in_the_working_directory_is_used_without_arguments() {
     let dir = tempfile::tempdir().unwrap();
     write_config(
         dir.path(),
-        "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\nrtmpAddress: 127.0.0.1:0\n",
+        "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\nrtmpAddress: 127.0.0.1:0\napiAddress: 127.0.0.1:0\n",
     );
     let (mut child, lines) = spawn_in(Command::new(BIN).current_dir(dir.path()));
     wait_until(Duration::from_secs(10), "the listener", || {

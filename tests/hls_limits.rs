@@ -34,7 +34,11 @@ fn five_minutes_of_media_keep_segment_count_segments_in_memory_and_on_disk() {
         disk.path().display()
     ));
     let hls = &srv.server.http.as_ref().unwrap().hls;
-    let publisher = srv.server.manager.add_publisher("live/mem").unwrap();
+    let publisher = srv
+        .server
+        .manager
+        .add_publisher("live/mem", mediarouter::core::Peer::RtspSession)
+        .unwrap();
     let stream = Stream::new(vec![h264_track()], srv.server.manager.stream_config());
     publisher.start(stream.clone()).unwrap();
     // hlsAlwaysRemux: the muxer starts with the stream, before any request.
@@ -155,7 +159,11 @@ fn hls_responses_carry_the_allowed_origin_only() {
         "hlsVariant: fmp4\nhlsAllowOrigins: ['http://example.com']\npaths:\n  all_others:\n",
     );
     let http = srv.server.http_addr().unwrap();
-    let publisher = srv.server.manager.add_publisher("cors").unwrap();
+    let publisher = srv
+        .server
+        .manager
+        .add_publisher("cors", mediarouter::core::Peer::RtspSession)
+        .unwrap();
     let stream = Stream::new(vec![h264_track()], srv.server.manager.stream_config());
     publisher.start(stream.clone()).unwrap();
     // A publisher writing in real time (bounded to 30 s) while the requests run.
@@ -246,7 +254,11 @@ fn a_new_publisher_starts_a_discontinuity_with_a_new_init_section() {
         let _rt = srv.rt.enter();
         let mut muxer = None;
         for publisher_no in 0..2 {
-            let publisher = srv.server.manager.add_publisher("cam").unwrap();
+            let publisher = srv
+                .server
+                .manager
+                .add_publisher("cam", mediarouter::core::Peer::RtspSession)
+                .unwrap();
             let stream = Stream::new(vec![h264_track()], srv.server.manager.stream_config());
             publisher.start(stream.clone()).unwrap();
             // The first keyframe waits in the GOP cache until the muxer subscribes.

@@ -71,7 +71,11 @@ fn blocking_requests_return_as_soon_as_the_part_is_complete() {
     );
     let http = srv.server.http_addr().unwrap();
     let track = h264_track();
-    let publisher = srv.server.manager.add_publisher("ll").unwrap();
+    let publisher = srv
+        .server
+        .manager
+        .add_publisher("ll", mediarouter::core::Peer::RtspSession)
+        .unwrap();
     let stream = mediarouter::core::Stream::new(vec![track], srv.server.manager.stream_config());
     publisher.start(stream.clone()).unwrap();
 

@@ -119,6 +119,10 @@ pub struct Config {
     /// Also write segments and playlists under this directory (empty: don't).
     pub hls_directory: String,
 
+    /// The control API (read-only for now).
+    pub api: bool,
+    pub api_address: ListenAddress,
+
     pub paths: IndexMap<PathPattern, Option<PathConf>>,
 }
 
@@ -148,6 +152,8 @@ impl Default for Config {
             hls_part_duration: ConfDuration(std::time::Duration::from_millis(200)),
             hls_always_remux: false,
             hls_directory: String::new(),
+            api: true,
+            api_address: ListenAddress(([0, 0, 0, 0], 9997).into()),
             paths: IndexMap::new(),
         }
     }
@@ -261,6 +267,7 @@ impl Config {
         Some(PathMatch {
             entry: match pattern {
                 PathPattern::Exact(n) => n.clone(),
+                PathPattern::Regex(r) if r.as_str() == path::ALL_OTHERS => "all_others".into(),
                 PathPattern::Regex(r) => format!("~{}", r.as_str()),
             },
             conf: Arc::new(conf.clone().unwrap_or_default()),
@@ -382,10 +389,34 @@ mod tests {
                 "push destination",
             ),
             ("udpMaxPayloadSize: 20\n", "udpMaxPayloadSize"),
+            (
+                "paths:\n  cam:\n    source: rtsps://x/y\n",
+                "the RTSP client has no TLS",
+            ),
+            (
+                "paths:\n  cam:\n    source: https://x/y.m3u8\n    sourceFingerprint: abc\n",
+                "64 hex digits",
+            ),
         ] {
             let msg = Config::parse(text, "f").unwrap_err().to_string();
             assert!(msg.contains(needle), "{text:?} -> {msg}");
         }
+    }
+
+    #[test]
+    fn tls_sources_and_push_destinations() {
+        let fp = "ab".repeat(32);
+        let c = Config::parse(
+            &format!(
+                "paths:\n  a:\n    source: https://h/x.m3u8\n    sourceFingerprint: {fp}\n  b:\n    source: rtmps://h/app/s\n    push: [rtmps://cdn/app/key]\n"
+            ),
+            "f",
+        )
+        .unwrap();
+        let conf = |i: usize| c.paths[i].clone().unwrap();
+        assert_eq!(conf(0).source_fingerprint.map(|f| f.to_string()), Some(fp));
+        assert_eq!(conf(1).source, path::Source::Url("rtmps://h/app/s".into()));
+        assert_eq!(conf(1).push[0].0, "rtmps://cdn/app/key");
     }
 
     #[test]

@@ -9,7 +9,7 @@ pub enum Source {
     /// A client publishes (RTSP ANNOUNCE/RECORD, RTMP publish).
     #[default]
     Publisher,
-    /// The server pulls from this URL (`rtsp://`, `rtmp://`, HLS `http://`); `$G1`… stand for the
+    /// The server pulls from this URL (`rtsp://`, `rtmp[s]://`, HLS `http[s]://`); `$G1`… stand for the
     /// capture groups of a regex path.
     Url(String),
 }
@@ -34,15 +34,19 @@ impl<'de> Deserialize<'de> for Source {
         let s = String::deserialize(d)?;
         match s.as_str() {
             "publisher" => Ok(Source::Publisher),
-            u if ["rtsp://", "rtmp://", "http://"]
+            u if ["rtsp://", "rtmp://", "rtmps://", "http://", "https://"]
                 .iter()
                 .any(|p| u.starts_with(p)) =>
             {
                 Ok(Source::Url(u.to_string()))
             }
+            u if u.starts_with("rtsps://") => Err(serde::de::Error::custom(format!(
+                "unsupported source '{u}': rtsps:// sources aren't supported (the RTSP client has no TLS); \
+                 pull the camera over rtsp://, or relay it over rtmps://"
+            ))),
             other => Err(serde::de::Error::custom(format!(
-                "unsupported source '{other}': use 'publisher' or an rtsp://, rtmp:// or http:// (HLS) URL \
-                 (rtsps://, rtmps:// and https:// are not supported yet)"
+                "unsupported source '{other}': use 'publisher' or an rtsp://, rtmp://, rtmps://, \
+                 http:// or https:// (HLS) URL"
             ))),
         }
     }
@@ -69,6 +73,9 @@ pub struct PathConf {
     /// A new publisher replaces the current one (`yes`) or is refused (`no`).
     pub override_publisher: bool,
     pub rtsp_transport: SourceTransport,
+    /// SHA-256 of a TLS source's certificate: that certificate is accepted instead of
+    /// one the system's roots vouch for (self-signed `https://`/`rtmps://` sources).
+    pub source_fingerprint: Option<crate::tls::Fingerprint>,
     /// Pull the source only while someone reads the path.
     pub source_on_demand: bool,
     /// How long a reader of an on-demand path waits for its source.
@@ -80,7 +87,7 @@ pub struct PathConf {
     pub push: Vec<PushUrl>,
 }
 
-/// A push destination: `rtmp://host[:port]/app/stream` or `rtsp://host[:port]/path`.
+/// A push destination: `rtmp[s]://host[:port]/app/stream` or `rtsp://host[:port]/path`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushUrl(pub String);
 
@@ -95,11 +102,14 @@ impl<'de> Deserialize<'de> for PushUrl {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         let parts = |rest: &str| rest.split('/').filter(|p| !p.is_empty()).count();
-        match (s.strip_prefix("rtmp://"), s.strip_prefix("rtsp://")) {
+        let rtmp = s
+            .strip_prefix("rtmp://")
+            .or_else(|| s.strip_prefix("rtmps://"));
+        match (rtmp, s.strip_prefix("rtsp://")) {
             (Some(rest), _) if parts(rest) >= 3 => Ok(PushUrl(s)),
             (_, Some(rest)) if parts(rest) >= 2 => Ok(PushUrl(s)),
             _ => Err(serde::de::Error::custom(format!(
-                "push destination '{s}': use rtmp://host[:port]/app/stream or rtsp://host[:port]/path"
+                "push destination '{s}': use rtmp[s]://host[:port]/app/stream or rtsp://host[:port]/path"
             ))),
         }
     }
@@ -112,6 +122,7 @@ impl Default for PathConf {
             max_readers: 0,
             override_publisher: true,
             rtsp_transport: SourceTransport::Automatic,
+            source_fingerprint: None,
             source_on_demand: false,
             source_on_demand_start_timeout: super::ConfDuration::secs(10),
             source_on_demand_close_after: super::ConfDuration::secs(10),
@@ -119,6 +130,9 @@ impl Default for PathConf {
         }
     }
 }
+
+/// The regex `all_others` stands for.
+pub(crate) const ALL_OTHERS: &str = "^.*$";
 
 /// The name of a `paths:` entry: an exact name, a `~regex`, or `all_others`.
 #[derive(Debug, Clone)]
@@ -151,7 +165,7 @@ impl PathPattern {
     pub fn parse(name: &str) -> Result<Self, String> {
         if name == "all_others" || name == "all" {
             return Ok(PathPattern::Regex(
-                Regex::new("^.*$").map_err(|e| e.to_string())?,
+                Regex::new(ALL_OTHERS).map_err(|e| e.to_string())?,
             ));
         }
         if let Some(re) = name.strip_prefix('~') {

@@ -9,7 +9,7 @@ mod stream;
 mod track;
 mod unit;
 
-pub use path::{Path, PathError, Publisher, Reader};
+pub use path::{Path, PathError, PathInfo, Peer, Publisher, Reader};
 pub use path_manager::PathManager;
 pub use reader::{ReadEnd, StreamReader};
 pub use stream::{Stream, StreamConfig, StreamItem, StreamStats, UnitEntry};

@@ -1,9 +1,11 @@
-//! A path: one publisher at a time, its stream, and a count of readers.
+//! A path: one publisher at a time, its stream, and its readers (who they are, for
+//! `maxReaders` and the API).
 
 use super::Stream;
 use crate::config::PathConf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -22,15 +24,59 @@ pub enum PathError {
     HasSource(String),
 }
 
+/// What holds a publisher or reader slot, as the API names it (MediaMTX's names
+/// where it has the same kind).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    RtspSession,
+    RtmpConn,
+    RtspSource,
+    RtmpSource,
+    HlsSource,
+    HlsMuxer,
+    FlvConn,
+    Push,
+}
+
+impl Peer {
+    pub fn api_name(self) -> &'static str {
+        match self {
+            Peer::RtspSession => "rtspSession",
+            Peer::RtmpConn => "rtmpConn",
+            Peer::RtspSource => "rtspSource",
+            Peer::RtmpSource => "rtmpSource",
+            Peer::HlsSource => "hlsSource",
+            Peer::HlsMuxer => "hlsMuxer",
+            Peer::FlvConn => "httpFlvConn",
+            Peer::Push => "push",
+        }
+    }
+}
+
+/// A path as it is now, for the API.
+#[derive(Debug, Clone)]
+pub struct PathInfo {
+    pub name: String,
+    /// The publisher or source filling the path, with its slot id.
+    pub source: Option<(Peer, u64)>,
+    /// When the current stream became readable; `None` while there is none.
+    pub ready_time: Option<SystemTime>,
+    pub tracks: Vec<String>,
+    pub readers: Vec<(Peer, u64)>,
+}
+
 #[derive(Default)]
 struct PathState {
-    publisher: Option<(u64, CancellationToken)>,
+    publisher: Option<(u64, CancellationToken, Peer)>,
     stream: Option<Arc<Stream>>,
-    readers: usize,
+    ready_time: Option<SystemTime>,
+    readers: Vec<(u64, Peer)>,
 }
 
 pub struct Path {
     name: String,
+    /// The `paths:` entry it was made from (`cam`, `~^cams/(\d+)$`, `all_others`).
+    conf_name: String,
     conf: Arc<PathConf>,
     state: Mutex<PathState>,
     /// Called when the path has neither publisher nor readers, so the manager can forget it.
@@ -44,12 +90,14 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 impl Path {
     pub(crate) fn new(
         name: String,
+        conf_name: String,
         conf: Arc<PathConf>,
         on_idle: Box<dyn Fn(&str) + Send + Sync>,
         ready: tokio::sync::broadcast::Sender<String>,
     ) -> Arc<Path> {
         Arc::new(Path {
             name,
+            conf_name,
             conf,
             state: Mutex::new(PathState::default()),
             on_idle,
@@ -65,6 +113,10 @@ impl Path {
         &self.name
     }
 
+    pub fn conf_name(&self) -> &str {
+        &self.conf_name
+    }
+
     pub fn conf(&self) -> &Arc<PathConf> {
         &self.conf
     }
@@ -74,19 +126,35 @@ impl Path {
     }
 
     pub fn readers(&self) -> usize {
-        self.lock().readers
+        self.lock().readers.len()
+    }
+
+    pub fn info(&self) -> PathInfo {
+        let st = self.lock();
+        PathInfo {
+            name: self.name.clone(),
+            source: st.publisher.as_ref().map(|(id, _, peer)| (*peer, *id)),
+            ready_time: st.stream.as_ref().and(st.ready_time),
+            tracks: st.stream.as_ref().map_or_else(Vec::new, |s| {
+                s.tracks()
+                    .iter()
+                    .map(|t| t.codec.name().to_string())
+                    .collect()
+            }),
+            readers: st.readers.iter().map(|(id, peer)| (*peer, *id)).collect(),
+        }
     }
 
     pub(crate) fn is_idle(&self) -> bool {
         let st = self.lock();
-        st.publisher.is_none() && st.readers == 0
+        st.publisher.is_none() && st.readers.is_empty()
     }
 
     /// Claims the publisher slot. With `overridePublisher` the current publisher is
     /// cancelled (its connection closes) and its stream ends.
-    pub(crate) fn add_publisher(self: &Arc<Self>) -> Result<Publisher, PathError> {
+    pub(crate) fn add_publisher(self: &Arc<Self>, peer: Peer) -> Result<Publisher, PathError> {
         let mut st = self.lock();
-        if let Some((_, token)) = &st.publisher {
+        if let Some((_, token, _)) = &st.publisher {
             if !self.conf.override_publisher {
                 return Err(PathError::PublisherExists(self.name.clone()));
             }
@@ -97,7 +165,7 @@ impl Path {
         }
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let token = CancellationToken::new();
-        st.publisher = Some((id, token.clone()));
+        st.publisher = Some((id, token.clone(), peer));
         Ok(Publisher {
             path: self.clone(),
             id,
@@ -105,19 +173,21 @@ impl Path {
         })
     }
 
-    pub(crate) fn add_reader(self: &Arc<Self>) -> Result<Reader, PathError> {
+    pub(crate) fn add_reader(self: &Arc<Self>, peer: Peer) -> Result<Reader, PathError> {
         let mut st = self.lock();
         let stream = st
             .stream
             .clone()
             .ok_or_else(|| PathError::NoPublisher(self.name.clone()))?;
         let max = self.conf.max_readers;
-        if max != 0 && st.readers >= max as usize {
+        if max != 0 && st.readers.len() >= max as usize {
             return Err(PathError::TooManyReaders(self.name.clone(), max));
         }
-        st.readers += 1;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        st.readers.push((id, peer));
         Ok(Reader {
             path: self.clone(),
+            id,
             stream,
         })
     }
@@ -150,7 +220,11 @@ impl Publisher {
     /// does between reconnections.
     pub fn end_stream(&self) {
         let mut st = self.path.lock();
-        if st.publisher.as_ref().is_some_and(|(id, _)| *id == self.id) {
+        if st
+            .publisher
+            .as_ref()
+            .is_some_and(|(id, _, _)| *id == self.id)
+        {
             if let Some(s) = st.stream.take() {
                 s.close();
             }
@@ -161,10 +235,11 @@ impl Publisher {
     pub fn start(&self, stream: Arc<Stream>) -> Result<(), PathError> {
         let mut st = self.path.lock();
         match &st.publisher {
-            Some((id, _)) if *id == self.id => {
+            Some((id, _, _)) if *id == self.id => {
                 if let Some(old) = st.stream.replace(stream) {
                     old.close();
                 }
+                st.ready_time = Some(SystemTime::now());
                 drop(st);
                 // No receiver is fine: nobody asked to hear of streams starting.
                 let _ = self.path.ready.send(self.path.name.clone());
@@ -179,7 +254,11 @@ impl Drop for Publisher {
     fn drop(&mut self) {
         {
             let mut st = self.path.lock();
-            if st.publisher.as_ref().is_some_and(|(id, _)| *id == self.id) {
+            if st
+                .publisher
+                .as_ref()
+                .is_some_and(|(id, _, _)| *id == self.id)
+            {
                 st.publisher = None;
                 if let Some(s) = st.stream.take() {
                     s.close();
@@ -193,6 +272,7 @@ impl Drop for Publisher {
 /// A reader's claim on a path (counted for `maxReaders`); dropping it releases the slot.
 pub struct Reader {
     path: Arc<Path>,
+    id: u64,
     stream: Arc<Stream>,
 }
 
@@ -208,7 +288,7 @@ impl Reader {
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        self.path.lock().readers -= 1;
+        self.path.lock().readers.retain(|(id, _)| *id != self.id);
         self.path.after_release();
     }
 }

@@ -1,7 +1,7 @@
 //! The PathManager owns the running config and the live paths: it maps a requested
 //! name to its `paths:` entry, creates paths on first use and forgets idle ones.
 
-use super::path::{Path, PathError, Publisher, Reader};
+use super::path::{Path, PathError, Peer, Publisher, Reader};
 use super::{Stream, StreamConfig};
 use crate::config::{validate_path_name, Config};
 use std::collections::HashMap;
@@ -82,6 +82,7 @@ impl PathManager {
         let weak: Weak<Inner> = Arc::downgrade(&self.inner);
         let path = Path::new(
             name.to_string(),
+            found.entry,
             found.conf,
             Box::new(move |n: &str| {
                 if let Some(inner) = weak.upgrade() {
@@ -98,28 +99,37 @@ impl PathManager {
     }
 
     /// A client's publisher slot; refused on paths that pull from a source.
-    pub fn add_publisher(&self, name: &str) -> Result<Publisher, PathError> {
+    pub fn add_publisher(&self, name: &str, peer: Peer) -> Result<Publisher, PathError> {
         if let Some(m) = self.config().find_path(name) {
             if matches!(m.conf.source, crate::config::Source::Url(_)) {
                 return Err(PathError::HasSource(name.to_string()));
             }
         }
-        self.add_source_publisher(name)
+        self.add_source_publisher(name, peer)
     }
 
     /// The publisher slot a path's source fills.
-    pub(crate) fn add_source_publisher(&self, name: &str) -> Result<Publisher, PathError> {
+    pub(crate) fn add_source_publisher(
+        &self,
+        name: &str,
+        peer: Peer,
+    ) -> Result<Publisher, PathError> {
         let path = self.get_or_create(name)?;
-        let r = path.add_publisher();
+        let r = path.add_publisher(peer);
         if r.is_err() {
             self.forget_if_idle(&path);
         }
         r
     }
 
-    pub fn add_reader(&self, name: &str) -> Result<Reader, PathError> {
+    pub fn add_reader(&self, name: &str, peer: Peer) -> Result<Reader, PathError> {
         let path = self.existing(name)?;
-        path.add_reader()
+        path.add_reader(peer)
+    }
+
+    /// What the path's source is doing, if the path has one running.
+    pub fn source_status(&self, name: &str) -> Option<crate::source::SourceStatus> {
+        self.inner.sources.status(name)
     }
 
     pub(crate) fn sources(&self) -> &crate::source::Registry {
@@ -219,27 +229,27 @@ mod tests {
     fn publish_read_and_cleanup() {
         let m = manager("paths:\n  cam:\n    maxReaders: 1\n");
         assert_eq!(
-            m.add_publisher("other").err(),
+            m.add_publisher("other", Peer::RtspSession).err(),
             Some(PathError::NotConfigured("other".into()))
         );
         assert!(matches!(
-            m.add_reader("cam"),
+            m.add_reader("cam", Peer::RtspSession),
             Err(PathError::NoPublisher(_))
         ));
-        let p = m.add_publisher("cam").unwrap();
+        let p = m.add_publisher("cam", Peer::RtspSession).unwrap();
         // Not readable until the publisher has started its stream.
         assert!(matches!(
-            m.add_reader("cam"),
+            m.add_reader("cam", Peer::RtspSession),
             Err(PathError::NoPublisher(_))
         ));
         p.start(stream()).unwrap();
-        let r = m.add_reader("cam").unwrap();
+        let r = m.add_reader("cam", Peer::RtspSession).unwrap();
         assert!(matches!(
-            m.add_reader("cam"),
+            m.add_reader("cam", Peer::RtspSession),
             Err(PathError::TooManyReaders(_, 1))
         ));
         drop(r);
-        let r = m.add_reader("cam").unwrap();
+        let r = m.add_reader("cam", Peer::RtspSession).unwrap();
         let s = r.stream().clone();
         drop(p);
         assert!(s.is_closed());
@@ -251,19 +261,19 @@ mod tests {
     #[test]
     fn override_publisher() {
         let m = manager("paths:\n  a:\n  b:\n    overridePublisher: no\n");
-        let p1 = m.add_publisher("a").unwrap();
+        let p1 = m.add_publisher("a", Peer::RtspSession).unwrap();
         p1.start(stream()).unwrap();
         let s1 = m.stream("a").unwrap();
-        let p2 = m.add_publisher("a").unwrap();
+        let p2 = m.add_publisher("a", Peer::RtspSession).unwrap();
         assert!(p1.cancelled().is_cancelled());
         assert!(s1.is_closed());
         drop(p1); // the replaced publisher leaving must not end the new one
         p2.start(stream()).unwrap();
         assert!(m.stream("a").is_ok());
 
-        let q1 = m.add_publisher("b").unwrap();
+        let q1 = m.add_publisher("b", Peer::RtspSession).unwrap();
         assert_eq!(
-            m.add_publisher("b").err(),
+            m.add_publisher("b", Peer::RtspSession).err(),
             Some(PathError::PublisherExists("b".into()))
         );
         assert!(!q1.cancelled().is_cancelled());
@@ -273,13 +283,13 @@ mod tests {
     fn invalid_names() {
         let m = manager("paths:\n  all_others:\n");
         assert!(matches!(
-            m.add_publisher("a/../b"),
+            m.add_publisher("a/../b", Peer::RtspSession),
             Err(PathError::InvalidName(_))
         ));
         assert!(matches!(
-            m.add_publisher(""),
+            m.add_publisher("", Peer::RtspSession),
             Err(PathError::InvalidName(_))
         ));
-        assert!(m.add_publisher("live/cam1").is_ok());
+        assert!(m.add_publisher("live/cam1", Peer::RtspSession).is_ok());
     }
 }

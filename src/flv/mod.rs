@@ -20,7 +20,7 @@ pub(crate) async fn serve(
     origin: Option<HeaderValue>,
 ) -> Response {
     ctx.manager.demand(name).await;
-    let reader = match ctx.manager.add_reader(name) {
+    let reader = match ctx.manager.add_reader(name, crate::core::Peer::FlvConn) {
         Ok(r) => r,
         Err(e) => {
             tracing::info!(%peer, path = name, "HTTP-FLV read refused: {e}");

@@ -255,7 +255,7 @@ async fn run(all: HlsMuxers, path: String, m: Arc<HlsMuxer>) {
         if all.idle(&path, &m) {
             break "no request for hlsMuxerCloseAfter";
         }
-        let reader = match all.manager.add_reader(&path) {
+        let reader = match all.manager.add_reader(&path, crate::core::Peer::HlsMuxer) {
             Ok(r) => r,
             Err(_) => {
                 tokio::select! {

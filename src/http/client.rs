@@ -1,7 +1,8 @@
 //! HTTP/1.1 client over hyper's low-level connection API (one keep-alive connection,
-//! no pool): HLS sources fetch playlists and segments with it, and the load tool's
-//! HTTP-FLV and HLS readers read with it.
+//! no pool, `http://` or `https://`): HLS sources fetch playlists and segments with it,
+//! and the load tool's HTTP-FLV and HLS readers read with it.
 
+use crate::tls::{self, Fingerprint};
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -9,10 +10,10 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, Response, Uri};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 pub struct HttpConn {
     sender: SendRequest<Empty<Bytes>>,
+    https: bool,
     authority: String,
     /// Bytes of response bodies read through `get_body`.
     pub body_bytes: u64,
@@ -20,8 +21,8 @@ pub struct HttpConn {
 
 pub fn parse(url: &str) -> Result<Uri> {
     let uri: Uri = url.parse().with_context(|| format!("bad URL {url}"))?;
-    if uri.scheme_str() != Some("http") {
-        bail!("only http:// URLs are supported: {url}");
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        bail!("only http:// and https:// URLs are supported: {url}");
     }
     Ok(uri)
 }
@@ -31,6 +32,7 @@ pub fn resolve(base: &Uri, rel: &str) -> Result<Uri> {
     if rel.starts_with("http://") || rel.starts_with("https://") {
         return parse(rel);
     }
+    let scheme = base.scheme_str().unwrap_or("http");
     let authority = base.authority().map(|a| a.as_str()).unwrap_or("");
     let path = if rel.starts_with('/') {
         rel.to_string()
@@ -38,33 +40,44 @@ pub fn resolve(base: &Uri, rel: &str) -> Result<Uri> {
         let dir = base.path().rsplit_once('/').map(|(d, _)| d).unwrap_or("");
         format!("{dir}/{rel}")
     };
-    parse(&format!("http://{authority}{path}"))
+    parse(&format!("{scheme}://{authority}{path}"))
 }
 
 impl HttpConn {
     pub async fn open(uri: &Uri) -> Result<HttpConn> {
+        Self::open_pinned(uri, None).await
+    }
+
+    /// Opens a connection for `uri`; an `https` one checks the server's certificate
+    /// against `fingerprint` when given, else against the system's roots.
+    pub async fn open_pinned(uri: &Uri, fingerprint: Option<Fingerprint>) -> Result<HttpConn> {
         let authority = uri
             .authority()
-            .ok_or_else(|| anyhow!("URL without a host: {uri}"))?
-            .to_string();
-        let addr = if uri.port().is_some() {
-            authority.clone()
-        } else {
-            format!("{authority}:80")
-        };
-        let sock = TcpStream::connect(&addr)
+            .ok_or_else(|| anyhow!("URL without a host: {uri}"))?;
+        let https = uri.scheme_str() == Some("https");
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let sock = tls::connect(authority.host(), port, https, fingerprint)
             .await
-            .with_context(|| format!("connect {addr}"))?;
-        sock.set_nodelay(true)?;
+            .with_context(|| format!("connect {authority}"))?;
+        let authority = authority.to_string();
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(sock)).await?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
         Ok(HttpConn {
             sender,
+            https,
             authority,
             body_bytes: 0,
         })
+    }
+
+    /// Whether `uri` is on the server this connection talks to.
+    pub fn serves(&self, uri: &Uri) -> bool {
+        (uri.scheme_str() == Some("https")) == self.https
+            && uri
+                .authority()
+                .is_some_and(|a| a.as_str() == self.authority)
     }
 
     pub async fn get(&mut self, uri: &Uri) -> Result<Response<Incoming>> {

@@ -1,14 +1,15 @@
-//! RTMP client: handshake (rml_rtmp), `connect`/`createStream`, then `play` (media
+//! RTMP client (`rtmp://`, or `rtmps://` over TLS): handshake (rml_rtmp), `connect`/`createStream`, then `play` (media
 //! out of the session) or `publish` (media into it). Chunks go through the server's
 //! own chunk reader and writer. Used by RTMP sources, push relays and the load tool.
 
 use super::chunk::{write_message, ChunkReader, Message, MessageRef};
 use crate::format::amf0::{self, Value};
+use crate::tls::{self, ClientStream, Fingerprint};
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
+use futures_util::FutureExt;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 const SET_CHUNK_SIZE: u8 = 1;
 const ACK: u8 = 3;
@@ -21,37 +22,50 @@ const COMMAND: u8 = 20;
 const AGGREGATE: u8 = 22;
 const OUT_CHUNK: usize = 4096;
 
-/// `rtmp://host[:port]/app/stream` split into (host:port, app, stream, tcUrl).
+/// `rtmp[s]://host[:port]/app/stream` split into its parts.
 pub struct RtmpUrl {
-    pub addr: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
     pub app: String,
     pub stream: String,
     pub tc_url: String,
 }
 
 pub fn parse_url(url: &str) -> Result<RtmpUrl> {
-    let rest = url
-        .strip_prefix("rtmp://")
-        .ok_or_else(|| anyhow!("not an rtmp:// URL: {url}"))?;
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let addr = if host.contains(':') {
-        host.to_string()
-    } else {
-        format!("{host}:1935")
+    let (tls, rest) = match (url.strip_prefix("rtmp://"), url.strip_prefix("rtmps://")) {
+        (Some(rest), _) => (false, rest),
+        (_, Some(rest)) => (true, rest),
+        _ => bail!("not an rtmp:// or rtmps:// URL: {url}"),
     };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    // The port follows the last colon, unless that colon is inside an IPv6 literal.
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => {
+            let port = p.parse().map_err(|_| anyhow!("bad port '{p}' in {url}"))?;
+            (h, port)
+        }
+        _ => (authority, if tls { 443 } else { 1935 }),
+    };
+    if host.is_empty() {
+        bail!("RTMP URL without a host: {url}");
+    }
     let (app, stream) = path
         .split_once('/')
         .ok_or_else(|| anyhow!("RTMP URL needs /app/stream: {url}"))?;
+    let scheme = if tls { "rtmps" } else { "rtmp" };
     Ok(RtmpUrl {
-        addr,
+        host: host.to_string(),
+        port,
+        tls,
         app: app.to_string(),
         stream: stream.to_string(),
-        tc_url: format!("rtmp://{host}/{app}"),
+        tc_url: format!("{scheme}://{authority}/{app}"),
     })
 }
 
 pub struct RtmpClient {
-    sock: TcpStream,
+    sock: ClientStream,
     chunks: ChunkReader,
     buf: Vec<u8>,
     out: Vec<u8>,
@@ -80,10 +94,18 @@ pub enum Media {
 
 impl RtmpClient {
     pub async fn connect(url: &RtmpUrl) -> Result<RtmpClient> {
-        let sock = TcpStream::connect(&url.addr)
+        Self::connect_pinned(url, None).await
+    }
+
+    /// Connects; an `rtmps` URL checks the server's certificate against `fingerprint`
+    /// when given, else against the system's roots.
+    pub async fn connect_pinned(
+        url: &RtmpUrl,
+        fingerprint: Option<Fingerprint>,
+    ) -> Result<RtmpClient> {
+        let sock = tls::connect(&url.host, url.port, url.tls, fingerprint)
             .await
-            .with_context(|| format!("connect {}", url.addr))?;
-        sock.set_nodelay(true)?;
+            .with_context(|| format!("connect {}:{}", url.host, url.port))?;
         let mut c = RtmpClient {
             sock,
             chunks: ChunkReader::default(),
@@ -350,11 +372,12 @@ impl RtmpClient {
     pub async fn flush_publish(&mut self) -> Result<()> {
         self.flush().await?;
         loop {
-            match self.sock.try_read(&mut self.buf) {
-                Ok(0) => bail!("server closed the publishing connection"),
-                Ok(n) => self.chunks.push(&self.buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e.into()),
+            // One poll: reads are cancel-safe on TCP and TLS alike.
+            match self.sock.read(&mut self.buf).now_or_never() {
+                None => break,
+                Some(Ok(0)) => bail!("server closed the publishing connection"),
+                Some(Ok(n)) => self.chunks.push(&self.buf[..n]),
+                Some(Err(e)) => return Err(e.into()),
             }
         }
         while let Some(m) = self.chunks.next_message()? {
@@ -394,5 +417,32 @@ fn split_aggregate(m: &Message, out: &mut Vec<Media>) {
             _ => {}
         }
         pos = end + 4;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_url;
+
+    #[test]
+    fn urls_split_into_host_port_app_and_stream() {
+        let u = parse_url("rtmp://cdn.example/live/key?x=1").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.tls),
+            ("cdn.example", 1935, false)
+        );
+        assert_eq!((u.app.as_str(), u.stream.as_str()), ("live", "key?x=1"));
+        assert_eq!(u.tc_url, "rtmp://cdn.example/live");
+        let u = parse_url("rtmps://live-api.example/rtmp/abc").unwrap();
+        assert_eq!((u.port, u.tls), (443, true));
+        assert_eq!(u.tc_url, "rtmps://live-api.example/rtmp");
+        let u = parse_url("rtmps://[::1]:1936/a/b").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("[::1]", 1936));
+        let u = parse_url("rtmp://[::1]/a/b").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("[::1]", 1935));
+        assert!(parse_url("rtmp://host:port/a/b").is_err());
+        assert!(parse_url("rtmp://host/onlyapp").is_err());
+        assert!(parse_url("rtmp:///a/b").is_err());
+        assert!(parse_url("http://host/a/b").is_err());
     }
 }

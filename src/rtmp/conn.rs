@@ -223,7 +223,11 @@ impl Conn {
                 name,
             } => {
                 let path = path_of(&app, &name);
-                match self.ctx.manager.add_publisher(&path) {
+                match self
+                    .ctx
+                    .manager
+                    .add_publisher(&path, crate::core::Peer::RtmpConn)
+                {
                     Ok(publisher) => {
                         self.session.accept_publish(stream_id);
                         self.role = Role::Publish(Box::new(Publishing {
@@ -246,13 +250,17 @@ impl Conn {
                 name,
             } => {
                 let path = path_of(&app, &name);
-                let reader = self.ctx.manager.add_reader(&path).and_then(|r| {
-                    let sub = r
-                        .stream()
-                        .subscribe()
-                        .ok_or_else(|| core::PathError::NoPublisher(path.clone()))?;
-                    Ok((r, sub))
-                });
+                let reader = self
+                    .ctx
+                    .manager
+                    .add_reader(&path, crate::core::Peer::RtmpConn)
+                    .and_then(|r| {
+                        let sub = r
+                            .stream()
+                            .subscribe()
+                            .ok_or_else(|| core::PathError::NoPublisher(path.clone()))?;
+                        Ok((r, sub))
+                    });
                 match reader {
                     Ok((slot, sub)) => {
                         tracing::info!(peer = %self.peer, %path, "RTMP player started");

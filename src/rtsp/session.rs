@@ -240,7 +240,11 @@ impl Handler {
                 )
             }
         };
-        let publisher = match self.ctx.manager.add_publisher(&path) {
+        let publisher = match self
+            .ctx
+            .manager
+            .add_publisher(&path, crate::core::Peer::RtspSession)
+        {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(peer = %self.peer, %path, "publish refused: {e}");
@@ -305,7 +309,11 @@ impl Handler {
 
         let (base, track) = split_track_id(&full);
         if let Role::Idle = self.role {
-            match self.ctx.manager.add_reader(base) {
+            match self
+                .ctx
+                .manager
+                .add_reader(base, crate::core::Peer::RtspSession)
+            {
                 Ok(reader) => {
                     let n = reader.stream().tracks().len();
                     self.session_id = Some(new_session_id());

@@ -3,12 +3,13 @@
 //! writes them in real time, as the segments' timestamps say. Discontinuities and playlist
 //! resets restart the timeline where it stood.
 
-use super::SourceError;
+use super::{Pull, SourceError};
 use crate::codec::{h264, h265};
 use crate::core::{Codec, Payload, Publisher, Stream, StreamConfig, Track, Unit};
 use crate::format::fmp4;
 use crate::format::mpegts::demux::{next_adts, split_annexb, EsKind, Pes, TsDemuxer};
 use crate::http::client::{self as http, HttpConn};
+use crate::tls::Fingerprint;
 use bytes::Bytes;
 use hyper::Uri;
 use std::collections::HashMap;
@@ -407,15 +408,20 @@ impl Feed {
 }
 
 /// Pulls the HLS playlist at `url` into `publisher`'s path.
-pub async fn pull(
-    url: &str,
-    publisher: &Publisher,
-    cfg: StreamConfig,
-    read_timeout: Duration,
-    stop: &CancellationToken,
-) -> Result<(), SourceError> {
+pub(crate) async fn pull(p: Pull<'_>) -> Result<(), SourceError> {
+    let Pull {
+        url,
+        conf,
+        publisher,
+        stream_cfg: cfg,
+        read_timeout,
+        stop,
+    } = p;
     let mut uri: Uri = http::parse(url).map_err(err)?;
-    let mut conn = None;
+    let mut conn = Conn {
+        http: None,
+        fingerprint: conf.source_fingerprint,
+    };
     let mut feed = Feed {
         demux: TsDemuxer::default(),
         init: None,
@@ -513,15 +519,20 @@ pub async fn pull(
     }
 }
 
-/// GET with a bound, over a kept-alive connection that is reopened when it fails.
-async fn fetch(
-    conn: &mut Option<HttpConn>,
-    uri: &Uri,
-    limit: Duration,
-) -> Result<Bytes, SourceError> {
+/// The kept-alive connection of a source, and how it checks a TLS server.
+struct Conn {
+    http: Option<HttpConn>,
+    fingerprint: Option<Fingerprint>,
+}
+
+/// GET with a bound, over a kept-alive connection that is reopened when it fails or
+/// when `uri` is on another server (segments on a CDN).
+async fn fetch(conn: &mut Conn, uri: &Uri, limit: Duration) -> Result<Bytes, SourceError> {
+    let fingerprint = conn.fingerprint;
+    let conn = &mut conn.http;
     let work = async {
-        if conn.is_none() {
-            *conn = Some(HttpConn::open(uri).await?);
+        if !conn.as_ref().is_some_and(|c| c.serves(uri)) {
+            *conn = Some(HttpConn::open_pinned(uri, fingerprint).await?);
         }
         let c = conn
             .as_mut()

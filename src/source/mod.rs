@@ -7,7 +7,7 @@ pub mod rtmp;
 pub mod rtsp;
 
 use crate::config::PathConf;
-use crate::core::{PathError, PathManager};
+use crate::core::{PathError, PathManager, Peer};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -45,18 +45,63 @@ pub enum SourceError {
     Path(#[from] PathError),
 }
 
+/// What one connection attempt of a source works with.
+#[derive(Clone, Copy)]
+pub(crate) struct Pull<'a> {
+    pub url: &'a str,
+    pub conf: &'a PathConf,
+    pub publisher: &'a crate::core::Publisher,
+    pub stream_cfg: crate::core::StreamConfig,
+    pub read_timeout: Duration,
+    pub stop: &'a CancellationToken,
+}
+
+/// What a running source is doing, for the API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceStatus {
+    /// The URL, without its password.
+    pub url: String,
+    pub peer: Peer,
+    /// Why the last try failed, while the source waits to retry; `None` while it
+    /// connects or plays.
+    pub error: Option<String>,
+    /// Tries that failed in a row.
+    pub failures: u32,
+}
+
+struct Running {
+    id: u64,
+    status: SourceStatus,
+}
+
 /// The running sources, by path name.
 #[derive(Default)]
 pub struct Registry {
-    running: Mutex<HashMap<String, (u64, CancellationToken)>>,
+    running: Mutex<HashMap<String, Running>>,
     stop: CancellationToken,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 impl Registry {
-    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, CancellationToken)>> {
+    fn running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The status of the path's source, if one runs.
+    pub fn status(&self, name: &str) -> Option<SourceStatus> {
+        self.running().get(name).map(|r| r.status.clone())
+    }
+
+    fn set_status(&self, name: &str, id: u64, error: Option<String>) {
+        if let Some(r) = self.running().get_mut(name).filter(|r| r.id == id) {
+            r.status.failures = if error.is_some() {
+                r.status.failures + 1
+            } else {
+                0
+            };
+            r.status.error = error;
+        }
     }
 
     pub fn stop_all(&self) {
@@ -77,8 +122,24 @@ pub(crate) fn ensure(manager: &PathManager, name: &str, url: String, conf: Arc<P
     }
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let stop = reg.stop.child_token();
-    running.insert(name.to_string(), (id, stop.clone()));
+    let status = SourceStatus {
+        url: redacted(&url),
+        peer: peer_of(&url),
+        error: None,
+        failures: 0,
+    };
+    running.insert(name.to_string(), Running { id, status });
     tokio::spawn(run(manager.clone(), name.to_string(), url, conf, id, stop));
+}
+
+fn peer_of(url: &str) -> Peer {
+    if url.starts_with("rtmp") {
+        Peer::RtmpSource
+    } else if url.starts_with("http") {
+        Peer::HlsSource
+    } else {
+        Peer::RtspSource
+    }
 }
 
 /// For logs: the URL without its password.
@@ -146,7 +207,7 @@ async fn run(
             stop.clone(),
         ));
     }
-    match manager.add_source_publisher(&name) {
+    match manager.add_source_publisher(&name, peer_of(&url)) {
         Ok(publisher) => {
             let mut backoff = MIN_BACKOFF;
             tracing::info!(path = %name, source = %shown, "source started");
@@ -154,31 +215,33 @@ async fn run(
                 let started = Instant::now();
                 let read_timeout = manager.config().read_timeout.0;
                 let cfg = manager.stream_config();
-                let r = if url.starts_with("rtmp://") {
-                    rtmp::pull(&url, &publisher, cfg, read_timeout, &stop).await
-                } else if url.starts_with("http://") {
-                    hls::pull(&url, &publisher, cfg, read_timeout, &stop).await
-                } else {
-                    rtsp::pull(
-                        &url,
-                        conf.rtsp_transport,
-                        &publisher,
-                        cfg,
-                        read_timeout,
-                        &stop,
-                    )
-                    .await
+                let pull = Pull {
+                    url: &url,
+                    conf: &conf,
+                    publisher: &publisher,
+                    stream_cfg: cfg,
+                    read_timeout,
+                    stop: &stop,
+                };
+                let r = match peer_of(&url) {
+                    Peer::RtmpSource => rtmp::pull(pull).await,
+                    Peer::HlsSource => hls::pull(pull).await,
+                    _ => rtsp::pull(pull).await,
                 };
                 // Readers see the stream end now, not when a new one replaces it.
                 publisher.end_stream();
                 if started.elapsed() >= STABLE {
                     backoff = MIN_BACKOFF;
+                    manager.sources().set_status(&name, id, None);
                 }
                 if let Err(e) = r {
                     // Jitter: 75–125 % of the backoff, so many sources don't retry in step.
                     let wait = backoff.mul_f64(0.75 + rand::random::<f64>() * 0.5);
                     // One line per cycle: retina puts connection details on more lines.
                     let reason = e.to_string().replace('\n', "; ");
+                    manager
+                        .sources()
+                        .set_status(&name, id, Some(reason.clone()));
                     tracing::warn!(path = %name, source = %shown, "source failed: {reason}; retrying in {:.1}s", wait.as_secs_f64());
                     tokio::select! {
                         _ = stop.cancelled() => break,
@@ -196,7 +259,7 @@ async fn run(
     stop.cancel();
     let reg = manager.sources();
     let mut running = reg.running();
-    if running.get(&name).is_some_and(|(i, _)| *i == id) {
+    if running.get(&name).is_some_and(|r| r.id == id) {
         running.remove(&name);
     }
     tracing::info!(path = %name, "source stopped");

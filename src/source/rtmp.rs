@@ -2,13 +2,11 @@
 //! messages through the same ingest as an RTMP publisher's (sequence headers define
 //! the tracks; frames before them are held).
 
-use super::SourceError;
-use crate::core::{Publisher, Stream, StreamConfig};
+use super::{Pull, SourceError};
+use crate::core::Stream;
 use crate::format::amf0::{self, Value};
 use crate::rtmp::client::{parse_url, Media, RtmpClient};
 use crate::rtmp::ingest::Ingest;
-use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// `onMetaData` (alone or after `@setDataFrame`): (has video, has audio).
 fn metadata(body: &[u8]) -> Option<(bool, bool)> {
@@ -26,16 +24,18 @@ fn metadata(body: &[u8]) -> Option<(bool, bool)> {
 
 /// Pulls `url` into `publisher`'s path until the server ends the stream, `read_timeout`
 /// passes without a message, or `stop` is cancelled (`Ok`).
-pub async fn pull(
-    url: &str,
-    publisher: &Publisher,
-    stream_cfg: StreamConfig,
-    read_timeout: Duration,
-    stop: &CancellationToken,
-) -> Result<(), SourceError> {
+pub(crate) async fn pull(p: Pull<'_>) -> Result<(), SourceError> {
+    let Pull {
+        url,
+        conf,
+        publisher,
+        stream_cfg,
+        read_timeout,
+        stop,
+    } = p;
     let target = parse_url(url).map_err(|e| SourceError::Url(e.to_string()))?;
     let start = async {
-        let mut c = RtmpClient::connect(&target).await?;
+        let mut c = RtmpClient::connect_pinned(&target, conf.source_fingerprint).await?;
         c.play(&target.stream).await?;
         anyhow::Ok(c)
     };

@@ -2,9 +2,9 @@
 //! UDP, PLAY, Basic/Digest auth, keep-alives); the raw RTP it receives goes through
 //! the same ingest as an RTSP publisher's, into the path's stream.
 
-use super::SourceError;
+use super::{Pull, SourceError};
 use crate::config::SourceTransport;
-use crate::core::{Publisher, Stream, StreamConfig};
+use crate::core::Stream;
 use crate::format::sdp;
 use crate::rtsp::ingest::Ingest;
 use futures_util::StreamExt;
@@ -12,8 +12,6 @@ use retina::client::{
     Credentials, InitialTimestampPolicy, PacketItem, PlayOptions, Session, SessionOptions,
     SetupOptions, Transport,
 };
-use std::time::Duration;
-use tokio_util::sync::CancellationToken;
 
 /// The URL without credentials, and the credentials it carried.
 fn split_credentials(url: &str) -> Result<(url::Url, Option<Credentials>), SourceError> {
@@ -88,14 +86,16 @@ async fn connect(
 
 /// Pulls `url` into `publisher`'s path until the camera stops, `read_timeout` passes
 /// without a packet, or `stop` is cancelled (`Ok`).
-pub async fn pull(
-    url: &str,
-    transport: SourceTransport,
-    publisher: &Publisher,
-    stream_cfg: StreamConfig,
-    read_timeout: Duration,
-    stop: &CancellationToken,
-) -> Result<(), SourceError> {
+pub(crate) async fn pull(p: Pull<'_>) -> Result<(), SourceError> {
+    let Pull {
+        url,
+        conf,
+        publisher,
+        stream_cfg,
+        read_timeout,
+        stop,
+    } = p;
+    let transport = conf.rtsp_transport;
     let (url, creds) = split_credentials(url)?;
     // A server that accepts and never answers must not hold the source forever.
     let start = async {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod tls;
 
 use mediarouter::config::Config;
 use mediarouter::core::Stream;
@@ -174,7 +175,7 @@ impl TestServer {
     pub fn start(extra: &str) -> TestServer {
         logs();
         let yaml = format!(
-            "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\nrtmpAddress: 127.0.0.1:0\n{extra}"
+            "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\nrtmpAddress: 127.0.0.1:0\napiAddress: 127.0.0.1:0\n{extra}"
         );
         let cfg = Config::parse(&yaml, "test").expect("test config");
         let rt = tokio::runtime::Builder::new_multi_thread()

@@ -1,0 +1,40 @@
+//! The control API (`apiAddress`, axum): read-only JSON views of the paths, in
+//! MediaMTX's v3 shapes (`/v3/paths/list`, `/v3/paths/get/<name>`) plus each source's
+//! state, so a failing camera shows why.
+
+mod paths;
+
+use crate::config::Config;
+use crate::core::PathManager;
+use crate::server::ListenError;
+use axum::routing::get;
+use std::net::SocketAddr;
+use tokio_util::sync::CancellationToken;
+
+pub struct ApiServer {
+    pub local_addr: SocketAddr,
+}
+
+impl ApiServer {
+    pub async fn start(
+        config: &Config,
+        manager: PathManager,
+        shutdown: CancellationToken,
+    ) -> Result<ApiServer, ListenError> {
+        let (listener, local_addr) = crate::net::bind("API", config.api_address.0).await?;
+        let app = axum::Router::new()
+            .route("/v3/paths/list", get(paths::list))
+            .route("/v3/paths/get/{*name}", get(paths::get))
+            .fallback(paths::not_found)
+            .with_state(manager);
+        tracing::info!("API listener opened on {local_addr}");
+        tokio::spawn(async move {
+            let serve = axum::serve(listener, app);
+            tokio::select! {
+                r = serve => if let Err(e) = r { tracing::error!("API listener failed: {e}") },
+                _ = shutdown.cancelled() => {}
+            }
+        });
+        Ok(ApiServer { local_addr })
+    }
+}
