@@ -9,6 +9,7 @@ pub mod flv;
 pub mod format;
 pub mod hls;
 pub mod http;
+pub mod logging;
 pub mod net;
 pub mod push;
 pub mod rtmp;

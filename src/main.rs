@@ -1,10 +1,10 @@
 //! The `mediarouter` command line: parse arguments, load the config, run until a signal.
 
-use mediarouter::config::{self, Config};
+use mediarouter::config::watch::ConfigWatch;
+use mediarouter::config::{self, Config, ConfigOrigin};
 use mediarouter::server::Server;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "usage: mediarouter [CONFIG.yml]
        mediarouter --check CONFIG.yml
@@ -62,7 +62,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_logging(&cfg);
+    mediarouter::logging::init(cfg.log_level);
     tracing::info!(
         "mediarouter {} using config {origin}",
         env!("CARGO_PKG_VERSION")
@@ -77,24 +77,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = rt.block_on(run(cfg));
+    let code = rt.block_on(run(cfg, origin));
     // Connections still closing must not hold the process past the signal.
     rt.shutdown_timeout(std::time::Duration::from_millis(500));
     code
 }
 
-fn init_logging(cfg: &Config) {
-    // RUST_LOG, when set, overrides logLevel (for debugging single modules).
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(cfg.log_level.as_str()));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
-async fn run(cfg: Config) -> ExitCode {
+async fn run(cfg: Config, origin: ConfigOrigin) -> ExitCode {
     let server = match Server::start(cfg).await {
         Ok(s) => s,
         Err(e) => {
@@ -102,29 +91,108 @@ async fn run(cfg: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let signal = wait_for_signal().await;
-    tracing::info!("received {signal}, shutting down");
+    let file = match origin {
+        ConfigOrigin::File(p) => Some(p),
+        ConfigOrigin::Embedded => None,
+    };
+    let mut watch = file.as_deref().and_then(|f| match ConfigWatch::new(f) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!("can't watch {}: {e}; reload with SIGHUP", f.display());
+            None
+        }
+    });
+    let mut signals = match Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("can't install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    loop {
+        let changed = async {
+            match watch.as_mut() {
+                Some(w) => w.changed().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            s = signals.next() => match s {
+                Signal::Stop(name) => {
+                    tracing::info!("received {name}, shutting down");
+                    break;
+                }
+                Signal::Hangup => reload(&server, file.as_deref(), "SIGHUP").await,
+            },
+            _ = changed => reload(&server, file.as_deref(), "the file changed").await,
+        }
+    }
     server.shutdown();
     ExitCode::SUCCESS
 }
 
-#[cfg(unix)]
-async fn wait_for_signal() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return "no signal handler";
+/// Loads the file again and applies it; a bad file leaves the running config as is.
+async fn reload(server: &Server, file: Option<&Path>, why: &str) {
+    let Some(file) = file else {
+        tracing::info!("{why}: running on the embedded default config, nothing to reload");
+        return;
     };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+    match config::load_file(file) {
+        Err(e) => tracing::error!("reload ({why}) failed, keeping the running config: {e}"),
+        Ok(new) if new == *server.manager.config() => {
+            tracing::debug!("reload ({why}): the config is unchanged")
+        }
+        Ok(new) => {
+            let summary = server.reload(new).await;
+            tracing::info!("{summary}");
+        }
     }
 }
 
+#[cfg(unix)]
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn next(&mut self) -> Signal {
+        tokio::select! {
+            _ = self.term.recv() => Signal::Stop("SIGTERM"),
+            _ = self.int.recv() => Signal::Stop("SIGINT"),
+            _ = self.hup.recv() => Signal::Hangup,
+        }
+    }
+}
+
+enum Signal {
+    Stop(&'static str),
+    #[cfg_attr(not(unix), allow(dead_code))]
+    Hangup,
+}
+
 #[cfg(not(unix))]
-async fn wait_for_signal() -> &'static str {
-    let _ = tokio::signal::ctrl_c().await;
-    "Ctrl-C"
+struct Signals;
+
+#[cfg(not(unix))]
+impl Signals {
+    fn new() -> std::io::Result<Signals> {
+        Ok(Signals)
+    }
+
+    async fn next(&mut self) -> Signal {
+        let _ = tokio::signal::ctrl_c().await;
+        Signal::Stop("Ctrl-C")
+    }
 }

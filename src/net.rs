@@ -28,20 +28,22 @@ pub async fn bind(
     Ok((listener, local))
 }
 
-/// Accepts connections until `shutdown`, each served by its own task.
+/// Accepts connections until `stop`, each served by its own task (which `stop` does
+/// not end). The task drops the listener when it returns.
 pub fn spawn_accept_loop<F, Fut>(
     listener: TcpListener,
     what: &'static str,
-    shutdown: CancellationToken,
+    stop: CancellationToken,
     serve: F,
-) where
+) -> tokio::task::JoinHandle<()>
+where
     F: Fn(TcpStream, SocketAddr) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = stop.cancelled() => return,
                 a = listener.accept() => a,
             };
             match accepted {
@@ -55,7 +57,7 @@ pub fn spawn_accept_loop<F, Fut>(
                 }
             }
         }
-    });
+    })
 }
 
 /// Why a connection ended.

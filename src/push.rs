@@ -7,18 +7,34 @@ use crate::core::{PathManager, ReadEnd, StreamItem, StreamReader};
 use crate::format::amf0::{self, Value};
 use crate::format::flv::{mux, TagType, TAG_HEADER_LEN};
 use crate::rtmp::client::{parse_url, RtmpClient};
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
+/// The running relays by (path, destination), each with its id and stop token.
+type Running = HashMap<(String, String), (u64, CancellationToken)>;
+
+#[derive(Clone, Default)]
+pub struct Relays {
+    running: Arc<Mutex<Running>>,
+    shutdown: CancellationToken,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
 /// Watches paths becoming ready and starts their push relays.
-pub fn start(manager: PathManager, shutdown: CancellationToken) {
-    let running: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
+pub fn start(manager: PathManager, shutdown: CancellationToken) -> Relays {
+    let relays = Relays {
+        running: Arc::default(),
+        shutdown: shutdown.clone(),
+    };
     let mut ready = manager.subscribe_ready();
+    let r = relays.clone();
     tokio::spawn(async move {
         loop {
             let name = tokio::select! {
@@ -29,29 +45,72 @@ pub fn start(manager: PathManager, shutdown: CancellationToken) {
                     Err(_) => return,
                 },
             };
-            let Some(m) = manager.config().find_path(&name) else {
-                continue;
-            };
-            for url in &m.conf.push {
-                let key = (name.clone(), url.0.clone());
-                if !running
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(key.clone())
-                {
-                    continue;
-                }
-                let (manager, running, stop) = (manager.clone(), running.clone(), shutdown.clone());
-                tokio::spawn(async move {
-                    relay(&manager, &key.0, &key.1, &stop).await;
-                    running
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&key);
-                });
-            }
+            r.start_for(&manager, &name);
         }
     });
+    relays
+}
+
+impl Relays {
+    fn running(&self) -> MutexGuard<'_, Running> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts the relays of `name`'s `push` list that aren't running; returns how many.
+    fn start_for(&self, manager: &PathManager, name: &str) -> usize {
+        let Some(m) = manager.config().find_path(name) else {
+            return 0;
+        };
+        let mut started = 0;
+        for url in &m.conf.push {
+            let key = (name.to_string(), url.0.clone());
+            let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+            let stop = self.shutdown.child_token();
+            {
+                let mut running = self.running();
+                if running.contains_key(&key) {
+                    continue;
+                }
+                running.insert(key.clone(), (id, stop.clone()));
+            }
+            started += 1;
+            let (manager, relays) = (manager.clone(), self.clone());
+            tokio::spawn(async move {
+                relay(&manager, &key.0, &key.1, &stop).await;
+                let mut running = relays.running();
+                if running.get(&key).is_some_and(|(i, _)| *i == id) {
+                    running.remove(&key);
+                }
+            });
+        }
+        started
+    }
+
+    /// After a reload: stops the relays whose destination left their path's `push`
+    /// list (or whose path left the config) and starts the new destinations of paths
+    /// that have a stream. Relays whose destination stayed are untouched.
+    /// Returns (started, stopped).
+    pub fn reconcile(&self, manager: &PathManager) -> (usize, usize) {
+        let config = manager.config();
+        let mut stopped = 0;
+        self.running().retain(|(name, url), (_, stop)| {
+            let keep = config
+                .find_path(name)
+                .is_some_and(|m| m.conf.push.iter().any(|u| &u.0 == url));
+            if !keep {
+                stop.cancel();
+                stopped += 1;
+            }
+            keep
+        });
+        let started = manager
+            .path_names()
+            .iter()
+            .filter(|n| manager.stream(n).is_ok())
+            .map(|n| self.start_for(manager, n))
+            .sum();
+        (started, stopped)
+    }
 }
 
 /// For logs: the URL without its query (stream keys often ride there).

@@ -1,4 +1,5 @@
-//! Starts every enabled listener for a config and stops them together.
+//! Starts every enabled listener for a config, applies reloaded configs (only what
+//! changed restarts) and stops everything together.
 
 use crate::api::ApiServer;
 use crate::config::Config;
@@ -6,8 +7,9 @@ use crate::core::PathManager;
 use crate::http::HttpServer;
 use crate::rtmp::RtmpServer;
 use crate::rtsp::RtspServer;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, thiserror::Error)]
@@ -18,13 +20,201 @@ pub struct ListenError {
     pub source: std::io::Error,
 }
 
+/// A running listener and the token that stops its accept loop (not its sessions).
+struct Running {
+    server: AnyServer,
+    stop: CancellationToken,
+}
+
+enum AnyServer {
+    Rtsp(RtspServer),
+    Rtmp(RtmpServer),
+    Http(HttpServer),
+    Api(ApiServer),
+}
+
+impl AnyServer {
+    fn task(&mut self) -> &mut tokio::task::JoinHandle<()> {
+        match self {
+            AnyServer::Rtsp(s) => &mut s.task,
+            AnyServer::Rtmp(s) => &mut s.task,
+            AnyServer::Http(s) => &mut s.task,
+            AnyServer::Api(s) => &mut s.task,
+        }
+    }
+}
+
+impl Running {
+    /// Stops the accept loop and waits until the socket is closed.
+    async fn stop(mut self) -> AnyServer {
+        self.stop.cancel();
+        let _ = self.server.task().await;
+        self.server
+    }
+}
+
 pub struct Server {
     pub manager: PathManager,
-    pub rtsp: Option<RtspServer>,
-    pub rtmp: Option<RtmpServer>,
-    pub http: Option<HttpServer>,
-    pub api: Option<ApiServer>,
+    listeners: Mutex<HashMap<Listener, Running>>,
+    relays: crate::push::Relays,
+    /// Serializes reloads.
+    reloading: tokio::sync::Mutex<()>,
     shutdown: CancellationToken,
+}
+
+/// Which listener a group of global keys belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Listener {
+    Rtsp,
+    Rtmp,
+    Http,
+    Api,
+}
+
+impl Listener {
+    pub const ALL: [Listener; 4] = [
+        Listener::Rtsp,
+        Listener::Rtmp,
+        Listener::Http,
+        Listener::Api,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Listener::Rtsp => "rtsp",
+            Listener::Rtmp => "rtmp",
+            Listener::Http => "hls",
+            Listener::Api => "api",
+        }
+    }
+
+    /// Whether the settings this listener was started with differ between `a` and `b`
+    /// (sessions copy timeouts when they start, so those count too).
+    pub fn changed(self, a: &Config, b: &Config) -> bool {
+        let timeouts = (a.read_timeout, a.write_timeout) != (b.read_timeout, b.write_timeout);
+        match self {
+            Listener::Rtsp => {
+                timeouts
+                    || (
+                        a.rtsp,
+                        &a.rtsp_transports,
+                        a.rtsp_address,
+                        a.rtp_address,
+                        a.rtcp_address,
+                    ) != (
+                        b.rtsp,
+                        &b.rtsp_transports,
+                        b.rtsp_address,
+                        b.rtp_address,
+                        b.rtcp_address,
+                    )
+            }
+            Listener::Rtmp => timeouts || (a.rtmp, a.rtmp_address) != (b.rtmp, b.rtmp_address),
+            Listener::Http => {
+                timeouts
+                    || (
+                        a.hls,
+                        a.hls_address,
+                        &a.hls_allow_origins,
+                        a.hls_segment_count,
+                    ) != (
+                        b.hls,
+                        b.hls_address,
+                        &b.hls_allow_origins,
+                        b.hls_segment_count,
+                    )
+                    || (
+                        a.hls_segment_duration,
+                        a.hls_muxer_close_after,
+                        a.hls_variant,
+                    ) != (
+                        b.hls_segment_duration,
+                        b.hls_muxer_close_after,
+                        b.hls_variant,
+                    )
+                    || (a.hls_part_duration, a.hls_always_remux, &a.hls_directory)
+                        != (b.hls_part_duration, b.hls_always_remux, &b.hls_directory)
+            }
+            Listener::Api => (a.api, a.api_address) != (b.api, b.api_address),
+        }
+    }
+
+    fn address(self, c: &Config) -> SocketAddr {
+        match self {
+            Listener::Rtsp => c.rtsp_address.0,
+            Listener::Rtmp => c.rtmp_address.0,
+            Listener::Http => c.hls_address.0,
+            Listener::Api => c.api_address.0,
+        }
+    }
+
+    fn enabled(self, c: &Config) -> bool {
+        match self {
+            Listener::Rtsp => c.rtsp,
+            Listener::Rtmp => c.rtmp,
+            Listener::Http => c.hls,
+            Listener::Api => c.api,
+        }
+    }
+}
+
+/// What a reload did, for its one log line.
+#[derive(Debug, Default)]
+pub struct ReloadSummary {
+    pub paths: crate::core::PathsDiff,
+    pub restarted: Vec<&'static str>,
+    /// Listeners whose restart failed (they keep their old settings), with why.
+    pub failed: Vec<(&'static str, String)>,
+    pub pushes: (usize, usize),
+    pub log_level: Option<(crate::config::LogLevel, crate::config::LogLevel)>,
+    pub other: bool,
+}
+
+impl std::fmt::Display for ReloadSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = &self.paths;
+        write!(
+            f,
+            "reload: +{} paths, -{}, ~{}",
+            p.added,
+            p.removed,
+            p.changed.len()
+        )?;
+        if !p.changed.is_empty() {
+            let what: Vec<String> = p
+                .changed
+                .iter()
+                .map(|(n, keys)| format!("{n}: {}", keys.join(", ")))
+                .collect();
+            write!(f, " ({})", what.join("; "))?;
+        }
+        if !p.closed.is_empty() {
+            write!(f, ", closed {}", p.closed.join(" "))?;
+        }
+        if !p.restarted.is_empty() {
+            write!(f, ", sources restarted: {}", p.restarted.join(" "))?;
+        }
+        if self.pushes != (0, 0) {
+            write!(f, ", push relays +{} -{}", self.pushes.0, self.pushes.1)?;
+        }
+        match self.restarted.is_empty() {
+            true => write!(f, ", listeners unchanged")?,
+            false => write!(f, ", listeners restarted: {}", self.restarted.join(" "))?,
+        }
+        for (l, e) in &self.failed {
+            write!(f, ", {l} listener NOT restarted ({e})")?;
+        }
+        if let Some((a, b)) = self.log_level {
+            write!(f, ", logLevel {} → {}", a.as_str(), b.as_str())?;
+        }
+        if self.other {
+            write!(
+                f,
+                ", new sessions and streams use the new timeouts and queue sizes"
+            )?;
+        }
+        Ok(())
+    }
 }
 
 impl Server {
@@ -34,49 +224,174 @@ impl Server {
         let shutdown = CancellationToken::new();
         // Dropping the guard on an error stops whatever already started.
         let guard = shutdown.clone().drop_guard();
-        let rtsp = match config.rtsp {
-            true => Some(RtspServer::start(&config, manager.clone(), shutdown.clone()).await?),
-            false => None,
+        let relays = crate::push::start(manager.clone(), shutdown.clone());
+        let server = Server {
+            manager: manager.clone(),
+            listeners: Mutex::new(HashMap::new()),
+            relays,
+            reloading: tokio::sync::Mutex::new(()),
+            shutdown: shutdown.clone(),
         };
-        let rtmp = match config.rtmp {
-            true => Some(RtmpServer::start(&config, manager.clone(), shutdown.clone()).await?),
-            false => None,
-        };
-        let http = match config.hls {
-            true => Some(HttpServer::start(&config, manager.clone(), shutdown.clone()).await?),
-            false => None,
-        };
-        let api = match config.api {
-            true => Some(ApiServer::start(&config, manager.clone(), shutdown.clone()).await?),
-            false => None,
-        };
+        for l in Listener::ALL {
+            if l.enabled(&config) {
+                let running = server.start_listener(l, &config, None).await?;
+                server.listeners().insert(l, running);
+            }
+        }
         guard.disarm();
-        crate::push::start(manager.clone(), shutdown.clone());
         manager.start_sources();
-        Ok(Server {
-            manager,
-            rtsp,
-            rtmp,
-            http,
-            api,
-            shutdown,
-        })
+        Ok(server)
+    }
+
+    fn listeners(&self) -> MutexGuard<'_, HashMap<Listener, Running>> {
+        self.listeners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn start_listener(
+        &self,
+        l: Listener,
+        config: &Config,
+        previous: Option<&AnyServer>,
+    ) -> Result<Running, ListenError> {
+        let stop = self.shutdown.child_token();
+        let (m, s, st) = (self.manager.clone(), self.shutdown.clone(), stop.clone());
+        let server = match l {
+            Listener::Rtsp => {
+                let previous = match previous {
+                    Some(AnyServer::Rtsp(r)) => Some(r),
+                    _ => None,
+                };
+                AnyServer::Rtsp(RtspServer::start(config, m, s, st, previous).await?)
+            }
+            Listener::Rtmp => AnyServer::Rtmp(RtmpServer::start(config, m, s, st).await?),
+            Listener::Http => AnyServer::Http(HttpServer::start(config, m, s, st).await?),
+            Listener::Api => AnyServer::Api(ApiServer::start(config, m, st).await?),
+        };
+        Ok(Running { server, stop })
+    }
+
+    /// Applies a new config: paths are diffed (untouched ones keep streaming), push
+    /// relays follow their paths' lists, and only listeners whose settings changed
+    /// restart (their sessions go on under the old settings).
+    pub async fn reload(&self, new: Config) -> ReloadSummary {
+        let _one_at_a_time = self.reloading.lock().await;
+        let old = self.manager.config();
+        let new = Arc::new(new);
+        let mut summary = ReloadSummary {
+            paths: self.manager.reconfigure(new.clone()).await,
+            ..Default::default()
+        };
+        summary.pushes = self.relays.reconcile(&self.manager);
+        if old.log_level != new.log_level {
+            crate::logging::set_level(new.log_level);
+            summary.log_level = Some((old.log_level, new.log_level));
+        }
+        summary.other = (
+            old.write_queue_size,
+            old.write_merge,
+            old.udp_max_payload_size,
+        ) != (
+            new.write_queue_size,
+            new.write_merge,
+            new.udp_max_payload_size,
+        );
+        for l in Listener::ALL {
+            if !l.changed(&old, &new) {
+                continue;
+            }
+            summary.restarted.push(l.name());
+            if let Err(e) = self.restart_listener(l, &old, &new).await {
+                tracing::error!(
+                    "reload: {e}; the {} listener keeps its old settings",
+                    l.name()
+                );
+                summary.failed.push((l.name(), e.to_string()));
+            }
+        }
+        summary
+    }
+
+    async fn restart_listener(
+        &self,
+        l: Listener,
+        old: &Config,
+        new: &Config,
+    ) -> Result<(), ListenError> {
+        let current = self.listeners().remove(&l);
+        let Some(current) = current else {
+            if l.enabled(new) {
+                let running = self.start_listener(l, new, None).await?;
+                self.listeners().insert(l, running);
+            }
+            return Ok(());
+        };
+        if !l.enabled(new) {
+            current.stop().await;
+            return Ok(());
+        }
+        if l.address(old) == l.address(new) {
+            // The address can only be bound again once the old socket is closed.
+            let stopped = current.stop().await;
+            let running = self.start_listener(l, new, Some(&stopped)).await?;
+            self.listeners().insert(l, running);
+            return Ok(());
+        }
+        // A new address is bound first: if that fails the old listener keeps serving.
+        match self.start_listener(l, new, Some(&current.server)).await {
+            Ok(running) => {
+                self.listeners().insert(l, running);
+                current.stop().await;
+                Ok(())
+            }
+            Err(e) => {
+                self.listeners().insert(l, current);
+                Err(e)
+            }
+        }
     }
 
     pub fn rtmp_addr(&self) -> Option<SocketAddr> {
-        self.rtmp.as_ref().map(|r| r.local_addr)
+        match &self.listeners().get(&Listener::Rtmp)?.server {
+            AnyServer::Rtmp(r) => Some(r.local_addr),
+            _ => None,
+        }
     }
 
     pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.http.as_ref().map(|h| h.local_addr)
+        match &self.listeners().get(&Listener::Http)?.server {
+            AnyServer::Http(h) => Some(h.local_addr),
+            _ => None,
+        }
     }
 
     pub fn api_addr(&self) -> Option<SocketAddr> {
-        self.api.as_ref().map(|a| a.local_addr)
+        match &self.listeners().get(&Listener::Api)?.server {
+            AnyServer::Api(a) => Some(a.local_addr),
+            _ => None,
+        }
     }
 
     pub fn rtsp_addr(&self) -> Option<SocketAddr> {
-        self.rtsp.as_ref().map(|r| r.local_addr)
+        match &self.listeners().get(&Listener::Rtsp)?.server {
+            AnyServer::Rtsp(r) => Some(r.local_addr),
+            _ => None,
+        }
+    }
+
+    /// The RTSP listener's bound RTP and RTCP ports, when UDP is enabled.
+    pub fn rtsp_udp_ports(&self) -> Option<(u16, u16)> {
+        match &self.listeners().get(&Listener::Rtsp)?.server {
+            AnyServer::Rtsp(r) => r.udp_ports,
+            _ => None,
+        }
+    }
+
+    /// The HLS muxers of the HTTP listener.
+    pub fn hls(&self) -> Option<crate::hls::HlsMuxers> {
+        match &self.listeners().get(&Listener::Http)?.server {
+            AnyServer::Http(h) => Some(h.hls.clone()),
+            _ => None,
+        }
     }
 
     /// Stops listeners and tells every connection to close.

@@ -33,7 +33,7 @@ fn five_minutes_of_media_keep_segment_count_segments_in_memory_and_on_disk() {
         "hlsAlwaysRemux: yes\nhlsSegmentCount: 7\nhlsMuxerCloseAfter: 1s\nhlsDirectory: {}\npaths:\n  all_others:\n",
         disk.path().display()
     ));
-    let hls = &srv.server.http.as_ref().unwrap().hls;
+    let hls = srv.server.hls().unwrap();
     let publisher = srv
         .server
         .manager
@@ -249,7 +249,7 @@ fn a_new_publisher_starts_a_discontinuity_with_a_new_init_section() {
             "hlsVariant: {variant}\nhlsAlwaysRemux: yes\npaths:\n  all_others:\n"
         ));
         let http = srv.server.http_addr().unwrap();
-        let hls = &srv.server.http.as_ref().unwrap().hls;
+        let hls = srv.server.hls().unwrap();
         // Streams made in the runtime get their flusher, as publishers' streams do.
         let _rt = srv.rt.enter();
         let mut muxer = None;

@@ -146,7 +146,8 @@ fn max_readers_is_enforced() {
 #[test]
 fn disabled_transport_is_refused_with_461() {
     let srv = TestServer::start("rtspTransports: [tcp]\npaths:\n  all_others:\n");
-    assert!(srv.server.rtsp.as_ref().unwrap().udp_ports.is_none());
+    assert!(srv.server.rtsp_addr().is_some());
+    assert!(srv.server.rtsp_udp_ports().is_none());
     let mut c = RawClient::connect(srv.addr);
     let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\na=control:trackID=0\r\n";
     let r = c.request(

@@ -13,13 +13,14 @@ use tokio_util::sync::CancellationToken;
 
 pub struct ApiServer {
     pub local_addr: SocketAddr,
+    pub(crate) task: tokio::task::JoinHandle<()>,
 }
 
 impl ApiServer {
     pub async fn start(
         config: &Config,
         manager: PathManager,
-        shutdown: CancellationToken,
+        listen: CancellationToken,
     ) -> Result<ApiServer, ListenError> {
         let (listener, local_addr) = crate::net::bind("API", config.api_address.0).await?;
         let app = axum::Router::new()
@@ -28,13 +29,13 @@ impl ApiServer {
             .fallback(paths::not_found)
             .with_state(manager);
         tracing::info!("API listener opened on {local_addr}");
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let serve = axum::serve(listener, app);
             tokio::select! {
                 r = serve => if let Err(e) = r { tracing::error!("API listener failed: {e}") },
-                _ = shutdown.cancelled() => {}
+                _ = listen.cancelled() => {}
             }
         });
-        Ok(ApiServer { local_addr })
+        Ok(ApiServer { local_addr, task })
     }
 }

@@ -3,7 +3,9 @@
 
 mod address;
 mod duration;
+pub mod env;
 mod path;
+pub mod watch;
 
 pub use address::{parse_address, ListenAddress};
 pub use duration::{parse_duration, ConfDuration};
@@ -195,6 +197,27 @@ impl Config {
         Ok(cfg)
     }
 
+    /// `parse`, then the environment overrides among `vars` (`MEDIAROUTER_…`, `MTX_…`)
+    /// merged in. Errors in the file keep its line:column.
+    pub fn parse_with_env(
+        text: &str,
+        file: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let cfg = Config::parse(text, file)?;
+        let invalid = |message| ConfigError::Invalid {
+            file: file.to_string(),
+            message,
+        };
+        let overrides = env::overrides(vars).map_err(invalid)?;
+        if overrides.is_empty() {
+            return Ok(cfg);
+        }
+        let merged = env::apply(text, &overrides).map_err(invalid)?;
+        let names: Vec<&str> = overrides.iter().map(|o| o.var.as_str()).collect();
+        Config::parse(&merged, &format!("{file} with {}", names.join(", ")))
+    }
+
     fn validate(&self) -> Result<(), String> {
         if !(128..=65_000).contains(&self.udp_max_payload_size) {
             return Err(format!(
@@ -265,11 +288,7 @@ impl Config {
         })?;
         let (pattern, conf, captures) = found;
         Some(PathMatch {
-            entry: match pattern {
-                PathPattern::Exact(n) => n.clone(),
-                PathPattern::Regex(r) if r.as_str() == path::ALL_OTHERS => "all_others".into(),
-                PathPattern::Regex(r) => format!("~{}", r.as_str()),
-            },
+            entry: pattern.entry_name(),
             conf: Arc::new(conf.clone().unwrap_or_default()),
             captures,
         })
@@ -298,7 +317,7 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
         file: file.clone(),
         source,
     })?;
-    Config::parse(&text, &file)
+    Config::parse_with_env(&text, &file, std::env::vars())
 }
 
 /// Search order: explicit argument, `./mediarouter.yml`, `/etc/mediarouter/mediarouter.yml`,
@@ -314,7 +333,7 @@ pub fn load(explicit: Option<&Path>) -> Result<(Config, ConfigOrigin), ConfigErr
         }
     }
     Ok((
-        Config::parse(DEFAULT_CONFIG, "embedded default")?,
+        Config::parse_with_env(DEFAULT_CONFIG, "embedded default", std::env::vars())?,
         ConfigOrigin::Embedded,
     ))
 }

@@ -132,7 +132,7 @@ impl Default for PathConf {
 }
 
 /// The regex `all_others` stands for.
-pub(crate) const ALL_OTHERS: &str = "^.*$";
+const ALL_OTHERS: &str = "^.*$";
 
 /// The name of a `paths:` entry: an exact name, a `~regex`, or `all_others`.
 #[derive(Debug, Clone)]
@@ -175,6 +175,15 @@ impl PathPattern {
         }
         validate_path_name(name)?;
         Ok(PathPattern::Exact(name.to_string()))
+    }
+
+    /// The entry's name as written in the file (`cam1`, `~^cam(\d+)$`, `all_others`).
+    pub fn entry_name(&self) -> String {
+        match self {
+            PathPattern::Exact(n) => n.clone(),
+            PathPattern::Regex(r) if r.as_str() == ALL_OTHERS => "all_others".into(),
+            PathPattern::Regex(r) => format!("~{}", r.as_str()),
+        }
     }
 
     /// Returns the capture groups (`$G1`… later) when `name` matches.

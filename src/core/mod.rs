@@ -5,6 +5,7 @@ mod params;
 mod path;
 mod path_manager;
 mod reader;
+mod reconfigure;
 mod stream;
 mod track;
 mod unit;
@@ -12,6 +13,7 @@ mod unit;
 pub use path::{Path, PathError, PathInfo, Peer, Publisher, Reader};
 pub use path_manager::PathManager;
 pub use reader::{ReadEnd, StreamReader};
+pub use reconfigure::{changed_keys, PathsDiff};
 pub use stream::{Stream, StreamConfig, StreamItem, StreamStats, UnitEntry};
 #[cfg(test)]
 pub(crate) use track::fixtures;

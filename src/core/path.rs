@@ -75,9 +75,9 @@ struct PathState {
 
 pub struct Path {
     name: String,
-    /// The `paths:` entry it was made from (`cam`, `~^cams/(\d+)$`, `all_others`).
-    conf_name: String,
-    conf: Arc<PathConf>,
+    /// The `paths:` entry it was made from (`cam`, `~^cams/(\d+)$`, `all_others`), and
+    /// its settings; a reload may replace both.
+    conf: Mutex<(String, Arc<PathConf>)>,
     state: Mutex<PathState>,
     /// Called when the path has neither publisher nor readers, so the manager can forget it.
     on_idle: Box<dyn Fn(&str) + Send + Sync>,
@@ -97,8 +97,7 @@ impl Path {
     ) -> Arc<Path> {
         Arc::new(Path {
             name,
-            conf_name,
-            conf,
+            conf: Mutex::new((conf_name, conf)),
             state: Mutex::new(PathState::default()),
             on_idle,
             ready,
@@ -113,12 +112,34 @@ impl Path {
         &self.name
     }
 
-    pub fn conf_name(&self) -> &str {
-        &self.conf_name
+    fn conf_lock(&self) -> MutexGuard<'_, (String, Arc<PathConf>)> {
+        self.conf.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn conf(&self) -> &Arc<PathConf> {
-        &self.conf
+    pub fn conf_name(&self) -> String {
+        self.conf_lock().0.clone()
+    }
+
+    pub fn conf(&self) -> Arc<PathConf> {
+        self.conf_lock().1.clone()
+    }
+
+    /// A reload's new entry and settings; they apply to publishers and readers that
+    /// come next (a lower `maxReaders` disconnects no one).
+    pub(crate) fn set_conf(&self, conf_name: String, conf: Arc<PathConf>) {
+        *self.conf_lock() = (conf_name, conf);
+    }
+
+    /// Ends the path for a reload that removed it: its publisher is told to go (the
+    /// connection closes) and readers see the stream end.
+    pub(crate) fn close(&self) {
+        let mut st = self.lock();
+        if let Some((_, token, _)) = &st.publisher {
+            token.cancel();
+        }
+        if let Some(s) = st.stream.take() {
+            s.close();
+        }
     }
 
     pub fn stream(&self) -> Option<Arc<Stream>> {
@@ -155,7 +176,7 @@ impl Path {
     pub(crate) fn add_publisher(self: &Arc<Self>, peer: Peer) -> Result<Publisher, PathError> {
         let mut st = self.lock();
         if let Some((_, token, _)) = &st.publisher {
-            if !self.conf.override_publisher {
+            if !self.conf().override_publisher {
                 return Err(PathError::PublisherExists(self.name.clone()));
             }
             token.cancel();
@@ -179,7 +200,7 @@ impl Path {
             .stream
             .clone()
             .ok_or_else(|| PathError::NoPublisher(self.name.clone()))?;
-        let max = self.conf.max_readers;
+        let max = self.conf().max_readers;
         if max != 0 && st.readers.len() >= max as usize {
             return Err(PathError::TooManyReaders(self.name.clone(), max));
         }

@@ -7,22 +7,22 @@ use crate::config::{validate_path_name, Config};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
-struct Inner {
-    config: RwLock<Arc<Config>>,
+pub(super) struct Inner {
+    pub(super) config: RwLock<Arc<Config>>,
     paths: Mutex<HashMap<String, Arc<Path>>>,
     ready: tokio::sync::broadcast::Sender<String>,
-    sources: crate::source::Registry,
+    pub(super) sources: crate::source::Registry,
 }
 
 impl Inner {
-    fn paths(&self) -> MutexGuard<'_, HashMap<String, Arc<Path>>> {
+    pub(super) fn paths(&self) -> MutexGuard<'_, HashMap<String, Arc<Path>>> {
         self.paths.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 #[derive(Clone)]
 pub struct PathManager {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 impl PathManager {
@@ -201,7 +201,7 @@ impl PathManager {
             .ok_or_else(|| PathError::NoPublisher(name.to_string()))
     }
 
-    fn forget_if_idle(&self, path: &Arc<Path>) {
+    pub(super) fn forget_if_idle(&self, path: &Arc<Path>) {
         let mut paths = self.inner.paths();
         if path.is_idle() && paths.get(path.name()).is_some_and(|p| Arc::ptr_eq(p, path)) {
             paths.remove(path.name());

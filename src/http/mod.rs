@@ -43,6 +43,7 @@ pub struct HttpServer {
     pub local_addr: SocketAddr,
     /// The paths' HLS muxers.
     pub hls: crate::hls::HlsMuxers,
+    pub(crate) task: tokio::task::JoinHandle<()>,
 }
 
 impl HttpServer {
@@ -50,6 +51,7 @@ impl HttpServer {
         config: &Config,
         manager: PathManager,
         shutdown: CancellationToken,
+        listen: CancellationToken,
     ) -> Result<HttpServer, ListenError> {
         let (listener, local_addr) = crate::net::bind("HTTP", config.hls_address.0).await?;
         // Accepted sockets inherit it: bounds what a stalled HTTP-FLV reader parks in the kernel.
@@ -65,7 +67,8 @@ impl HttpServer {
                 always_remux: config.hls_always_remux,
                 directory: config.hls_directory.clone(),
             },
-            shutdown.clone(),
+            // The muxers go with the listener; a new one starts its own.
+            listen.clone(),
         );
         let ctx = Arc::new(HttpCtx {
             hls: hls.clone(),
@@ -76,7 +79,7 @@ impl HttpServer {
         });
         let app = axum::Router::new().fallback(route).with_state(ctx.clone());
         tracing::info!("HTTP listener opened on {local_addr} (HTTP-FLV, HLS)");
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let listener = conn::TimeoutListener {
                 inner: listener,
                 write_timeout: ctx.write_timeout,
@@ -87,10 +90,14 @@ impl HttpServer {
             );
             tokio::select! {
                 r = serve => if let Err(e) = r { tracing::error!("HTTP listener failed: {e}") },
-                _ = shutdown.cancelled() => {}
+                _ = listen.cancelled() => {}
             }
         });
-        Ok(HttpServer { local_addr, hls })
+        Ok(HttpServer {
+            local_addr,
+            hls,
+            task,
+        })
     }
 }
 

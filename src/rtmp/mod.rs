@@ -25,6 +25,7 @@ pub(crate) struct Ctx {
 
 pub struct RtmpServer {
     pub local_addr: SocketAddr,
+    pub(crate) task: tokio::task::JoinHandle<()>,
 }
 
 impl RtmpServer {
@@ -32,6 +33,7 @@ impl RtmpServer {
         config: &Config,
         manager: PathManager,
         shutdown: CancellationToken,
+        listen: CancellationToken,
     ) -> Result<RtmpServer, ListenError> {
         let (listener, local_addr) = crate::net::bind("RTMP", config.rtmp_address.0).await?;
         let ctx = Arc::new(Ctx {
@@ -41,10 +43,10 @@ impl RtmpServer {
             shutdown,
         });
         tracing::info!("RTMP listener opened on {local_addr}");
-        crate::net::spawn_accept_loop(listener, "RTMP", ctx.shutdown.clone(), move |sock, peer| {
+        let task = crate::net::spawn_accept_loop(listener, "RTMP", listen, move |sock, peer| {
             conn::serve(ctx.clone(), sock, peer)
         });
-        Ok(RtmpServer { local_addr })
+        Ok(RtmpServer { local_addr, task })
     }
 }
 

@@ -36,6 +36,10 @@ pub struct RtspServer {
     pub local_addr: SocketAddr,
     /// Bound RTP and RTCP ports when UDP is enabled.
     pub udp_ports: Option<(u16, u16)>,
+    udp: Option<Arc<UdpPair>>,
+    /// The configured RTP and RTCP addresses (ports may be 0).
+    udp_addrs: (SocketAddr, SocketAddr),
+    pub(crate) task: tokio::task::JoinHandle<()>,
 }
 
 impl RtspServer {
@@ -43,9 +47,20 @@ impl RtspServer {
         config: &Config,
         manager: PathManager,
         shutdown: CancellationToken,
+        listen: CancellationToken,
+        previous: Option<&RtspServer>,
     ) -> Result<RtspServer, ListenError> {
         let (listener, local_addr) = crate::net::bind("RTSP", config.rtsp_address.0).await?;
-        let udp = if config.rtsp_transports.contains(&RtspTransport::Udp) {
+        let wants_udp = config.rtsp_transports.contains(&RtspTransport::Udp);
+        let same_udp = previous.and_then(|p| {
+            p.udp
+                .as_ref()
+                .filter(|_| p.udp_addrs == (config.rtp_address.0, config.rtcp_address.0))
+        });
+        let udp = if let Some(pair) = same_udp.filter(|_| wants_udp) {
+            // A restart keeps the UDP pair: its sessions go on, and the ports stay bound.
+            Some(pair.clone())
+        } else if wants_udp {
             let pair = UdpPair::bind(config.rtp_address.0, config.rtcp_address.0)
                 .await
                 .map_err(|source| ListenError {
@@ -73,13 +88,16 @@ impl RtspServer {
             ),
             None => tracing::info!("RTSP listener opened on {local_addr} (TCP)"),
         }
-        let shutdown = ctx.shutdown.clone();
-        crate::net::spawn_accept_loop(listener, "RTSP", shutdown, move |sock, peer| {
+        let udp = ctx.udp.clone();
+        let task = crate::net::spawn_accept_loop(listener, "RTSP", listen, move |sock, peer| {
             conn::serve(ctx.clone(), sock, peer)
         });
         Ok(RtspServer {
             local_addr,
             udp_ports,
+            udp,
+            udp_addrs: (config.rtp_address.0, config.rtcp_address.0),
+            task,
         })
     }
 }

@@ -71,6 +71,9 @@ pub struct SourceStatus {
 
 struct Running {
     id: u64,
+    stop: CancellationToken,
+    /// Cancelled when the source's task has ended and let go of the path.
+    finished: CancellationToken,
     status: SourceStatus,
 }
 
@@ -111,6 +114,17 @@ impl Registry {
     pub fn is_running(&self, name: &str) -> bool {
         self.running().contains_key(name)
     }
+
+    /// Stops the path's source (a reload changed or removed it) and waits until it
+    /// has let go of the path. Returns whether one was running.
+    pub(crate) async fn stop(&self, name: &str) -> bool {
+        let Some(r) = self.running().remove(name) else {
+            return false;
+        };
+        r.stop.cancel();
+        r.finished.cancelled().await;
+        true
+    }
 }
 
 /// Starts the path's source unless it runs already.
@@ -128,8 +142,21 @@ pub(crate) fn ensure(manager: &PathManager, name: &str, url: String, conf: Arc<P
         error: None,
         failures: 0,
     };
-    running.insert(name.to_string(), Running { id, status });
-    tokio::spawn(run(manager.clone(), name.to_string(), url, conf, id, stop));
+    let finished = CancellationToken::new();
+    running.insert(
+        name.to_string(),
+        Running {
+            id,
+            stop: stop.clone(),
+            finished: finished.clone(),
+            status,
+        },
+    );
+    let task = run(manager.clone(), name.to_string(), url, conf, id, stop);
+    tokio::spawn(async move {
+        task.await;
+        finished.cancel();
+    });
 }
 
 fn peer_of(url: &str) -> Peer {

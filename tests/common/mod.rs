@@ -177,7 +177,12 @@ impl TestServer {
         let yaml = format!(
             "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\nrtmpAddress: 127.0.0.1:0\napiAddress: 127.0.0.1:0\n{extra}"
         );
-        let cfg = Config::parse(&yaml, "test").expect("test config");
+        TestServer::with_config(Config::parse(&yaml, "test").expect("test config"))
+    }
+
+    /// A server on exactly this config.
+    pub fn with_config(cfg: Config) -> TestServer {
+        logs();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -515,6 +520,19 @@ pub fn probe(file: &Path) -> Vec<Probed> {
 /// Share of the frames between a recording's first and last video frame that it holds
 /// (1.0 = no frame lost). The first two timestamps are skipped: ffmpeg's RTSP reader
 /// leaves the first packet unstamped and its muxer invents one.
+/// The longest time between consecutive video frames of a recording (seconds): a lost
+/// frame shows as a gap of two frame durations or more.
+pub fn max_video_gap(file: &Path) -> f64 {
+    let out = ffprobe_video_packets(file, "packet=pts_time");
+    let mut pts: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect();
+    pts.sort_by(f64::total_cmp);
+    assert!(pts.len() > 3, "{file:?} has {} video packets", pts.len());
+    pts.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max)
+}
+
 pub fn video_completeness(file: &Path, fps: f64) -> f64 {
     let out = ffprobe_video_packets(file, "packet=pts_time");
     let mut pts: Vec<f64> = String::from_utf8_lossy(&out.stdout)

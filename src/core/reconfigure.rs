@@ -1,0 +1,158 @@
+//! Applying a reloaded config to the live paths: paths whose settings are the same
+//! keep streaming untouched, removed ones close, changed ones restart only their source.
+
+use super::path::Path;
+use super::PathManager;
+use crate::config::{Config, PathConf, Source};
+use std::sync::Arc;
+
+/// What a reload did to the `paths:` entries and the live paths, for its log line.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PathsDiff {
+    pub added: usize,
+    pub removed: usize,
+    /// Changed entries, each with the keys that changed.
+    pub changed: Vec<(String, Vec<&'static str>)>,
+    /// Live paths closed because no entry matches them any more.
+    pub closed: Vec<String>,
+    /// Live paths whose source restarted (or stopped, or took over from publishers).
+    pub restarted: Vec<String>,
+}
+
+/// The keys whose values differ. Destructured without `..`, so a new key can't be
+/// forgotten here.
+pub fn changed_keys(a: &PathConf, b: &PathConf) -> Vec<&'static str> {
+    let PathConf {
+        source,
+        max_readers,
+        override_publisher,
+        rtsp_transport,
+        source_fingerprint,
+        source_on_demand,
+        source_on_demand_start_timeout,
+        source_on_demand_close_after,
+        push,
+    } = a;
+    let mut out = Vec::new();
+    let mut check = |differs: bool, key: &'static str| {
+        if differs {
+            out.push(key);
+        }
+    };
+    check(*source != b.source, "source");
+    check(*max_readers != b.max_readers, "maxReaders");
+    check(
+        *override_publisher != b.override_publisher,
+        "overridePublisher",
+    );
+    check(*rtsp_transport != b.rtsp_transport, "rtspTransport");
+    check(
+        *source_fingerprint != b.source_fingerprint,
+        "sourceFingerprint",
+    );
+    check(*source_on_demand != b.source_on_demand, "sourceOnDemand");
+    check(
+        *source_on_demand_start_timeout != b.source_on_demand_start_timeout,
+        "sourceOnDemandStartTimeout",
+    );
+    check(
+        *source_on_demand_close_after != b.source_on_demand_close_after,
+        "sourceOnDemandCloseAfter",
+    );
+    check(*push != b.push, "push");
+    out
+}
+
+/// Keys a running source was started with: a change restarts it.
+const SOURCE_KEYS: [&str; 6] = [
+    "source",
+    "rtspTransport",
+    "sourceFingerprint",
+    "sourceOnDemand",
+    "sourceOnDemandStartTimeout",
+    "sourceOnDemandCloseAfter",
+];
+
+fn entries(c: &Config) -> impl Iterator<Item = (String, PathConf)> + '_ {
+    c.paths
+        .iter()
+        .map(|(p, conf)| (p.entry_name(), conf.clone().unwrap_or_default()))
+}
+
+impl PathManager {
+    /// Makes `new` the running config and brings the live paths in line with it.
+    pub async fn reconfigure(&self, new: Arc<Config>) -> PathsDiff {
+        let old = self.config();
+        let mut diff = PathsDiff::default();
+        let old_entries: Vec<_> = entries(&old).collect();
+        let new_entries: Vec<_> = entries(&new).collect();
+        for (name, conf) in &new_entries {
+            match old_entries.iter().find(|(n, _)| n == name) {
+                None => diff.added += 1,
+                Some((_, was)) => {
+                    let keys = changed_keys(was, conf);
+                    if !keys.is_empty() {
+                        diff.changed.push((name.clone(), keys));
+                    }
+                }
+            }
+        }
+        diff.removed = old_entries
+            .iter()
+            .filter(|(n, _)| !new_entries.iter().any(|(m, _)| m == n))
+            .count();
+
+        *self.inner.config.write().unwrap_or_else(|e| e.into_inner()) = new.clone();
+        let live: Vec<Arc<Path>> = self.inner.paths().values().cloned().collect();
+        for path in live {
+            self.reconfigure_path(&old, &new, &path, &mut diff).await;
+            self.forget_if_idle(&path);
+        }
+        self.start_sources();
+        diff
+    }
+
+    async fn reconfigure_path(
+        &self,
+        old: &Config,
+        new: &Config,
+        path: &Arc<Path>,
+        diff: &mut PathsDiff,
+    ) {
+        let name = path.name().to_string();
+        let Some(m) = new.find_path(&name) else {
+            self.inner.sources.stop(&name).await;
+            path.close();
+            tracing::info!(path = %name, "path closed: no entry of the reloaded config matches it");
+            diff.closed.push(name);
+            return;
+        };
+        let was = path.conf();
+        let old_url = old
+            .find_path(&name)
+            .and_then(|o| o.conf.source.url_for(&o.captures));
+        let new_url = m.conf.source.url_for(&m.captures);
+        let keys = changed_keys(&was, &m.conf);
+        path.set_conf(m.entry.clone(), m.conf.clone());
+        let source_changed = old_url != new_url
+            || keys
+                .iter()
+                .any(|k| SOURCE_KEYS.contains(k) && *k != "source");
+        if !source_changed {
+            return;
+        }
+        let was_running = self.inner.sources.stop(&name).await;
+        if matches!(was.source, Source::Publisher) && new_url.is_some() {
+            // The path now pulls: a client publishing to it has to go.
+            path.close();
+        }
+        if let Some(url) = new_url {
+            let wanted = !m.conf.source_on_demand || (was_running && path.readers() > 0);
+            if wanted {
+                crate::source::ensure(self, &name, url, m.conf.clone());
+            }
+        }
+        tracing::info!(path = %name, "path's source restarted by the reload");
+        diff.restarted.push(name);
+    }
+}

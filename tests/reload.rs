@@ -1,0 +1,121 @@
+//! Reloading a config in process (`Server::reload`): a path whose settings didn't change
+//! keeps its stream and its reader every frame, an added path takes a publisher over the
+//! moved RTMP listener, a changed source restarts, a removed path closes, and a push
+//! list change starts only the new relay.
+
+mod common;
+
+use common::*;
+use mediarouter::config::Config;
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+const BASE: &str = "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\napiAddress: 127.0.0.1:0\n";
+
+fn config(rtmp_port: u16, paths: &str) -> Config {
+    Config::parse(
+        &format!("{BASE}rtmpAddress: 127.0.0.1:{rtmp_port}\npaths:\n{paths}"),
+        "reload",
+    )
+    .unwrap()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_reload_touches_only_what_changed() {
+    if !have_ffmpeg() {
+        return;
+    }
+    // Two cameras for path c's source to move between, and a sink for push.
+    let cams = TestServer::start("paths:\n  all_others:\n");
+    let clip = clip(Clip::H264Aac, 10);
+    let cam1 = publish(&clip, &cams.url("cam1"), "tcp", true);
+    let cam2 = publish(&clip, &cams.url("cam2"), "tcp", true);
+    cams.wait_stream("cam1");
+    cams.wait_stream("cam2");
+    let cam = |n: &str| format!("rtsp://{}/{n}", cams.addr);
+
+    let rtmp1 = free_port();
+    let paths1 = format!("  a:\n  c:\n    source: {}\n  gone:\n", cam("cam1"));
+    let srv = TestServer::with_config(config(rtmp1, &paths1));
+    let pub_a = publish(&clip, &srv.url("a"), "tcp", true);
+    let mut pub_gone = publish(&clip, &srv.url("gone"), "tcp", true);
+    let a = srv.wait_stream("a");
+    srv.wait_stream("gone");
+    srv.wait_stream("c");
+    assert_eq!((cams.readers("cam1"), cams.readers("cam2")), (1, 0));
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a.mkv");
+    let mut reader = read_for(&srv.url("a"), 8, &out);
+    wait_until(Duration::from_secs(10), "the reader of a", || {
+        srv.readers("a") == 1
+    });
+
+    // b added, c's source moved, gone removed, a gets a push, RTMP moves.
+    let rtmp2 = free_port();
+    let paths2 = format!(
+        "  a:\n    push: [rtmp://{}/live/pushed]\n  live/b:\n  c:\n    source: {}\n",
+        cams.server.rtmp_addr().unwrap(),
+        cam("cam2")
+    );
+    let summary = srv.rt.block_on(srv.server.reload(config(rtmp2, &paths2)));
+    let line = summary.to_string();
+    eprintln!("{line}");
+    assert!(line.starts_with("reload: +1 paths, -1, ~2"), "{line}");
+    assert!(
+        line.contains("a: push") && line.contains("c: source"),
+        "{line}"
+    );
+    assert!(line.contains("listeners restarted: rtmp"), "{line}");
+    assert!(line.contains("push relays +1 -0"), "{line}");
+
+    // a: the same stream, its reader gets every frame (checked when it's done).
+    assert!(srv.stream("a").is_some_and(|s| Arc::ptr_eq(&s, &a)));
+    // c now pulls cam2.
+    wait_until(Duration::from_secs(10), "c to pull cam2", || {
+        cams.readers("cam1") == 0 && cams.readers("cam2") == 1
+    });
+    srv.wait_stream("c");
+    // gone: its publisher was told to go.
+    let st = wait_child(
+        &mut pub_gone,
+        Duration::from_secs(10),
+        "the removed path's publisher",
+    );
+    assert!(!st.success());
+    assert!(srv.server.manager.path("gone").is_none());
+    // The push to the cameras' server runs.
+    cams.wait_stream("live/pushed");
+    // RTMP moved: the old port is closed, the new one takes a publisher for the new
+    // path live/b.
+    assert_eq!(srv.server.rtmp_addr().unwrap().port(), rtmp2);
+    assert!(TcpStream::connect(("127.0.0.1", rtmp1)).is_err());
+    let pub_b = publish_rtmp(&clip, &format!("rtmp://127.0.0.1:{rtmp2}/live/b"), true);
+    srv.wait_stream("live/b");
+
+    let st = wait_child(&mut reader, Duration::from_secs(30), "the reader of a");
+    assert!(st.success());
+    let gap = max_video_gap(&out);
+    eprintln!("a's reader: largest gap between frames {:.3} s", gap);
+    assert!(gap < 1.5 / 30.0, "a frame was lost: gap {gap}");
+    assert!(video_completeness(&out, 30.0) > 0.99);
+
+    // Reloading the same config changes nothing.
+    let line = srv
+        .rt
+        .block_on(srv.server.reload(config(rtmp2, &paths2)))
+        .to_string();
+    assert_eq!(line, "reload: +0 paths, -0, ~0, listeners unchanged");
+    for mut c in [cam1, cam2, pub_a, pub_b] {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}
