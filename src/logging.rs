@@ -14,7 +14,7 @@ static HANDLE: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
 pub fn init(level: LogLevel) {
     let from_env = EnvFilter::try_from_default_env().ok();
     let fixed = from_env.is_some();
-    let filter = from_env.unwrap_or_else(|| EnvFilter::new(level.as_str()));
+    let filter = from_env.unwrap_or_else(|| filter(level));
     let (filter, handle) = reload::Layer::new(filter);
     let installed = tracing_subscriber::registry()
         .with(filter)
@@ -32,11 +32,20 @@ pub fn init(level: LogLevel) {
     }
 }
 
+/// `logLevel` for this crate; libraries (retina, hyper, …) say only warnings and
+/// errors, so `debug` shows our sessions, not their parsers' internals.
+fn filter(level: LogLevel) -> EnvFilter {
+    match level {
+        LogLevel::Error | LogLevel::Warn => EnvFilter::new(level.as_str()),
+        _ => EnvFilter::new(format!("warn,mediarouter={}", level.as_str())),
+    }
+}
+
 /// Changes the level of the subscriber `init` installed; a no-op without one (tests,
 /// or `RUST_LOG` set).
 pub fn set_level(level: LogLevel) {
     if let Some(h) = HANDLE.get() {
-        if let Err(e) = h.reload(EnvFilter::new(level.as_str())) {
+        if let Err(e) = h.reload(filter(level)) {
             tracing::warn!("can't change logLevel: {e}");
         }
     }

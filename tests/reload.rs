@@ -92,6 +92,15 @@ fn a_reload_touches_only_what_changed() {
     );
     assert!(!st.success());
     assert!(srv.server.manager.path("gone").is_none());
+    assert!(!logs()
+        .lines_with(
+            "INFO",
+            &[
+                "publisher closed: the path was removed from the config",
+                "path=gone"
+            ]
+        )
+        .is_empty());
     // The push to the cameras' server runs.
     cams.wait_stream("live/pushed");
     // RTMP moved: the old port is closed, the new one takes a publisher for the new

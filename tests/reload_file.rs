@@ -89,6 +89,8 @@ impl Drop for Proc {
     }
 }
 
+const SDP: &[u8] = b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:trackID=0\r\n";
+
 fn header(rtsp: u16) -> String {
     format!("rtspAddress: 127.0.0.1:{rtsp}\nrtspTransports: [tcp]\nrtmp: no\nhls: no\napi: no\n")
 }
@@ -142,9 +144,24 @@ fn file_edits_of_every_kind_apply_and_bad_files_are_refused() {
 
     // 1. In place, through the symlink: b is added.
     let n = p.count();
+    let saved = std::time::Instant::now();
     std::fs::write(&config, format!("{v1}  b:\n")).unwrap();
     let line = p.wait_log(n, "reload: ");
     assert!(line.contains("reload: +1 paths, -0, ~0"), "{line}");
+    // Measured, not asserted (shared machines): save → b accepts a publisher.
+    let mut b = RawClient::connect(p.addr);
+    let announce = b.request(
+        "ANNOUNCE",
+        &p.url("b"),
+        &[("Content-Type", "application/sdp")],
+        SDP,
+    );
+    assert_eq!(announce.status, 200);
+    eprintln!(
+        "saved → b accepts a publisher: {:.0} ms",
+        saved.elapsed().as_secs_f64() * 1000.0
+    );
+    drop(b);
     let mut pub_b = publish(&clip, &p.url("b"), "tcp", true);
     wait_until(Duration::from_secs(10), "b's stream", || p.has_stream("b"));
 
@@ -195,6 +212,7 @@ fn file_edits_of_every_kind_apply_and_bad_files_are_refused() {
     assert!(line.contains("reload: +0 paths, -2, ~0"), "{line}");
     let st = wait_child(&mut pub_b, Duration::from_secs(10), "b's publisher");
     assert!(!st.success());
+    p.wait_log(n, "publisher closed: the path was removed from the config");
 
     // a's reader saw none of it.
     assert!(wait_child(&mut reader, Duration::from_secs(30), "a's reader").success());

@@ -10,7 +10,7 @@ mod stream;
 mod track;
 mod unit;
 
-pub use path::{Path, PathError, PathInfo, Peer, Publisher, Reader};
+pub use path::{kicked, Kick, Path, PathError, PathInfo, Peer, Publisher, Reader};
 pub use path_manager::PathManager;
 pub use reader::{ReadEnd, StreamReader};
 pub use reconfigure::{changed_keys, PathsDiff};

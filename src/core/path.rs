@@ -8,6 +8,49 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 use tokio_util::sync::CancellationToken;
 
+/// Tells a publisher to go, and why: another publisher took the path, or a reload
+/// removed the path or made it pull from a source.
+#[derive(Clone, Default)]
+pub struct Kick {
+    token: CancellationToken,
+    reason: Arc<std::sync::OnceLock<&'static str>>,
+}
+
+impl Kick {
+    pub(crate) fn kick(&self, reason: &'static str) {
+        let _ = self.reason.set(reason);
+        self.token.cancel();
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    /// Resolves once kicked.
+    pub async fn cancelled(&self) {
+        self.token.cancelled().await
+    }
+
+    /// Why the publisher was told to go; for logs.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+            .get()
+            .copied()
+            .unwrap_or("replaced by another publisher")
+    }
+}
+
+/// Resolves with the reason once `kick` (if any) fires.
+pub async fn kicked(kick: Option<&Kick>) -> &'static str {
+    match kick {
+        Some(k) => {
+            k.cancelled().await;
+            k.reason()
+        }
+        None => std::future::pending().await,
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PathError {
     #[error("path '{0}' is not configured")]
@@ -67,7 +110,7 @@ pub struct PathInfo {
 
 #[derive(Default)]
 struct PathState {
-    publisher: Option<(u64, CancellationToken, Peer)>,
+    publisher: Option<(u64, Kick, Peer)>,
     stream: Option<Arc<Stream>>,
     ready_time: Option<SystemTime>,
     readers: Vec<(u64, Peer)>,
@@ -132,10 +175,10 @@ impl Path {
 
     /// Ends the path for a reload that removed it: its publisher is told to go (the
     /// connection closes) and readers see the stream end.
-    pub(crate) fn close(&self) {
+    pub(crate) fn close(&self, reason: &'static str) {
         let mut st = self.lock();
         if let Some((_, token, _)) = &st.publisher {
-            token.cancel();
+            token.kick(reason);
         }
         if let Some(s) = st.stream.take() {
             s.close();
@@ -179,13 +222,13 @@ impl Path {
             if !self.conf().override_publisher {
                 return Err(PathError::PublisherExists(self.name.clone()));
             }
-            token.cancel();
+            token.kick("replaced by another publisher");
             if let Some(s) = st.stream.take() {
                 s.close();
             }
         }
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let token = CancellationToken::new();
+        let token = Kick::default();
         st.publisher = Some((id, token.clone(), peer));
         Ok(Publisher {
             path: self.clone(),
@@ -224,7 +267,7 @@ impl Path {
 pub struct Publisher {
     path: Arc<Path>,
     id: u64,
-    cancelled: CancellationToken,
+    cancelled: Kick,
 }
 
 impl Publisher {
@@ -233,7 +276,7 @@ impl Publisher {
     }
 
     /// Cancelled when another publisher takes over the path or the path is removed.
-    pub fn cancelled(&self) -> &CancellationToken {
+    pub fn cancelled(&self) -> &Kick {
         &self.cancelled
     }
 

@@ -122,7 +122,7 @@ impl PathManager {
         let name = path.name().to_string();
         let Some(m) = new.find_path(&name) else {
             self.inner.sources.stop(&name).await;
-            path.close();
+            path.close("the path was removed from the config");
             tracing::info!(path = %name, "path closed: no entry of the reloaded config matches it");
             diff.closed.push(name);
             return;
@@ -144,7 +144,7 @@ impl PathManager {
         let was_running = self.inner.sources.stop(&name).await;
         if matches!(was.source, Source::Publisher) && new_url.is_some() {
             // The path now pulls: a client publishing to it has to go.
-            path.close();
+            path.close("the path now pulls from a source (config reloaded)");
         }
         if let Some(url) = new_url {
             let wanted = !m.conf.source_on_demand || (was_running && path.readers() > 0);

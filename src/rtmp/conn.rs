@@ -124,7 +124,7 @@ impl Conn {
             };
             tokio::select! {
                 _ = ctx.shutdown.cancelled() => return End::Normal("server shutting down".into()),
-                _ = net::cancelled(replaced.as_ref()) => return End::Normal("replaced by another publisher".into()),
+                why = crate::core::kicked(replaced.as_ref()) => return End::Normal(why.into()),
                 r = rd.read(&mut buf) => match r {
                     Ok(0) => return End::Normal("closed by client".into()),
                     Ok(n) => {

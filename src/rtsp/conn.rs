@@ -17,7 +17,6 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 /// Bytes read from a client at a time (publishers send at media bitrate).
 const READ_CHUNK: usize = 64 * 1024;
@@ -51,7 +50,7 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, sock: TcpStream, peer: SocketAddr) {
 
     let mut buf = BytesMut::new();
     let mut playback: Option<Playback> = None;
-    let mut replaced: Option<CancellationToken> = None;
+    let mut replaced: Option<crate::core::Kick> = None;
     let mut last_read = Instant::now();
     let mut last_udp = Instant::now();
     let read_timeout = ctx.read_timeout;
@@ -88,7 +87,7 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, sock: TcpStream, peer: SocketAddr) {
         }
         tokio::select! {
             _ = ctx.shutdown.cancelled() => break End::Normal("server shutting down".into()),
-            _ = net::cancelled(replaced.as_ref()) => break End::Normal("replaced by another publisher".into()),
+            why = crate::core::kicked(replaced.as_ref()) => break End::Normal(why.into()),
             r = rd.read_buf(&mut buf) => match r {
                 Ok(0) if buf.is_empty() => break End::Normal("closed by client".into()),
                 Ok(0) => break End::Bad(format!("connection closed inside a message ({} bytes unparsed)", buf.len())),
@@ -147,7 +146,7 @@ impl Conn {
         &mut self,
         buf: &mut BytesMut,
         playback: &mut Option<Playback>,
-        replaced: &mut Option<CancellationToken>,
+        replaced: &mut Option<crate::core::Kick>,
     ) -> Result<Option<End>, String> {
         loop {
             let req = match next_message(buf).map_err(|e| e.to_string())? {

@@ -14,7 +14,6 @@ use rtsp_types::{headers, Method, Request, Response, StatusCode};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 /// Seconds a session survives without requests; advertised in the Session header.
 pub(crate) const SESSION_TIMEOUT_SECS: u64 = 60;
@@ -24,7 +23,7 @@ pub(crate) enum Action {
     None,
     Play(Playback),
     Pause,
-    Record(CancellationToken),
+    Record(crate::core::Kick),
     Teardown,
     /// Send the response, then close the connection; logged at warn with this reason.
     Close(String),
