@@ -17,3 +17,4 @@ pub mod rtsp;
 pub mod server;
 pub mod source;
 pub mod tls;
+pub mod transcode;

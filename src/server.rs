@@ -57,6 +57,7 @@ pub struct Server {
     pub manager: PathManager,
     listeners: Mutex<HashMap<Listener, Running>>,
     relays: crate::push::Relays,
+    stages: crate::transcode::Stages,
     /// Serializes reloads.
     reloading: tokio::sync::Mutex<()>,
     shutdown: CancellationToken,
@@ -166,6 +167,8 @@ pub struct ReloadSummary {
     /// Listeners whose restart failed (they keep their old settings), with why.
     pub failed: Vec<(&'static str, String)>,
     pub pushes: (usize, usize),
+    /// Transcode stages (started, stopped).
+    pub stages: (usize, usize),
     pub log_level: Option<(crate::config::LogLevel, crate::config::LogLevel)>,
     pub other: bool,
 }
@@ -197,6 +200,13 @@ impl std::fmt::Display for ReloadSummary {
         if self.pushes != (0, 0) {
             write!(f, ", push relays +{} -{}", self.pushes.0, self.pushes.1)?;
         }
+        if self.stages != (0, 0) {
+            write!(
+                f,
+                ", transcode stages +{} -{}",
+                self.stages.0, self.stages.1
+            )?;
+        }
         match self.restarted.is_empty() {
             true => write!(f, ", listeners unchanged")?,
             false => write!(f, ", listeners restarted: {}", self.restarted.join(" "))?,
@@ -225,10 +235,13 @@ impl Server {
         // Dropping the guard on an error stops whatever already started.
         let guard = shutdown.clone().drop_guard();
         let relays = crate::push::start(manager.clone(), shutdown.clone());
+        let stages = crate::transcode::start(manager.clone(), shutdown.clone());
+        crate::transcode::warn_if_unbuilt(&config);
         let server = Server {
             manager: manager.clone(),
             listeners: Mutex::new(HashMap::new()),
             relays,
+            stages,
             reloading: tokio::sync::Mutex::new(()),
             shutdown: shutdown.clone(),
         };
@@ -282,6 +295,8 @@ impl Server {
             ..Default::default()
         };
         summary.pushes = self.relays.reconcile(&self.manager);
+        summary.stages = self.stages.reconcile(&self.manager);
+        crate::transcode::warn_if_unbuilt(&new);
         if old.log_level != new.log_level {
             crate::logging::set_level(new.log_level);
             summary.log_level = Some((old.log_level, new.log_level));

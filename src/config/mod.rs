@@ -5,6 +5,7 @@ mod address;
 mod duration;
 pub mod env;
 mod path;
+pub mod transcode;
 pub mod watch;
 
 pub use address::{parse_address, ListenAddress};
@@ -259,6 +260,12 @@ impl Config {
             }
         }
         for (pattern, conf) in &self.paths {
+            if let Some(t) = conf.as_ref().and_then(|c| c.transcode.as_ref()) {
+                t.validate()
+                    .map_err(|e| format!("paths: '{}': {e}", pattern.entry_name()))?;
+            }
+        }
+        for (pattern, conf) in &self.paths {
             let (PathPattern::Regex(re), Some(conf)) = (pattern, conf) else {
                 continue;
             };
@@ -274,8 +281,48 @@ impl Config {
     }
 
     /// Finds the entry for `name`: exact names first, then regexes in file order
-    /// (`all_others` is a regex that matches everything), as MediaMTX does.
+    /// (`all_others` is a regex that matches everything), as MediaMTX does. With the
+    /// transcode stage built in, `<path>/source` of a transcoding path is its input:
+    /// the entry's settings without `transcode` and `push` (those act on the output).
     pub fn find_path(&self, name: &str) -> Option<PathMatch> {
+        if let Some(parent) = self.transcode_input_of(name) {
+            let mut m = self.find_entry(parent)?;
+            let conf = Arc::make_mut(&mut m.conf);
+            conf.transcode = None;
+            conf.push.clear();
+            m.entry = format!("{} (transcode input)", m.entry);
+            return Some(m);
+        }
+        self.find_entry(name)
+    }
+
+    /// `name`'s parent when `name` is `<parent>/source` and the parent transcodes.
+    pub fn transcode_input_of<'a>(&self, name: &'a str) -> Option<&'a str> {
+        if !cfg!(feature = "transcode") {
+            return None;
+        }
+        let parent = name.strip_suffix("/source")?;
+        self.find_entry(parent)?
+            .conf
+            .transcode
+            .is_some()
+            .then_some(parent)
+    }
+
+    /// Where a publisher of `name` writes: `<name>/source` when the path transcodes
+    /// (the stage then publishes `name`), else `name`.
+    pub fn publish_target(&self, name: &str) -> String {
+        let transcodes = cfg!(feature = "transcode")
+            && self
+                .find_entry(name)
+                .is_some_and(|m| m.conf.transcode.is_some());
+        match transcodes {
+            true => format!("{name}/source"),
+            false => name.to_string(),
+        }
+    }
+
+    fn find_entry(&self, name: &str) -> Option<PathMatch> {
         let exact = self
             .paths
             .iter()

@@ -85,6 +85,8 @@ pub struct PathConf {
     /// Destinations the path's stream is published to (nginx-rtmp `push`).
     #[serde(alias = "forward")]
     pub push: Vec<PushUrl>,
+    /// Re-encode what the path serves; the input stays readable as `<path>/source`.
+    pub transcode: Option<super::transcode::TranscodeConf>,
 }
 
 /// A push destination: `rtmp[s]://host[:port]/app/stream` or `rtsp://host[:port]/path`.
@@ -127,6 +129,7 @@ impl Default for PathConf {
             source_on_demand_start_timeout: super::ConfDuration::secs(10),
             source_on_demand_close_after: super::ConfDuration::secs(10),
             push: Vec::new(),
+            transcode: None,
         }
     }
 }

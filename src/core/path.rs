@@ -79,6 +79,7 @@ pub enum Peer {
     HlsMuxer,
     FlvConn,
     Push,
+    Transcoder,
 }
 
 impl Peer {
@@ -92,6 +93,7 @@ impl Peer {
             Peer::HlsMuxer => "hlsMuxer",
             Peer::FlvConn => "httpFlvConn",
             Peer::Push => "push",
+            Peer::Transcoder => "transcoder",
         }
     }
 }

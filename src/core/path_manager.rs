@@ -98,7 +98,8 @@ impl PathManager {
         Ok(path)
     }
 
-    /// A client's publisher slot; refused on paths that pull from a source.
+    /// A client's publisher slot; refused on paths that pull from a source. On a
+    /// transcoding path the publisher fills `<name>/source`.
     pub fn add_publisher(&self, name: &str, peer: Peer) -> Result<Publisher, PathError> {
         if let Some(m) = self.config().find_path(name) {
             if matches!(m.conf.source, crate::config::Source::Url(_)) {
@@ -108,8 +109,18 @@ impl PathManager {
         self.add_source_publisher(name, peer)
     }
 
-    /// The publisher slot a path's source fills.
+    /// The publisher slot a path's source fills (`<name>/source` on a transcoding path).
     pub(crate) fn add_source_publisher(
+        &self,
+        name: &str,
+        peer: Peer,
+    ) -> Result<Publisher, PathError> {
+        let target = self.config().publish_target(name);
+        self.add_publisher_exact(&target, peer)
+    }
+
+    /// The publisher slot of exactly `name` (the transcode stage fills its path's).
+    pub(crate) fn add_publisher_exact(
         &self,
         name: &str,
         peer: Peer,
@@ -164,6 +175,9 @@ impl PathManager {
         if validate_path_name(name).is_err() {
             return;
         }
+        // A transcode input comes from its path's source.
+        let config = self.config();
+        let name = config.transcode_input_of(name).unwrap_or(name);
         let Some(m) = self.config().find_path(name) else {
             return;
         };

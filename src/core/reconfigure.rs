@@ -32,6 +32,7 @@ pub fn changed_keys(a: &PathConf, b: &PathConf) -> Vec<&'static str> {
         source_on_demand_start_timeout,
         source_on_demand_close_after,
         push,
+        transcode,
     } = a;
     let mut out = Vec::new();
     let mut check = |differs: bool, key: &'static str| {
@@ -60,6 +61,7 @@ pub fn changed_keys(a: &PathConf, b: &PathConf) -> Vec<&'static str> {
         "sourceOnDemandCloseAfter",
     );
     check(*push != b.push, "push");
+    check(*transcode != b.transcode, "transcode");
     out
 }
 
@@ -134,7 +136,14 @@ impl PathManager {
         let new_url = m.conf.source.url_for(&m.captures);
         let keys = changed_keys(&was, &m.conf);
         path.set_conf(m.entry.clone(), m.conf.clone());
-        let source_changed = old_url != new_url
+        // Turning transcode on or off moves where publishers write (`<path>/source`).
+        let moved =
+            cfg!(feature = "transcode") && was.transcode.is_some() != m.conf.transcode.is_some();
+        if moved && new_url.is_none() {
+            path.close("the path's transcode setting changed (config reloaded)");
+        }
+        let source_changed = moved
+            || old_url != new_url
             || keys
                 .iter()
                 .any(|k| SOURCE_KEYS.contains(k) && *k != "source");

@@ -261,6 +261,8 @@ pub enum Clip {
     H264Pcmu,
     /// 640x360 30 fps H.264 with 2 B-frames (1 s GOP) + AAC 44.1 kHz.
     H264BframesAac,
+    /// 1920x1080 30 fps H.264 (1 s GOP) + AAC 44.1 kHz: transcode input.
+    H264Aac1080,
     /// 640x360 30 fps H.264 with a single keyframe + AAC: a reader that joins late
     /// still gets every frame from the first (the GOP cache holds them all).
     H264AacOneGop,
@@ -274,6 +276,7 @@ impl Clip {
             Clip::H264Pcmu => format!("h264-pcmu-{secs}s.mkv"),
             Clip::H264BframesAac => format!("h264-bf2-aac-{secs}s.mp4"),
             Clip::H264AacOneGop => format!("h264-onegop-aac-{secs}s.mp4"),
+            Clip::H264Aac1080 => format!("h264-1080-aac-{secs}s.mp4"),
         }
     }
 }
@@ -305,6 +308,10 @@ pub fn clip(kind: Clip, secs: u32) -> PathBuf {
         Clip::H264BframesAac => format!(
             "-f lavfi -i testsrc2=size=640x360:rate=30 -f lavfi -i sine=frequency=440:sample_rate=44100 -t {secs} \
              -c:v libx264 -preset veryfast -bf 2 -g 30 -pix_fmt yuv420p -b:v 1500k -c:a aac -ac 2 -b:a 96k"
+        ),
+        Clip::H264Aac1080 => format!(
+            "-f lavfi -i testsrc2=size=1920x1080:rate=30 -f lavfi -i sine=frequency=440:sample_rate=44100 -t {secs} \
+             -c:v libx264 -preset ultrafast -g 30 -pix_fmt yuv420p -b:v 4000k -c:a aac -ac 2 -b:a 96k"
         ),
         Clip::H264AacOneGop => format!(
             "-f lavfi -i testsrc2=size=640x360:rate=30 -f lavfi -i sine=frequency=440:sample_rate=44100 -t {secs} \
@@ -520,6 +527,18 @@ pub fn probe(file: &Path) -> Vec<Probed> {
 /// Share of the frames between a recording's first and last video frame that it holds
 /// (1.0 = no frame lost). The first two timestamps are skipped: ffmpeg's RTSP reader
 /// leaves the first packet unstamped and its muxer invents one.
+/// Presentation times (seconds) of a recording's video keyframes, in order.
+pub fn keyframe_times(file: &Path) -> Vec<f64> {
+    let out = ffprobe_video_packets(file, "packet=pts_time,flags");
+    let mut t: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains('K'))
+        .filter_map(|l| l.split(',').next()?.trim().parse().ok())
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t
+}
+
 /// The longest time between consecutive video frames of a recording (seconds): a lost
 /// frame shows as a gap of two frame durations or more.
 pub fn max_video_gap(file: &Path) -> f64 {

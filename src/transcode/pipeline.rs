@@ -1,0 +1,352 @@
+//! One stage: the async pump that reads `<path>/source` into a bounded queue, and the
+//! thread that decodes, scales and encodes video (CUDA decode and NVENC when they open,
+//! else libx264/libx265 or pass-through, per `fallback`) and writes `<path>`.
+
+use super::encode::{self, Choice};
+use crate::config::transcode::{Fallback, HwAccel, TranscodeConf, VideoCodec};
+use crate::core::{
+    Codec, PathManager, Payload, Peer, Publisher, ReadEnd, Stream, StreamConfig, StreamItem, Track,
+    Unit,
+};
+use bytes::Bytes;
+use ffmpeg_next as ff;
+use std::sync::mpsc::{sync_channel, Receiver, TrySendError};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Units queued for the thread; beyond this the stage is behind and drops input.
+const QUEUE: usize = 90;
+
+pub(super) async fn run(
+    manager: &PathManager,
+    name: &str,
+    conf: TranscodeConf,
+    stop: &CancellationToken,
+) {
+    let input = format!("{name}/source");
+    let Ok(reader) = manager.add_reader(&input, Peer::Transcoder) else {
+        return;
+    };
+    let Some(mut sub) = reader.stream().subscribe() else {
+        return;
+    };
+    let tracks = reader.stream().tracks().to_vec();
+    let publisher = match manager.add_publisher_exact(name, Peer::Transcoder) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(path = %name, "transcode can't publish: {e}");
+            return;
+        }
+    };
+    let (tx, rx) = sync_channel::<Unit>(QUEUE);
+    let rt = tokio::runtime::Handle::current();
+    let (path, cfg) = (name.to_string(), manager.stream_config());
+    let worker = std::thread::Builder::new()
+        .name(format!("transcode {name}"))
+        .spawn(move || {
+            // Streams made on this thread get their flusher task on the runtime.
+            let _rt = rt.enter();
+            work(&path, &conf, tracks, rx, publisher, cfg);
+        });
+    let worker = match worker {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!(path = %name, "transcode thread: {e}");
+            return;
+        }
+    };
+    let mut dropping = false;
+    let mut dropped = 0u64;
+    loop {
+        let item = tokio::select! {
+            _ = stop.cancelled() => break,
+            item = sub.next() => item,
+        };
+        let entry = match item {
+            Ok(StreamItem::Unit(e)) => e,
+            Ok(_) => continue,
+            Err(ReadEnd::Closed) => break,
+            Err(ReadEnd::TooSlow) => {
+                tracing::warn!(path = %name, "transcode input: the stage fell behind the stream");
+                break;
+            }
+        };
+        let unit = entry.unit.clone();
+        let video_key = unit.keyframe && entry.track().codec.has_keyframes();
+        if dropping && !video_key {
+            dropped += 1;
+            continue;
+        }
+        match tx.try_send(unit) {
+            Ok(()) => {
+                if dropping {
+                    tracing::warn!(path = %name, "transcode caught up after dropping {dropped} input units");
+                    dropping = false;
+                }
+            }
+            Err(TrySendError::Full(_)) => {
+                if !dropping {
+                    tracing::warn!(path = %name, "transcode can't keep up: dropping input to the next keyframe");
+                    dropping = true;
+                    dropped = 0;
+                }
+                dropped += 1;
+            }
+            Err(TrySendError::Disconnected(_)) => break,
+        }
+    }
+    drop(tx);
+    drop(reader);
+    let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+}
+
+/// What the thread writes: the output stream once its tracks are known.
+struct Output {
+    publisher: Publisher,
+    cfg: StreamConfig,
+    stream: Option<Arc<Stream>>,
+}
+
+impl Output {
+    fn start(&mut self, tracks: Vec<Track>) -> bool {
+        let stream = Stream::new(tracks, self.cfg);
+        if self.publisher.start(stream.clone()).is_err() {
+            return false;
+        }
+        self.stream = Some(stream);
+        true
+    }
+}
+
+fn work(
+    path: &str,
+    conf: &TranscodeConf,
+    tracks: Vec<Track>,
+    rx: Receiver<Unit>,
+    publisher: Publisher,
+    cfg: StreamConfig,
+) {
+    let mut out = Output {
+        publisher,
+        cfg,
+        stream: None,
+    };
+    let video = tracks
+        .iter()
+        .position(|t| matches!(t.codec, Codec::H264 { .. } | Codec::H265 { .. }));
+    let (Some(video), true) = (video, conf.video.codec != VideoCodec::Copy) else {
+        tracing::info!(path = %path, "transcode: video codec copy (or no H.264/H.265 video): passing the input through");
+        return copy(out, tracks, rx);
+    };
+    if let Err(e) = ff::init() {
+        tracing::error!(path = %path, "transcode: FFmpeg didn't initialise ({e}); passing the input through");
+        return copy(out, tracks, rx);
+    }
+    let (w, h) = encode::input_size(&tracks[video].codec).unwrap_or((1280, 720));
+    let (decoder, decode_note) = match encode::open_decoder(
+        &tracks[video].codec,
+        conf.hwaccel != HwAccel::None,
+    ) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(path = %path, "transcode: no decoder ({e}); passing the input through");
+            return copy(out, tracks, rx);
+        }
+    };
+    let (choice, encode_note) = encode::choose(conf, encode::out_size(conf, w, h));
+    let decision = format!("transcode {path}: {decode_note}, {encode_note}");
+    let Some(choice) = choice else {
+        match conf.fallback {
+            Fallback::Copy => {
+                tracing::info!("{decision}; fallback copy: passing the input through")
+            }
+            Fallback::Software => tracing::warn!("{decision}; passing the input through"),
+        }
+        return copy(out, tracks, rx);
+    };
+    if conf.hwaccel == HwAccel::Cuda && !choice.hw {
+        tracing::warn!("{decision}");
+    } else {
+        tracing::info!("{decision}");
+    }
+    let mut t = Transcoder::new(path, conf, &tracks, video, decoder, choice);
+    while let Ok(unit) = rx.recv() {
+        if let Err(e) = t.push(unit, &mut out) {
+            tracing::error!(path = %path, "transcode failed: {e}; the output ends");
+            return;
+        }
+    }
+}
+
+/// Fallback `copy`: the input's units under the input's tracks.
+fn copy(mut out: Output, tracks: Vec<Track>, rx: Receiver<Unit>) {
+    if !out.start(tracks) {
+        return;
+    }
+    while let Ok(unit) = rx.recv() {
+        if let Some(s) = &out.stream {
+            s.write(unit);
+        }
+    }
+}
+
+/// Decodes the video track, scales and encodes it; other tracks pass through.
+struct Transcoder {
+    path: String,
+    video: usize,
+    in_codec: Codec,
+    /// Input track index → output track index (video is 0).
+    map: Vec<Option<usize>>,
+    out_tracks: Vec<Track>,
+    decoder: ff::decoder::Video,
+    choice: Choice,
+    encoder: Option<encode::Encoder>,
+    /// A keyframe is forced at or after this pts (90 kHz).
+    next_key: i64,
+    gop: i64,
+    /// Frames closer than this to the last one are dropped (`fps`).
+    min_interval: i64,
+    last_kept: Option<i64>,
+    /// No input before the first keyframe is decoded.
+    started: bool,
+    frame: ff::frame::Video,
+    packet: ff::Packet,
+}
+
+impl Transcoder {
+    fn new(
+        path: &str,
+        conf: &TranscodeConf,
+        tracks: &[Track],
+        video: usize,
+        decoder: ff::decoder::Video,
+        choice: Choice,
+    ) -> Transcoder {
+        let out_codec = match conf.video.codec {
+            VideoCodec::H265 => Codec::H265 {
+                vps: None,
+                sps: None,
+                pps: None,
+            },
+            _ => Codec::H264 {
+                sps: None,
+                pps: None,
+            },
+        };
+        let mut out_tracks = vec![Track::new(out_codec, 90000)];
+        let mut map = vec![None; tracks.len()];
+        map[video] = Some(0);
+        for (i, t) in tracks.iter().enumerate() {
+            if i != video && !t.codec.is_video() {
+                map[i] = Some(out_tracks.len());
+                out_tracks.push(t.clone());
+            }
+        }
+        let gop = (conf.video.gop.0.as_secs_f64() * 90000.0) as i64;
+        Transcoder {
+            path: path.to_string(),
+            video,
+            in_codec: tracks[video].codec.clone(),
+            map,
+            out_tracks,
+            decoder,
+            choice,
+            encoder: None,
+            next_key: i64::MIN,
+            gop,
+            min_interval: conf.video.fps.map_or(0, |f| 90000 * 9 / (10 * f as i64)),
+            last_kept: None,
+            started: false,
+            frame: ff::frame::Video::empty(),
+            packet: ff::Packet::empty(),
+        }
+    }
+
+    fn push(&mut self, unit: Unit, out: &mut Output) -> Result<(), String> {
+        let Some(Some(to)) = self.map.get(unit.track).copied() else {
+            return Ok(());
+        };
+        if unit.track != self.video {
+            // Audio waits for the output stream; before it, it has nowhere to go.
+            if let Some(s) = &out.stream {
+                s.write(Unit { track: to, ..unit });
+            }
+            return Ok(());
+        }
+        if !self.started && !unit.keyframe {
+            return Ok(());
+        }
+        self.started = true;
+        let data = encode::annexb(&self.in_codec, &unit);
+        let mut pkt = ff::Packet::copy(&data);
+        pkt.set_pts(Some(unit.pts));
+        pkt.set_dts(Some(unit.dts));
+        if unit.keyframe {
+            pkt.set_flags(ff::packet::Flags::KEY);
+        }
+        self.decoder
+            .send_packet(&pkt)
+            .map_err(|e| format!("decoding: {e}"))?;
+        while self.decoder.receive_frame(&mut self.frame).is_ok() {
+            let pts = self
+                .frame
+                .timestamp()
+                .or(self.frame.pts())
+                .unwrap_or(unit.pts);
+            if self.last_kept.is_some_and(|l| pts - l < self.min_interval) {
+                continue;
+            }
+            self.last_kept = Some(pts);
+            if self.encoder.is_none() {
+                let e = encode::Encoder::open(&self.choice, &self.frame)
+                    .map_err(|e| format!("opening {}: {e}", self.choice.name))?;
+                tracing::info!(path = %self.path, "transcode: {}x{} → {}x{} with {}",
+                    self.frame.width(), self.frame.height(), e.width, e.height, self.choice.name);
+                self.encoder = Some(e);
+            }
+            let key = pts >= self.next_key;
+            if key {
+                self.next_key = pts + self.gop;
+            }
+            let Some(enc) = self.encoder.as_mut() else {
+                continue;
+            };
+            enc.send(&self.frame, pts, key)?;
+            while enc.receive(&mut self.packet) {
+                emit(&self.packet, &mut self.out_tracks, out)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One encoded packet out; the output stream starts at the first keyframe, with the
+/// parameter sets it carries.
+fn emit(packet: &ff::Packet, out_tracks: &mut [Track], out: &mut Output) -> Result<(), String> {
+    let Some(data) = packet.data() else {
+        return Ok(());
+    };
+    let nalus = crate::format::mpegts::demux::split_annexb(&Bytes::copy_from_slice(data));
+    let keyframe = packet.is_key();
+    if out.stream.is_none() {
+        if !keyframe {
+            return Ok(());
+        }
+        encode::learn_sets(&mut out_tracks[0].codec, &nalus);
+        if !out.start(out_tracks.to_vec()) {
+            return Err("the output path was taken".into());
+        }
+    }
+    let pts = packet.pts().unwrap_or(0);
+    let unit = Unit {
+        track: 0,
+        pts,
+        dts: packet.dts().unwrap_or(pts),
+        keyframe,
+        payload: Payload::Nalus(nalus),
+    };
+    if let Some(s) = &out.stream {
+        s.write(unit);
+    }
+    Ok(())
+}
