@@ -102,3 +102,33 @@ fn fallback_copy_passes_the_input_through_without_nvenc() {
     let _ = publisher.kill();
     let _ = publisher.wait();
 }
+
+/// The benchmark entry point transcodes every frame of a recording.
+#[test]
+fn the_bench_transcodes_every_frame_of_a_recording() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ts = dir.path().join("in.ts");
+    let st = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-i"])
+        .arg(clip(Clip::H264Aac, 10))
+        .args(["-t", "3", "-an", "-c", "copy", "-f", "mpegts"])
+        .arg(&ts)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (track, units) =
+        mediarouter::transcode::bench::units_from_ts(&std::fs::read(&ts).unwrap()).unwrap();
+    assert_eq!(units.len(), 90);
+    assert!(units[0].keyframe);
+    let conf = serde_saphyr::from_str(
+        "{hwaccel: none, video: {height: 180, bitrate: 300k, gop: 500ms}, fallback: software}",
+    )
+    .unwrap();
+    let r = mediarouter::transcode::bench::run(&conf, track, units).unwrap();
+    eprintln!("{r:?}");
+    assert!(r.decision.contains("using libx264"), "{}", r.decision);
+    assert_eq!(r.frames_out, 90);
+}

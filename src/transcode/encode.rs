@@ -239,6 +239,11 @@ impl Encoder {
         self.enc.send_frame(f).map_err(|e| format!("encoding: {e}"))
     }
 
+    /// Tells the encoder the input ended, so it hands out what it holds.
+    pub fn flush(&mut self) {
+        let _ = self.enc.send_eof();
+    }
+
     /// The next encoded packet, if one is ready.
     pub fn receive(&mut self, packet: &mut ff::Packet) -> bool {
         self.enc.receive_packet(packet).is_ok()

@@ -100,14 +100,22 @@ pub(super) async fn run(
     let _ = tokio::task::spawn_blocking(move || worker.join()).await;
 }
 
-/// What the thread writes: the output stream once its tracks are known.
+/// Where encoded units go: the path's output stream, or a benchmark's counter.
+pub(super) trait Sink {
+    /// Starts the output with its tracks; `false` when it can't take them.
+    fn start(&mut self, tracks: Vec<Track>) -> bool;
+    fn started(&self) -> bool;
+    fn write(&mut self, unit: Unit);
+}
+
+/// The path's output stream, made once its tracks are known.
 struct Output {
     publisher: Publisher,
     cfg: StreamConfig,
     stream: Option<Arc<Stream>>,
 }
 
-impl Output {
+impl Sink for Output {
     fn start(&mut self, tracks: Vec<Track>) -> bool {
         let stream = Stream::new(tracks, self.cfg);
         if self.publisher.start(stream.clone()).is_err() {
@@ -115,6 +123,16 @@ impl Output {
         }
         self.stream = Some(stream);
         true
+    }
+
+    fn started(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    fn write(&mut self, unit: Unit) {
+        if let Some(s) = &self.stream {
+            s.write(unit);
+        }
     }
 }
 
@@ -138,23 +156,13 @@ fn work(
         tracing::info!(path = %path, "transcode: video codec copy (or no H.264/H.265 video): passing the input through");
         return copy(out, tracks, rx);
     };
-    if let Err(e) = ff::init() {
-        tracing::error!(path = %path, "transcode: FFmpeg didn't initialise ({e}); passing the input through");
-        return copy(out, tracks, rx);
-    }
-    let (w, h) = encode::input_size(&tracks[video].codec).unwrap_or((1280, 720));
-    let (decoder, decode_note) = match encode::open_decoder(
-        &tracks[video].codec,
-        conf.hwaccel != HwAccel::None,
-    ) {
-        Ok(d) => d,
+    let (decoder, choice, decision) = match prepare(path, conf, &tracks[video].codec) {
+        Ok(p) => p,
         Err(e) => {
-            tracing::error!(path = %path, "transcode: no decoder ({e}); passing the input through");
+            tracing::error!(path = %path, "transcode: {e}; passing the input through");
             return copy(out, tracks, rx);
         }
     };
-    let (choice, encode_note) = encode::choose(conf, encode::out_size(conf, w, h));
-    let decision = format!("transcode {path}: {decode_note}, {encode_note}");
     let Some(choice) = choice else {
         match conf.fallback {
             Fallback::Copy => {
@@ -178,20 +186,38 @@ fn work(
     }
 }
 
+/// Opens the decoder and picks the encoder for a video track, with the decision line.
+pub(super) fn prepare(
+    path: &str,
+    conf: &TranscodeConf,
+    codec: &Codec,
+) -> Result<(ff::decoder::Video, Option<Choice>, String), String> {
+    ff::init().map_err(|e| format!("FFmpeg didn't initialise ({e})"))?;
+    // FFmpeg's own log goes to stderr beside ours: errors only (why CUDA didn't load).
+    ff::util::log::set_level(ff::util::log::Level::Error);
+    let (w, h) = encode::input_size(codec).unwrap_or((1280, 720));
+    let (decoder, decode_note) = encode::open_decoder(codec, conf.hwaccel != HwAccel::None)
+        .map_err(|e| format!("no decoder ({e})"))?;
+    let (choice, encode_note) = encode::choose(conf, encode::out_size(conf, w, h));
+    Ok((
+        decoder,
+        choice,
+        format!("transcode {path}: {decode_note}, {encode_note}"),
+    ))
+}
+
 /// Fallback `copy`: the input's units under the input's tracks.
 fn copy(mut out: Output, tracks: Vec<Track>, rx: Receiver<Unit>) {
     if !out.start(tracks) {
         return;
     }
     while let Ok(unit) = rx.recv() {
-        if let Some(s) = &out.stream {
-            s.write(unit);
-        }
+        out.write(unit);
     }
 }
 
 /// Decodes the video track, scales and encodes it; other tracks pass through.
-struct Transcoder {
+pub(super) struct Transcoder {
     path: String,
     video: usize,
     in_codec: Codec,
@@ -214,7 +240,7 @@ struct Transcoder {
 }
 
 impl Transcoder {
-    fn new(
+    pub(super) fn new(
         path: &str,
         conf: &TranscodeConf,
         tracks: &[Track],
@@ -262,14 +288,14 @@ impl Transcoder {
         }
     }
 
-    fn push(&mut self, unit: Unit, out: &mut Output) -> Result<(), String> {
+    pub(super) fn push(&mut self, unit: Unit, out: &mut dyn Sink) -> Result<(), String> {
         let Some(Some(to)) = self.map.get(unit.track).copied() else {
             return Ok(());
         };
         if unit.track != self.video {
             // Audio waits for the output stream; before it, it has nowhere to go.
-            if let Some(s) = &out.stream {
-                s.write(Unit { track: to, ..unit });
+            if out.started() {
+                out.write(Unit { track: to, ..unit });
             }
             return Ok(());
         }
@@ -318,17 +344,35 @@ impl Transcoder {
         }
         Ok(())
     }
+
+    /// Drains the decoder and encoder (end of input).
+    pub(super) fn finish(&mut self, out: &mut dyn Sink) -> Result<(), String> {
+        let _ = self.decoder.send_eof();
+        while self.decoder.receive_frame(&mut self.frame).is_ok() {
+            let pts = self.frame.timestamp().or(self.frame.pts()).unwrap_or(0);
+            if let Some(enc) = self.encoder.as_mut() {
+                enc.send(&self.frame, pts, false)?;
+            }
+        }
+        if let Some(enc) = self.encoder.as_mut() {
+            enc.flush();
+            while enc.receive(&mut self.packet) {
+                emit(&self.packet, &mut self.out_tracks, out)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One encoded packet out; the output stream starts at the first keyframe, with the
 /// parameter sets it carries.
-fn emit(packet: &ff::Packet, out_tracks: &mut [Track], out: &mut Output) -> Result<(), String> {
+fn emit(packet: &ff::Packet, out_tracks: &mut [Track], out: &mut dyn Sink) -> Result<(), String> {
     let Some(data) = packet.data() else {
         return Ok(());
     };
     let nalus = crate::format::mpegts::demux::split_annexb(&Bytes::copy_from_slice(data));
     let keyframe = packet.is_key();
-    if out.stream.is_none() {
+    if !out.started() {
         if !keyframe {
             return Ok(());
         }
@@ -345,8 +389,6 @@ fn emit(packet: &ff::Packet, out_tracks: &mut [Track], out: &mut Output) -> Resu
         keyframe,
         payload: Payload::Nalus(nalus),
     };
-    if let Some(s) = &out.stream {
-        s.write(unit);
-    }
+    out.write(unit);
     Ok(())
 }
