@@ -132,3 +132,70 @@ fn the_bench_transcodes_every_frame_of_a_recording() {
     assert!(r.decision.contains("using libx264"), "{}", r.decision);
     assert_eq!(r.frames_out, 90);
 }
+
+/// Two outputs of one decode: the path at 720p and its rendition `360p`, both listed in
+/// the path's HLS multivariant playlist and readable on their own.
+#[test]
+fn renditions_are_paths_and_hls_variants() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let srv = TestServer::start(
+        "hlsVariant: mpegts\npaths:\n  abr:\n    transcode:\n      hwaccel: none\n      video: {height: 720, bitrate: 1500k, preset: ultrafast}\n      fallback: software\n      renditions: [{name: 360p, height: 360, bitrate: 600k}]\n",
+    );
+    let mut publisher = publish(&clip(Clip::H264Aac1080, 10), &srv.url("abr"), "tcp", true);
+    srv.wait_stream("abr");
+    srv.wait_stream("abr/360p");
+    let http = srv.server.http_addr().unwrap();
+    let (status, body) = common::http::get(http, "/abr/index.m3u8");
+    let text = String::from_utf8_lossy(&body);
+    eprintln!("{text}");
+    assert_eq!(status, 200, "{text}");
+    let infos: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-STREAM-INF"))
+        .collect();
+    assert_eq!(infos.len(), 2, "{text}");
+    for (info, res) in infos.iter().zip(["1280x720", "640x360"]) {
+        assert!(info.contains(&format!("RESOLUTION={res}")), "{info}");
+        assert!(
+            info.contains("avc1.") && info.contains("mp4a.40.2"),
+            "{info}"
+        );
+        let bw: u64 = info
+            .split("BANDWIDTH=")
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        assert!(bw > 100_000, "{info}");
+    }
+    let uris: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect();
+    assert_eq!(uris, ["stream.m3u8", "360p/stream.m3u8"]);
+    for (url, size) in [
+        (format!("http://{http}/abr/360p/stream.m3u8"), (640, 360)),
+        (format!("http://{http}/abr/stream.m3u8"), (1280, 720)),
+        (srv.url("abr/360p"), (640, 360)),
+    ] {
+        let (_d, out) = record(&url, 3);
+        let video = probe(&out)
+            .into_iter()
+            .find(|s| s.codec == "h264")
+            .expect("video");
+        assert_eq!((video.width, video.height), size, "{url}");
+    }
+    // A rendition is written by the stage only.
+    let mut c = RawClient::connect(srv.addr);
+    let r = c.request(
+        "ANNOUNCE",
+        &srv.url("abr/360p"),
+        &[("Content-Type", "application/sdp")],
+        b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n",
+    );
+    assert_eq!(r.status, 400);
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+}

@@ -285,15 +285,32 @@ impl Config {
     /// transcode stage built in, `<path>/source` of a transcoding path is its input:
     /// the entry's settings without `transcode` and `push` (those act on the output).
     pub fn find_path(&self, name: &str) -> Option<PathMatch> {
-        if let Some(parent) = self.transcode_input_of(name) {
-            let mut m = self.find_entry(parent)?;
-            let conf = Arc::make_mut(&mut m.conf);
-            conf.transcode = None;
-            conf.push.clear();
-            m.entry = format!("{} (transcode input)", m.entry);
-            return Some(m);
+        let (parent, what) = match (self.transcode_input_of(name), self.rendition_of(name)) {
+            (Some(parent), _) => (parent, "transcode input"),
+            (_, Some((parent, _))) => (parent, "rendition"),
+            _ => return self.find_entry(name),
+        };
+        let mut m = self.find_entry(parent)?;
+        let conf = Arc::make_mut(&mut m.conf);
+        conf.transcode = None;
+        conf.push.clear();
+        m.entry = format!("{} ({what})", m.entry);
+        Some(m)
+    }
+
+    /// (parent, rendition) when `name` is `<parent>/<rendition>` of a transcoding
+    /// path: the transcode stage writes it.
+    pub fn rendition_of<'a>(&self, name: &'a str) -> Option<(&'a str, &'a str)> {
+        if !cfg!(feature = "transcode") {
+            return None;
         }
-        self.find_entry(name)
+        let (parent, r) = name.rsplit_once('/')?;
+        let m = self.find_entry(parent)?;
+        let t = m.conf.transcode.as_ref()?;
+        t.renditions
+            .iter()
+            .any(|x| x.name == r)
+            .then_some((parent, r))
     }
 
     /// `name`'s parent when `name` is `<parent>/source` and the parent transcodes.

@@ -119,6 +119,19 @@ pub struct AudioConf {
     pub codec: AudioCodec,
 }
 
+/// One more output of the same decode (an ABR ladder rung), readable as
+/// `<path>/<name>` and listed in `<path>`'s HLS multivariant playlist.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Rendition {
+    pub name: String,
+    #[serde(default)]
+    pub width: Option<u32>,
+    #[serde(default)]
+    pub height: Option<u32>,
+    pub bitrate: Bitrate,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct TranscodeConf {
@@ -126,20 +139,59 @@ pub struct TranscodeConf {
     pub video: VideoConf,
     pub audio: AudioConf,
     pub fallback: Fallback,
+    pub renditions: Vec<Rendition>,
 }
 
 impl TranscodeConf {
-    pub fn validate(&self) -> Result<(), String> {
-        let v = &self.video;
-        for (key, n) in [("width", v.width), ("height", v.height)] {
+    fn check_size(&self, w: Option<u32>, h: Option<u32>) -> Result<(), String> {
+        for (key, n) in [("width", w), ("height", h)] {
             if let Some(n) = n {
                 if !(16..=8192).contains(&n) || n % 2 != 0 {
                     return Err(format!(
-                        "transcode.video.{key}: {n} must be even and within 16..8192"
+                        "transcode: {key} {n} must be even and within 16..8192"
                     ));
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The video settings of rendition `r`: the main ones with its size and bit rate.
+    pub fn rendition_video(&self, r: &Rendition) -> VideoConf {
+        VideoConf {
+            width: r.width,
+            height: r.height,
+            bitrate: r.bitrate,
+            ..self.video.clone()
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        for (i, r) in self.renditions.iter().enumerate() {
+            let ok = !r.name.is_empty()
+                && r.name != "source"
+                && r.name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+            if !ok {
+                return Err(format!(
+                    "transcode.renditions: name '{}' must be letters, digits, '_', '-' or '.', and not 'source'",
+                    r.name
+                ));
+            }
+            if self.renditions[..i].iter().any(|o| o.name == r.name) {
+                return Err(format!("transcode.renditions: '{}' appears twice", r.name));
+            }
+            if self.video.codec == VideoCodec::Copy {
+                return Err("transcode.renditions: need a video codec other than copy".into());
+            }
+        }
+        let sizes = std::iter::once((self.video.width, self.video.height))
+            .chain(self.renditions.iter().map(|r| (r.width, r.height)));
+        for (w, h) in sizes {
+            self.check_size(w, h)?;
+        }
+        let v = &self.video;
         if v.fps.is_some_and(|f| !(1..=240).contains(&f)) {
             return Err("transcode.video.fps: must be within 1..240".into());
         }

@@ -65,6 +65,8 @@ pub enum PathError {
     TooManyReaders(String, u32),
     #[error("path '{0}' pulls from a source; it can't be published to")]
     HasSource(String),
+    #[error("path '{0}' is written by its path's transcode stage; it can't be published to")]
+    StageOutput(String),
 }
 
 /// What holds a publisher or reader slot, as the API names it (MediaMTX's names

@@ -101,7 +101,11 @@ impl PathManager {
     /// A client's publisher slot; refused on paths that pull from a source. On a
     /// transcoding path the publisher fills `<name>/source`.
     pub fn add_publisher(&self, name: &str, peer: Peer) -> Result<Publisher, PathError> {
-        if let Some(m) = self.config().find_path(name) {
+        let config = self.config();
+        if config.rendition_of(name).is_some() || config.transcode_input_of(name).is_some() {
+            return Err(PathError::StageOutput(name.to_string()));
+        }
+        if let Some(m) = config.find_path(name) {
             if matches!(m.conf.source, crate::config::Source::Url(_)) {
                 return Err(PathError::HasSource(name.to_string()));
             }

@@ -9,4 +9,4 @@ pub mod segmenter;
 pub mod window;
 
 pub use muxer::{HlsMuxers, MuxerConfig};
-pub use window::{HlsMuxer, PlaylistReply};
+pub use window::{HlsMuxer, PlaylistReply, VariantInfo};

@@ -187,7 +187,9 @@ impl HlsMuxer {
         }
     }
 
-    pub async fn multivariant(&self, wait: Duration) -> Option<String> {
+    /// What the multivariant playlist says of this muxer's stream, once it has the
+    /// segments a first playlist needs.
+    pub async fn variant(&self, wait: Duration) -> Option<VariantInfo> {
         self.touch();
         if !self
             .wait_for(wait, |w| w.segments.len() >= self.min_segments)
@@ -195,13 +197,28 @@ impl HlsMuxer {
         {
             return None;
         }
-        let v = self.lock().variant.clone()?;
-        Some(m3u8::multivariant(&[Variant {
-            uri: "stream.m3u8",
-            bandwidth: v.bandwidth,
-            codecs: &v.codecs,
-            resolution: v.resolution,
-        }]))
+        self.lock().variant.clone()
+    }
+
+    /// A multivariant playlist naming this muxer's media playlist, and `more`
+    /// (`(uri, variant)`, e.g. transcode renditions).
+    pub async fn multivariant(
+        &self,
+        wait: Duration,
+        more: &[(String, VariantInfo)],
+    ) -> Option<String> {
+        let v = self.variant(wait).await?;
+        let all =
+            std::iter::once(("stream.m3u8", &v)).chain(more.iter().map(|(u, v)| (u.as_str(), v)));
+        let list: Vec<Variant> = all
+            .map(|(uri, v)| Variant {
+                uri,
+                bandwidth: v.bandwidth,
+                codecs: &v.codecs,
+                resolution: v.resolution,
+            })
+            .collect();
+        Some(m3u8::multivariant(&list))
     }
 
     /// The media playlist; with `block` (`_HLS_msn`, `_HLS_part`), once it holds that.

@@ -74,7 +74,10 @@ pub(super) async fn serve(ctx: &HttpCtx, name: &str, file: &str, query: Option<&
     };
     let wait = ctx.hls.first_segment_wait();
     match file {
-        "index.m3u8" => match m.multivariant(wait).await {
+        "index.m3u8" => match m
+            .multivariant(wait, &renditions(ctx, name, wait).await)
+            .await
+        {
             Some(t) => playlist(t),
             None => not_ready(),
         },
@@ -114,6 +117,35 @@ pub(super) async fn serve(ctx: &HttpCtx, name: &str, file: &str, query: Option<&
             }
         }
     }
+}
+
+/// The HLS variants of `name`'s transcode renditions that have a stream, as
+/// (URI relative to the path's playlist, variant).
+async fn renditions(
+    ctx: &HttpCtx,
+    name: &str,
+    wait: std::time::Duration,
+) -> Vec<(String, crate::hls::VariantInfo)> {
+    let config = ctx.manager.config();
+    let Some(t) = config
+        .find_path(name)
+        .and_then(|m| m.conf.transcode.clone())
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for r in &t.renditions {
+        let path = format!("{name}/{}", r.name);
+        if config.rendition_of(&path).is_none() {
+            continue;
+        }
+        if let Some(m) = ctx.hls.get(&path) {
+            if let Some(v) = m.variant(wait).await {
+                out.push((format!("{}/stream.m3u8", r.name), v));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

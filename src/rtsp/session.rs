@@ -184,7 +184,9 @@ fn path_error(req: &Request<Vec<u8>>, cseq: &str, e: &PathError) -> Response<Vec
         PathError::NotConfigured(_) | PathError::NoPublisher(_) | PathError::InvalidName(_) => {
             StatusCode::NotFound
         }
-        PathError::PublisherExists(_) | PathError::HasSource(_) => StatusCode::BadRequest,
+        PathError::PublisherExists(_) | PathError::HasSource(_) | PathError::StageOutput(_) => {
+            StatusCode::BadRequest
+        }
         PathError::TooManyReaders(..) => StatusCode::ServiceUnavailable,
     };
     status(req, cseq, code)

@@ -20,7 +20,7 @@ pub struct BenchReport {
 
 struct Count {
     started: bool,
-    frames: u64,
+    frames: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Sink for Count {
@@ -33,7 +33,8 @@ impl Sink for Count {
     }
     fn write(&mut self, unit: Unit) {
         if unit.track == 0 {
-            self.frames += 1;
+            self.frames
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }
@@ -95,21 +96,29 @@ pub fn units_from_ts(data: &[u8]) -> Result<(Track, Vec<Unit>), String> {
 pub fn run(conf: &TranscodeConf, track: Track, units: Vec<Unit>) -> Result<BenchReport, String> {
     let (decoder, choice, decision) = prepare("bench", conf, &track.codec)?;
     let choice = choice.ok_or_else(|| format!("{decision}: no encoder opens"))?;
-    let mut t = Transcoder::new("bench", conf, &[track], 0, decoder, choice);
-    let mut sink = Count {
+    let frames = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sink = Count {
         started: false,
-        frames: 0,
+        frames: frames.clone(),
     };
+    let mut t = Transcoder::new(
+        "bench",
+        conf,
+        &[track],
+        0,
+        decoder,
+        vec![(choice, Box::new(sink))],
+    );
     let frames_in = units.len() as u64;
     let (cpu0, wall0) = (cpu_time(), Instant::now());
     for u in units {
-        t.push(u, &mut sink)?;
+        t.push(u)?;
     }
-    t.finish(&mut sink)?;
+    t.finish()?;
     Ok(BenchReport {
         decision,
         frames_in,
-        frames_out: sink.frames,
+        frames_out: frames.load(std::sync::atomic::Ordering::Relaxed),
         wall: wall0.elapsed(),
         cpu: cpu_time().saturating_sub(cpu0),
     })

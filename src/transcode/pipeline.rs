@@ -31,13 +31,19 @@ pub(super) async fn run(
         return;
     };
     let tracks = reader.stream().tracks().to_vec();
-    let publisher = match manager.add_publisher_exact(name, Peer::Transcoder) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::warn!(path = %name, "transcode can't publish: {e}");
-            return;
+    // The path itself, then one path per rendition.
+    let mut publishers = Vec::new();
+    let names = std::iter::once(name.to_string())
+        .chain(conf.renditions.iter().map(|r| format!("{name}/{}", r.name)));
+    for n in names {
+        match manager.add_publisher_exact(&n, Peer::Transcoder) {
+            Ok(p) => publishers.push(p),
+            Err(e) => {
+                tracing::warn!(path = %n, "transcode can't publish: {e}");
+                return;
+            }
         }
-    };
+    }
     let (tx, rx) = sync_channel::<Unit>(QUEUE);
     let rt = tokio::runtime::Handle::current();
     let (path, cfg) = (name.to_string(), manager.stream_config());
@@ -46,7 +52,7 @@ pub(super) async fn run(
         .spawn(move || {
             // Streams made on this thread get their flusher task on the runtime.
             let _rt = rt.enter();
-            work(&path, &conf, tracks, rx, publisher, cfg);
+            work(&path, &conf, tracks, rx, publishers, cfg);
         });
     let worker = match worker {
         Ok(w) => w,
@@ -100,8 +106,8 @@ pub(super) async fn run(
     let _ = tokio::task::spawn_blocking(move || worker.join()).await;
 }
 
-/// Where encoded units go: the path's output stream, or a benchmark's counter.
-pub(super) trait Sink {
+/// Where encoded units go: a path's output stream, or a benchmark's counter.
+pub(super) trait Sink: Send {
     /// Starts the output with its tracks; `false` when it can't take them.
     fn start(&mut self, tracks: Vec<Track>) -> bool;
     fn started(&self) -> bool;
@@ -141,26 +147,29 @@ fn work(
     conf: &TranscodeConf,
     tracks: Vec<Track>,
     rx: Receiver<Unit>,
-    publisher: Publisher,
+    publishers: Vec<Publisher>,
     cfg: StreamConfig,
 ) {
-    let mut out = Output {
+    let mut sinks = publishers.into_iter().map(|publisher| Output {
         publisher,
         cfg,
         stream: None,
+    });
+    let Some(main) = sinks.next() else {
+        return;
     };
     let video = tracks
         .iter()
         .position(|t| matches!(t.codec, Codec::H264 { .. } | Codec::H265 { .. }));
     let (Some(video), true) = (video, conf.video.codec != VideoCodec::Copy) else {
         tracing::info!(path = %path, "transcode: video codec copy (or no H.264/H.265 video): passing the input through");
-        return copy(out, tracks, rx);
+        return copy(main, tracks, rx);
     };
     let (decoder, choice, decision) = match prepare(path, conf, &tracks[video].codec) {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(path = %path, "transcode: {e}; passing the input through");
-            return copy(out, tracks, rx);
+            return copy(main, tracks, rx);
         }
     };
     let Some(choice) = choice else {
@@ -170,16 +179,30 @@ fn work(
             }
             Fallback::Software => tracing::warn!("{decision}; passing the input through"),
         }
-        return copy(out, tracks, rx);
+        return copy(main, tracks, rx);
     };
     if conf.hwaccel == HwAccel::Cuda && !choice.hw {
         tracing::warn!("{decision}");
     } else {
         tracing::info!("{decision}");
     }
-    let mut t = Transcoder::new(path, conf, &tracks, video, decoder, choice);
+    let mut outs: Vec<(Choice, Box<dyn Sink>)> = vec![(choice, Box::new(main))];
+    let size = encode::input_size(&tracks[video].codec).unwrap_or((1280, 720));
+    for (r, sink) in conf.renditions.iter().zip(sinks) {
+        let rc = TranscodeConf {
+            video: conf.rendition_video(r),
+            ..conf.clone()
+        };
+        match encode::choose(&rc, encode::out_size(&rc, size.0, size.1)) {
+            (Some(c), _) => outs.push((c, Box::new(sink))),
+            (None, note) => {
+                tracing::warn!(path = %path, "transcode rendition {}: {note}; not served", r.name)
+            }
+        }
+    }
+    let mut t = Transcoder::new(path, conf, &tracks, video, decoder, outs);
     while let Ok(unit) = rx.recv() {
-        if let Err(e) = t.push(unit, &mut out) {
+        if let Err(e) = t.push(unit) {
             tracing::error!(path = %path, "transcode failed: {e}; the output ends");
             return;
         }
@@ -216,19 +239,26 @@ fn copy(mut out: Output, tracks: Vec<Track>, rx: Receiver<Unit>) {
     }
 }
 
-/// Decodes the video track, scales and encodes it; other tracks pass through.
+/// One output of the stage: its encoder (opened on the first frame), tracks and sink.
+struct Out {
+    choice: Choice,
+    encoder: Option<encode::Encoder>,
+    tracks: Vec<Track>,
+    /// A keyframe is forced at or after this pts (90 kHz).
+    next_key: i64,
+    sink: Box<dyn Sink>,
+}
+
+/// Decodes the video track once and scales and encodes it for each output; other
+/// tracks pass through to every output.
 pub(super) struct Transcoder {
     path: String,
     video: usize,
     in_codec: Codec,
     /// Input track index → output track index (video is 0).
     map: Vec<Option<usize>>,
-    out_tracks: Vec<Track>,
     decoder: ff::decoder::Video,
-    choice: Choice,
-    encoder: Option<encode::Encoder>,
-    /// A keyframe is forced at or after this pts (90 kHz).
-    next_key: i64,
+    outs: Vec<Out>,
     gop: i64,
     /// Frames closer than this to the last one are dropped (`fps`).
     min_interval: i64,
@@ -246,7 +276,7 @@ impl Transcoder {
         tracks: &[Track],
         video: usize,
         decoder: ff::decoder::Video,
-        choice: Choice,
+        outs: Vec<(Choice, Box<dyn Sink>)>,
     ) -> Transcoder {
         let out_codec = match conf.video.codec {
             VideoCodec::H265 => Codec::H265 {
@@ -268,18 +298,24 @@ impl Transcoder {
                 out_tracks.push(t.clone());
             }
         }
-        let gop = (conf.video.gop.0.as_secs_f64() * 90000.0) as i64;
+        let outs = outs
+            .into_iter()
+            .map(|(choice, sink)| Out {
+                choice,
+                encoder: None,
+                tracks: out_tracks.clone(),
+                next_key: i64::MIN,
+                sink,
+            })
+            .collect();
         Transcoder {
             path: path.to_string(),
             video,
             in_codec: tracks[video].codec.clone(),
             map,
-            out_tracks,
             decoder,
-            choice,
-            encoder: None,
-            next_key: i64::MIN,
-            gop,
+            outs,
+            gop: (conf.video.gop.0.as_secs_f64() * 90000.0) as i64,
             min_interval: conf.video.fps.map_or(0, |f| 90000 * 9 / (10 * f as i64)),
             last_kept: None,
             started: false,
@@ -288,14 +324,17 @@ impl Transcoder {
         }
     }
 
-    pub(super) fn push(&mut self, unit: Unit, out: &mut dyn Sink) -> Result<(), String> {
+    pub(super) fn push(&mut self, unit: Unit) -> Result<(), String> {
         let Some(Some(to)) = self.map.get(unit.track).copied() else {
             return Ok(());
         };
         if unit.track != self.video {
-            // Audio waits for the output stream; before it, it has nowhere to go.
-            if out.started() {
-                out.write(Unit { track: to, ..unit });
+            // Audio waits for each output's stream; before it, it has nowhere to go.
+            for o in self.outs.iter_mut().filter(|o| o.sink.started()) {
+                o.sink.write(Unit {
+                    track: to,
+                    ..unit.clone()
+                });
             }
             return Ok(());
         }
@@ -323,45 +362,63 @@ impl Transcoder {
                 continue;
             }
             self.last_kept = Some(pts);
-            if self.encoder.is_none() {
-                let e = encode::Encoder::open(&self.choice, &self.frame)
-                    .map_err(|e| format!("opening {}: {e}", self.choice.name))?;
-                tracing::info!(path = %self.path, "transcode: {}x{} → {}x{} with {}",
-                    self.frame.width(), self.frame.height(), e.width, e.height, self.choice.name);
-                self.encoder = Some(e);
-            }
-            let key = pts >= self.next_key;
-            if key {
-                self.next_key = pts + self.gop;
-            }
-            let Some(enc) = self.encoder.as_mut() else {
-                continue;
-            };
-            enc.send(&self.frame, pts, key)?;
-            while enc.receive(&mut self.packet) {
-                emit(&self.packet, &mut self.out_tracks, out)?;
+            for o in &mut self.outs {
+                encode_frame(&self.path, o, &self.frame, pts, self.gop, &mut self.packet)?;
             }
         }
         Ok(())
     }
 
-    /// Drains the decoder and encoder (end of input).
-    pub(super) fn finish(&mut self, out: &mut dyn Sink) -> Result<(), String> {
+    /// Drains the decoder and the encoders (end of input).
+    pub(super) fn finish(&mut self) -> Result<(), String> {
         let _ = self.decoder.send_eof();
         while self.decoder.receive_frame(&mut self.frame).is_ok() {
             let pts = self.frame.timestamp().or(self.frame.pts()).unwrap_or(0);
-            if let Some(enc) = self.encoder.as_mut() {
-                enc.send(&self.frame, pts, false)?;
+            for o in &mut self.outs {
+                encode_frame(&self.path, o, &self.frame, pts, i64::MAX, &mut self.packet)?;
             }
         }
-        if let Some(enc) = self.encoder.as_mut() {
-            enc.flush();
-            while enc.receive(&mut self.packet) {
-                emit(&self.packet, &mut self.out_tracks, out)?;
+        for o in &mut self.outs {
+            if let Some(enc) = o.encoder.as_mut() {
+                enc.flush();
+                while enc.receive(&mut self.packet) {
+                    emit(&self.packet, &mut o.tracks, o.sink.as_mut())?;
+                }
             }
         }
         Ok(())
     }
+}
+
+/// One decoded frame into one output: its encoder opens on the first frame, and a
+/// keyframe is forced every `gop`.
+fn encode_frame(
+    path: &str,
+    o: &mut Out,
+    frame: &ff::frame::Video,
+    pts: i64,
+    gop: i64,
+    packet: &mut ff::Packet,
+) -> Result<(), String> {
+    if o.encoder.is_none() {
+        let e = encode::Encoder::open(&o.choice, frame)
+            .map_err(|e| format!("opening {}: {e}", o.choice.name))?;
+        tracing::info!(path = %path, "transcode: {}x{} → {}x{} with {}",
+            frame.width(), frame.height(), e.width, e.height, o.choice.name);
+        o.encoder = Some(e);
+    }
+    let key = pts >= o.next_key;
+    if key {
+        o.next_key = pts.saturating_add(gop);
+    }
+    let Some(enc) = o.encoder.as_mut() else {
+        return Ok(());
+    };
+    enc.send(frame, pts, key)?;
+    while enc.receive(packet) {
+        emit(packet, &mut o.tracks, o.sink.as_mut())?;
+    }
+    Ok(())
 }
 
 /// One encoded packet out; the output stream starts at the first keyframe, with the
