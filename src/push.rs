@@ -3,59 +3,31 @@
 //! ANNOUNCE/RECORD over TCP for `rtsp://`. Every destination has its own reader and
 //! reconnect loop, so a failing one touches nothing else.
 
-use crate::core::{PathManager, ReadEnd, StreamItem, StreamReader};
+use crate::core::{PathManager, ReadEnd, StreamItem, StreamReader, Tasks};
 use crate::format::amf0::{self, Value};
 use crate::format::flv::{mux, TagType, TAG_HEADER_LEN};
 use crate::rtmp::client::{parse_url, RtmpClient};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-/// The running relays by (path, destination), each with its id and stop token.
-type Running = HashMap<(String, String), (u64, CancellationToken)>;
-
-#[derive(Clone, Default)]
-pub struct Relays {
-    running: Arc<Mutex<Running>>,
-    shutdown: CancellationToken,
-}
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// The running relays, by (path, destination).
+#[derive(Clone)]
+pub struct Relays(Tasks<(String, String), ()>);
 
 /// Watches paths becoming ready and starts their push relays.
 pub fn start(manager: PathManager, shutdown: CancellationToken) -> Relays {
-    let relays = Relays {
-        running: Arc::default(),
-        shutdown: shutdown.clone(),
-    };
-    let mut ready = manager.subscribe_ready();
-    let r = relays.clone();
-    tokio::spawn(async move {
-        loop {
-            let name = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                r = ready.recv() => match r {
-                    Ok(n) => n,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return,
-                },
-            };
-            r.start_for(&manager, &name);
-        }
+    let relays = Relays(Tasks::new(shutdown.clone()));
+    let (r, m) = (relays.clone(), manager.clone());
+    manager.on_ready(shutdown, move |name| {
+        r.start_for(&m, name);
     });
     relays
 }
 
 impl Relays {
-    fn running(&self) -> MutexGuard<'_, Running> {
-        self.running.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Starts the relays of `name`'s `push` list that aren't running; returns how many.
     fn start_for(&self, manager: &PathManager, name: &str) -> usize {
         let Some(m) = manager.config().find_path(name) else {
@@ -64,24 +36,11 @@ impl Relays {
         let mut started = 0;
         for url in &m.conf.push {
             let key = (name.to_string(), url.0.clone());
-            let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-            let stop = self.shutdown.child_token();
-            {
-                let mut running = self.running();
-                if running.contains_key(&key) {
-                    continue;
-                }
-                running.insert(key.clone(), (id, stop.clone()));
-            }
-            started += 1;
-            let (manager, relays) = (manager.clone(), self.clone());
-            tokio::spawn(async move {
-                relay(&manager, &key.0, &key.1, &stop).await;
-                let mut running = relays.running();
-                if running.get(&key).is_some_and(|(i, _)| *i == id) {
-                    running.remove(&key);
-                }
-            });
+            let manager = manager.clone();
+            let (n, u) = key.clone();
+            started += usize::from(self.0.start(key, (), move |stop| async move {
+                relay(&manager, &n, &u, &stop).await;
+            }));
         }
         started
     }
@@ -92,16 +51,10 @@ impl Relays {
     /// Returns (started, stopped).
     pub fn reconcile(&self, manager: &PathManager) -> (usize, usize) {
         let config = manager.config();
-        let mut stopped = 0;
-        self.running().retain(|(name, url), (_, stop)| {
-            let keep = config
+        let stopped = self.0.retain(|(name, url), _| {
+            config
                 .find_path(name)
-                .is_some_and(|m| m.conf.push.iter().any(|u| &u.0 == url));
-            if !keep {
-                stop.cancel();
-                stopped += 1;
-            }
-            keep
+                .is_some_and(|m| m.conf.push.iter().any(|u| &u.0 == url))
         });
         let started = manager
             .path_names()

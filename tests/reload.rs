@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use mediarouter::config::Config;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,26 +21,14 @@ fn config(rtmp_port: u16, paths: &str) -> Config {
     .unwrap()
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn a_reload_touches_only_what_changed() {
     if !have_ffmpeg() {
         return;
     }
     // Two cameras for path c's source to move between, and a sink for push.
-    let cams = TestServer::start("paths:\n  all_others:\n");
+    let (cams, _cam_publishers) = cameras("", &["cam1", "cam2"]);
     let clip = clip(Clip::H264Aac, 10);
-    let cam1 = publish(&clip, &cams.url("cam1"), "tcp", true);
-    let cam2 = publish(&clip, &cams.url("cam2"), "tcp", true);
-    cams.wait_stream("cam1");
-    cams.wait_stream("cam2");
     let cam = |n: &str| format!("rtsp://{}/{n}", cams.addr);
 
     let rtmp1 = free_port();
@@ -123,7 +111,7 @@ fn a_reload_touches_only_what_changed() {
         .block_on(srv.server.reload(config(rtmp2, &paths2)))
         .to_string();
     assert_eq!(line, "reload: +0 paths, -0, ~0, listeners unchanged");
-    for mut c in [cam1, cam2, pub_a, pub_b] {
+    for mut c in [pub_a, pub_b] {
         let _ = c.kill();
         let _ = c.wait();
     }

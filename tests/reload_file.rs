@@ -7,19 +7,11 @@ mod common;
 
 use common::*;
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A mediarouter process and its log lines.
 struct Proc {
@@ -115,12 +107,8 @@ fn file_edits_of_every_kind_apply_and_bad_files_are_refused() {
     if !have_ffmpeg() {
         return;
     }
-    let cams = TestServer::start("paths:\n  all_others:\n");
+    let (cams, _cam_publishers) = cameras("", &["cam1", "cam2"]);
     let clip = clip(Clip::H264Aac, 10);
-    let cam1 = publish(&clip, &cams.url("cam1"), "tcp", true);
-    let cam2 = publish(&clip, &cams.url("cam2"), "tcp", true);
-    cams.wait_stream("cam1");
-    cams.wait_stream("cam2");
 
     let dir = tempfile::tempdir().unwrap();
     let rtsp = free_port();
@@ -219,10 +207,7 @@ fn file_edits_of_every_kind_apply_and_bad_files_are_refused() {
     let gap = max_video_gap(&out);
     eprintln!("a's reader across 5 reloads: largest gap between frames {gap:.3} s");
     assert!(gap < 1.5 / 30.0, "a frame was lost: gap {gap}");
-    for mut c in [cam1, cam2, pub_a] {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    drop(Children(vec![pub_a]));
 }
 
 fn kill(child: &Child, signal: &str) {
@@ -263,9 +248,7 @@ fn environment_overrides_apply_on_every_load() {
     if !have_ffmpeg() {
         return;
     }
-    let cams = TestServer::start("paths:\n  all_others:\n");
-    let mut cam1 = publish(&clip(Clip::H264Aac, 10), &cams.url("cam1"), "tcp", true);
-    cams.wait_stream("cam1");
+    let (cams, _cam_publishers) = cameras("", &["cam1"]);
     let dir = tempfile::tempdir().unwrap();
     let (file_port, env_port) = (free_port(), free_port());
     let v1 = format!("{}paths:\n  cam:\n", header(file_port));
@@ -290,6 +273,4 @@ fn environment_overrides_apply_on_every_load() {
     assert!(line.contains("listeners unchanged"), "{line}");
     assert_eq!(cams.readers("cam1"), 1);
     assert!(p.has_stream("cam"));
-    let _ = cam1.kill();
-    let _ = cam1.wait();
 }

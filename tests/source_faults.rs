@@ -160,14 +160,6 @@ fn failing_sources_log_each_retry_and_leave_other_paths_alone() {
     let _ = publisher.wait();
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The edge runs as its own mediarouter process, the origin in this one.
 #[test]
 fn twenty_edge_readers_cost_the_origin_one_session() {

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::time::Duration;
 
 /// An RTSP reader of `path` on `edge` gets ≥ 90 % of the frames, both tracks.
@@ -31,9 +31,7 @@ fn an_https_hls_source_with_a_pinned_self_signed_certificate() {
     if !have_ffmpeg() {
         return;
     }
-    let cam = TestServer::start("hlsVariant: mpegts\nhlsAlwaysRemux: yes\npaths:\n  all_others:\n");
-    let mut publisher = publish(&clip(Clip::H264Aac, 10), &cam.url("cam"), "tcp", true);
-    cam.wait_stream("cam");
+    let (cam, _publishers) = cameras("hlsVariant: mpegts\nhlsAlwaysRemux: yes\n", &["cam"]);
     let cert = tls::self_signed();
     let front = tls::front(cam.server.http_addr().unwrap(), &cert);
     let edge = TestServer::start(&format!(
@@ -43,8 +41,6 @@ fn an_https_hls_source_with_a_pinned_self_signed_certificate() {
     ));
     edge.wait_stream("pulled");
     assert_plays(&edge, "pulled", "https hls source");
-    let _ = publisher.kill();
-    let _ = publisher.wait();
 }
 
 #[test]
@@ -52,9 +48,7 @@ fn an_rtmps_source_with_a_pinned_self_signed_certificate() {
     if !have_ffmpeg() {
         return;
     }
-    let cam = TestServer::start("paths:\n  all_others:\n");
-    let mut publisher = publish(&clip(Clip::H264Aac, 10), &cam.url("live/cam"), "tcp", true);
-    cam.wait_stream("live/cam");
+    let (cam, _publishers) = cameras("", &["live/cam"]);
     let cert = tls::self_signed();
     let front = tls::front(cam.server.rtmp_addr().unwrap(), &cert);
     let edge = TestServer::start(&format!(
@@ -64,8 +58,6 @@ fn an_rtmps_source_with_a_pinned_self_signed_certificate() {
     ));
     edge.wait_stream("pulled");
     assert_plays(&edge, "pulled", "rtmps source");
-    let _ = publisher.kill();
-    let _ = publisher.wait();
 }
 
 #[test]
@@ -73,9 +65,7 @@ fn tls_sources_refuse_a_wrong_or_untrusted_certificate() {
     if !have_ffmpeg() {
         return;
     }
-    let cam = TestServer::start("hlsVariant: mpegts\nhlsAlwaysRemux: yes\npaths:\n  all_others:\n");
-    let mut publisher = publish(&clip(Clip::H264Aac, 10), &cam.url("live/cam"), "tcp", true);
-    cam.wait_stream("live/cam");
+    let (cam, _publishers) = cameras("hlsVariant: mpegts\nhlsAlwaysRemux: yes\n", &["live/cam"]);
     let cert = tls::self_signed();
     let other = tls::self_signed();
     let https = tls::front(cam.server.http_addr().unwrap(), &cert);
@@ -99,16 +89,6 @@ fn tls_sources_refuse_a_wrong_or_untrusted_certificate() {
         }
         assert!(edge.stream(path).is_none(), "{path} has a stream");
     }
-    let _ = publisher.kill();
-    let _ = publisher.wait();
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The pushing server runs as its own process, so that `SSL_CERT_FILE` (read by the

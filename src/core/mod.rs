@@ -7,6 +7,7 @@ mod path_manager;
 mod reader;
 mod reconfigure;
 mod stream;
+mod tasks;
 mod track;
 mod unit;
 
@@ -15,6 +16,7 @@ pub use path_manager::PathManager;
 pub use reader::{ReadEnd, StreamReader};
 pub use reconfigure::{changed_keys, PathsDiff};
 pub use stream::{Stream, StreamConfig, StreamItem, StreamStats, UnitEntry};
+pub use tasks::Tasks;
 #[cfg(test)]
 pub(crate) use track::fixtures;
 pub use track::{Codec, OtherCodec, Track};

@@ -60,6 +60,28 @@ impl PathManager {
         self.inner.ready.subscribe()
     }
 
+    /// Calls `f` with the name of each path whose stream becomes readable, until `stop`.
+    pub(crate) fn on_ready(
+        &self,
+        stop: tokio_util::sync::CancellationToken,
+        f: impl Fn(&str) + Send + 'static,
+    ) {
+        let mut ready = self.subscribe_ready();
+        tokio::spawn(async move {
+            loop {
+                let name = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    r = ready.recv() => match r {
+                        Ok(n) => n,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(_) => return,
+                    },
+                };
+                f(&name);
+            }
+        });
+    }
+
     /// The live path of that name, if any.
     pub fn path(&self, name: &str) -> Option<Arc<Path>> {
         self.inner.paths().get(name).cloned()

@@ -87,16 +87,9 @@ async fn connect(
 /// Pulls `url` into `publisher`'s path until the camera stops, `read_timeout` passes
 /// without a packet, or `stop` is cancelled (`Ok`).
 pub(crate) async fn pull(p: Pull<'_>) -> Result<(), SourceError> {
-    let Pull {
-        url,
-        conf,
-        publisher,
-        stream_cfg,
-        read_timeout,
-        stop,
-    } = p;
-    let transport = conf.rtsp_transport;
-    let (url, creds) = split_credentials(url)?;
+    let (publisher, read_timeout, stop) = (p.publisher, p.read_timeout, p.stop);
+    let transport = p.conf.rtsp_transport;
+    let (url, creds) = split_credentials(p.url)?;
     // A server that accepts and never answers must not hold the source forever.
     let start = async {
         let (session, medias, index) = connect(&url, &creds, transport).await?;
@@ -119,7 +112,7 @@ pub(crate) async fn pull(p: Pull<'_>) -> Result<(), SourceError> {
         .collect();
     let codecs: Vec<&str> = tracks.iter().map(|t| t.codec.name()).collect();
     tracing::info!(%url, tracks = %codecs.join(", "), "RTSP source playing");
-    let stream = Stream::new(tracks, stream_cfg);
+    let stream = Stream::new(tracks, p.stream_cfg);
     publisher.start(stream.clone())?;
     let mut ingest = Ingest::new(stream, &medias, &index);
     tokio::pin!(playing);

@@ -10,11 +10,9 @@ mod encode;
 #[cfg(feature = "transcode")]
 mod pipeline;
 
+use crate::config::transcode::TranscodeConf;
 use crate::config::Config;
-use crate::core::PathManager;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use crate::core::{PathManager, Tasks};
 use tokio_util::sync::CancellationToken;
 
 /// Says once per transcoding path that this build can't transcode (the path then
@@ -34,58 +32,26 @@ pub fn warn_if_unbuilt(config: &Config) {
     }
 }
 
-type Running = HashMap<
-    String,
-    (
-        u64,
-        CancellationToken,
-        Option<crate::config::transcode::TranscodeConf>,
-    ),
->;
-
-/// The running stages by path.
-#[derive(Clone, Default)]
-pub struct Stages {
-    running: Arc<Mutex<Running>>,
-    shutdown: CancellationToken,
-}
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+/// The running stages by path, each with the settings it started with.
+#[derive(Clone)]
+pub struct Stages(Tasks<String, TranscodeConf>);
 
 /// Starts a path's stage each time its input (`<path>/source`) gets a stream.
 pub fn start(manager: PathManager, shutdown: CancellationToken) -> Stages {
-    let stages = Stages {
-        running: Arc::default(),
-        shutdown: shutdown.clone(),
-    };
+    let stages = Stages(Tasks::new(shutdown.clone()));
     if !cfg!(feature = "transcode") {
         return stages;
     }
-    let mut ready = manager.subscribe_ready();
-    let s = stages.clone();
-    tokio::spawn(async move {
-        loop {
-            let name = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                r = ready.recv() => match r {
-                    Ok(n) => n,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return,
-                },
-            };
-            if let Some(parent) = manager.config().transcode_input_of(&name) {
-                s.start_for(&manager, parent);
-            }
+    let (s, m) = (stages.clone(), manager.clone());
+    manager.on_ready(shutdown, move |name| {
+        if let Some(parent) = m.config().transcode_input_of(name) {
+            s.start_for(&m, parent);
         }
     });
     stages
 }
 
 impl Stages {
-    fn running(&self) -> MutexGuard<'_, Running> {
-        self.running.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Starts `name`'s stage unless one runs; returns whether it started.
     fn start_for(&self, manager: &PathManager, name: &str) -> bool {
         let Some(conf) = manager
@@ -95,24 +61,12 @@ impl Stages {
         else {
             return false;
         };
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let stop = self.shutdown.child_token();
-        {
-            let mut running = self.running();
-            if running.contains_key(name) {
-                return false;
-            }
-            running.insert(name.to_string(), (id, stop.clone(), Some(conf.clone())));
-        }
-        let (manager, stages, name) = (manager.clone(), self.clone(), name.to_string());
-        tokio::spawn(async move {
-            run(&manager, &name, conf, &stop).await;
-            let mut running = stages.running();
-            if running.get(&name).is_some_and(|(i, _, _)| *i == id) {
-                running.remove(&name);
-            }
-        });
-        true
+        let (manager, path) = (manager.clone(), name.to_string());
+        let c = conf.clone();
+        self.0
+            .start(name.to_string(), conf, move |stop| async move {
+                run(&manager, &path, c, &stop).await;
+            })
     }
 
     /// After a reload: stops stages whose path no longer transcodes or transcodes
@@ -120,17 +74,11 @@ impl Stages {
     /// Returns (started, stopped).
     pub fn reconcile(&self, manager: &PathManager) -> (usize, usize) {
         let config = manager.config();
-        let mut stopped = 0;
-        self.running().retain(|name, (_, stop, conf)| {
+        let stopped = self.0.retain(|name, conf| {
             let now = config
                 .find_path(name)
                 .and_then(|m| m.conf.transcode.clone());
-            let keep = now.is_some() && now == *conf;
-            if !keep {
-                stop.cancel();
-                stopped += 1;
-            }
-            keep
+            now.as_ref() == Some(conf)
         });
         let started = manager
             .path_names()
@@ -143,12 +91,7 @@ impl Stages {
 }
 
 #[cfg(feature = "transcode")]
-async fn run(
-    manager: &PathManager,
-    name: &str,
-    conf: crate::config::transcode::TranscodeConf,
-    stop: &CancellationToken,
-) {
+async fn run(manager: &PathManager, name: &str, conf: TranscodeConf, stop: &CancellationToken) {
     pipeline::run(manager, name, conf, stop).await
 }
 

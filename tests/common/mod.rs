@@ -164,6 +164,45 @@ impl LogBuf {
 
 // ---------------------------------------------------------------- server
 
+/// A free TCP port on loopback (for configs that must name one, such as a child
+/// process's).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Child processes killed (and reaped) when dropped.
+pub struct Children(pub Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A "camera": a server (`extra` + `all_others`) with ffmpeg publishing a looped
+/// H.264 + AAC clip over RTSP to each of `paths`, their streams up. The publishers stop
+/// when the returned `Children` drop.
+pub fn cameras(extra: &str, paths: &[&str]) -> (TestServer, Children) {
+    let srv = TestServer::start(&format!("{extra}paths:\n  all_others:\n"));
+    let clip = clip(Clip::H264Aac, 10);
+    let publishers = paths
+        .iter()
+        .map(|p| publish(&clip, &srv.url(p), "tcp", true))
+        .collect();
+    let publishers = Children(publishers);
+    for p in paths {
+        srv.wait_stream(p);
+    }
+    (srv, publishers)
+}
+
 pub struct TestServer {
     pub server: Server,
     pub rt: tokio::runtime::Runtime,
@@ -539,9 +578,8 @@ pub fn keyframe_times(file: &Path) -> Vec<f64> {
     t
 }
 
-/// The longest time between consecutive video frames of a recording (seconds): a lost
-/// frame shows as a gap of two frame durations or more.
-pub fn max_video_gap(file: &Path) -> f64 {
+/// A recording's video presentation times (seconds), sorted; at least four.
+fn video_pts(file: &Path) -> Vec<f64> {
     let out = ffprobe_video_packets(file, "packet=pts_time");
     let mut pts: Vec<f64> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -549,17 +587,18 @@ pub fn max_video_gap(file: &Path) -> f64 {
         .collect();
     pts.sort_by(f64::total_cmp);
     assert!(pts.len() > 3, "{file:?} has {} video packets", pts.len());
+    pts
+}
+
+/// The longest time between consecutive video frames of a recording (seconds): a lost
+/// frame shows as a gap of two frame durations or more.
+pub fn max_video_gap(file: &Path) -> f64 {
+    let pts = video_pts(file);
     pts.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max)
 }
 
 pub fn video_completeness(file: &Path, fps: f64) -> f64 {
-    let out = ffprobe_video_packets(file, "packet=pts_time");
-    let mut pts: Vec<f64> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
-        .collect();
-    pts.sort_by(f64::total_cmp);
-    assert!(pts.len() > 3, "{file:?} has {} video packets", pts.len());
+    let pts = video_pts(file);
     let expected = ((pts[pts.len() - 1] - pts[2]) * fps).round() + 3.0;
     pts.len() as f64 / expected
 }
