@@ -116,3 +116,35 @@ fn a_reload_touches_only_what_changed() {
         let _ = c.wait();
     }
 }
+
+/// A reload that changes HLS settings restarts the HTTP listener with new muxers; an
+/// HTTP-FLV reader on the old one goes on without losing a frame, and HLS serves again.
+#[test]
+fn an_http_listener_restart_keeps_flv_readers() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let rtmp = free_port();
+    let srv = TestServer::with_config(config(rtmp, "  a:\n"));
+    let publisher = publish(&clip(Clip::H264Aac, 10), &srv.url("a"), "tcp", true);
+    srv.wait_stream("a");
+    let flv = srv.flv_url("a");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("a.flv.mkv");
+    let mut reader = read_for(&flv, 6, &out);
+    wait_until(Duration::from_secs(10), "the FLV reader", || {
+        srv.readers("a") == 1
+    });
+    let mut changed = config(rtmp, "  a:\n");
+    changed.hls_segment_count = 4;
+    let line = srv.rt.block_on(srv.server.reload(changed)).to_string();
+    assert!(line.contains("listeners restarted: hls"), "{line}");
+    // Port 0 again: the new listener has a port of its own.
+    let http = srv.server.http_addr().unwrap();
+    let (status, _) = common::http::get(http, "/a/index.m3u8");
+    assert_eq!(status, 200);
+    assert!(wait_child(&mut reader, Duration::from_secs(30), "the FLV reader").success());
+    let gap = max_video_gap(&out);
+    assert!(gap < 1.5 / 30.0, "the FLV reader lost a frame: gap {gap}");
+    drop(Children(vec![publisher]));
+}
