@@ -199,3 +199,24 @@ fn renditions_are_paths_and_hls_variants() {
     let _ = publisher.kill();
     let _ = publisher.wait();
 }
+
+/// A reader of a rendition of an on-demand pulled path starts the path's source.
+#[test]
+fn a_rendition_reader_starts_an_on_demand_source() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let (cams, _publishers) = cameras("", &["cam"]);
+    let srv = TestServer::start(&format!(
+        "paths:\n  tc:\n    source: {}\n    sourceOnDemand: yes\n    transcode:\n      hwaccel: none\n      video: {{height: 180, preset: ultrafast}}\n      fallback: software\n      renditions: [{{name: low, height: 120, bitrate: 200k}}]\n",
+        cams.url("cam")
+    ));
+    assert_eq!(cams.readers("cam"), 0);
+    let (_d, out) = record(&srv.url("tc/low"), 2);
+    let video = probe(&out)
+        .into_iter()
+        .find(|s| s.codec == "h264")
+        .expect("video");
+    assert_eq!(video.height, 120);
+    assert_eq!(cams.readers("cam"), 1);
+}

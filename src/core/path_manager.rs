@@ -201,10 +201,15 @@ impl PathManager {
         if validate_path_name(name).is_err() {
             return;
         }
-        // A transcode input comes from its path's source.
+        // A transcode input or rendition comes from its path's source; the wait is for
+        // the stream asked for.
         let config = self.config();
-        let name = config.transcode_input_of(name).unwrap_or(name);
-        let Some(m) = self.config().find_path(name) else {
+        let wanted = name;
+        let name = config
+            .transcode_input_of(name)
+            .or_else(|| config.rendition_of(name).map(|(parent, _)| parent))
+            .unwrap_or(name);
+        let Some(m) = config.find_path(name) else {
             return;
         };
         if !m.conf.source_on_demand {
@@ -216,7 +221,7 @@ impl PathManager {
         let mut ready = self.subscribe_ready();
         crate::source::ensure(self, name, url, m.conf.clone());
         let deadline = tokio::time::Instant::now() + m.conf.source_on_demand_start_timeout.0;
-        while self.stream(name).is_err() {
+        while self.stream(wanted).is_err() {
             match tokio::time::timeout_at(deadline, ready.recv()).await {
                 Err(_) => return,
                 Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return,
