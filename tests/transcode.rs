@@ -1,7 +1,8 @@
 //! The transcode stage (feature `transcode`), on the CPU: 1080p H.264 in over RTSP,
 //! 720p H.264 out to RTSP and HLS readers with the configured keyframe interval and the
 //! audio kept; the input stays readable as `<path>/source`; with `fallback: copy` and
-//! no NVENC the input passes through and the log says why.
+//! no NVENC the input passes through and the log says why; renditions (with audio
+//! re-encoded to AAC) are paths and HLS variants; Opus audio becomes AAC.
 #![cfg(feature = "transcode")]
 
 mod common;
@@ -141,7 +142,7 @@ fn renditions_are_paths_and_hls_variants() {
         return;
     }
     let srv = TestServer::start(
-        "hlsVariant: mpegts\npaths:\n  abr:\n    transcode:\n      hwaccel: none\n      video: {height: 720, bitrate: 1500k, preset: ultrafast}\n      fallback: software\n      renditions: [{name: 360p, height: 360, bitrate: 600k}]\n",
+        "hlsVariant: mpegts\npaths:\n  abr:\n    transcode:\n      hwaccel: none\n      video: {height: 720, bitrate: 1500k, preset: ultrafast}\n      fallback: software\n      audio: {codec: aac, bitrate: 64k}\n      renditions: [{name: 360p, height: 360, bitrate: 600k}]\n",
     );
     let mut publisher = publish(&clip(Clip::H264Aac1080, 10), &srv.url("abr"), "tcp", true);
     srv.wait_stream("abr");
@@ -219,4 +220,32 @@ fn a_rendition_reader_starts_an_on_demand_source() {
         .expect("video");
     assert_eq!(video.height, 120);
     assert_eq!(cams.readers("cam"), 1);
+}
+
+/// `audio: {codec: aac}` turns an Opus publisher's audio into AAC, with the video
+/// passed through (`codec: copy`), so RTMP, HTTP-FLV and MPEG-TS can carry it.
+#[test]
+fn opus_audio_becomes_aac() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let srv = TestServer::start(
+        "paths:\n  op:\n    transcode:\n      video: {codec: copy}\n      audio: {codec: aac, bitrate: 96k}\n",
+    );
+    let mut publisher = publish(&clip(Clip::H265Opus, 10), &srv.url("op"), "tcp", true);
+    srv.wait_stream("op");
+    let (_d, out) = record(&srv.url("op"), 4);
+    let probed = probe(&out);
+    eprintln!("{probed:?}");
+    let audio = probed.iter().find(|s| s.codec == "aac").expect("AAC audio");
+    assert_eq!(audio.sample_rate, 48000);
+    // 4 s of 1024-sample frames at 48 kHz, give or take the first and last.
+    assert!(audio.packets >= 170, "{audio:?}");
+    let video = probed
+        .iter()
+        .find(|s| s.codec == "hevc")
+        .expect("video untouched");
+    assert_eq!((video.width, video.height), (320, 240));
+    let _ = publisher.kill();
+    let _ = publisher.wait();
 }

@@ -59,6 +59,19 @@ impl AudioSpecificConfig {
         ])
     }
 
+    /// The two-byte AudioSpecificConfig of an object type up to 30 at a rate in the
+    /// index table; `None` otherwise.
+    pub fn to_bytes(&self) -> Option<[u8; 2]> {
+        let rate = RATES.iter().position(|r| *r == self.sample_rate)? as u8;
+        if self.object_type > 30 || self.channels > 15 {
+            return None;
+        }
+        Some([
+            (self.object_type << 3) | (rate >> 1),
+            ((rate & 1) << 7) | (self.channels << 3),
+        ])
+    }
+
     pub fn parse(data: &[u8]) -> Result<Self, AacError> {
         let mut b = Bits { data, pos: 0 };
         let mut object_type = b.read(5)? as u8;
@@ -115,6 +128,34 @@ mod tests {
             AudioSpecificConfig::parse(&[0x16, 0x90]),
             Err(AacError::BadRateIndex(13))
         );
+    }
+
+    #[test]
+    fn configs_round_trip() {
+        for (rate, ch) in [(44100, 2), (48000, 1), (8000, 6)] {
+            let asc = AudioSpecificConfig {
+                object_type: 2,
+                sample_rate: rate,
+                channels: ch,
+            };
+            let b = asc.to_bytes().unwrap();
+            assert_eq!(AudioSpecificConfig::parse(&b).unwrap(), asc);
+        }
+        assert_eq!(
+            AudioSpecificConfig {
+                object_type: 2,
+                sample_rate: 44100,
+                channels: 2
+            }
+            .to_bytes(),
+            Some([0x12, 0x10])
+        );
+        let odd = AudioSpecificConfig {
+            object_type: 2,
+            sample_rate: 12345,
+            channels: 2,
+        };
+        assert_eq!(odd.to_bytes(), None);
     }
 
     #[test]

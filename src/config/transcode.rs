@@ -38,9 +38,12 @@ pub enum VideoCodec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AudioCodec {
-    /// Audio is passed through (re-encoding audio is not supported yet).
+    /// Audio is passed through.
     #[default]
     Copy,
+    /// AAC-LC (FFmpeg's encoder), from AAC or Opus input: Opus publishers become
+    /// playable over RTMP, HTTP-FLV and MPEG-TS HLS.
+    Aac,
 }
 
 /// A bit rate written as `2500k`, `2.5M` or `800000`.
@@ -113,10 +116,21 @@ impl Default for VideoConf {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct AudioConf {
     pub codec: AudioCodec,
+    /// For `aac`.
+    pub bitrate: Bitrate,
+}
+
+impl Default for AudioConf {
+    fn default() -> Self {
+        AudioConf {
+            codec: AudioCodec::Copy,
+            bitrate: Bitrate(128_000),
+        }
+    }
 }
 
 /// One more output of the same decode (an ABR ladder rung), readable as

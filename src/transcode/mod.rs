@@ -4,6 +4,8 @@
 //! `transcode`); a stage that can't keep up drops input up to the next keyframe.
 
 #[cfg(feature = "transcode")]
+mod audio;
+#[cfg(feature = "transcode")]
 pub mod bench;
 #[cfg(feature = "transcode")]
 mod encode;

@@ -2,8 +2,9 @@
 //! thread that decodes, scales and encodes video (CUDA decode and NVENC when they open,
 //! else libx264/libx265 or pass-through, per `fallback`) and writes `<path>`.
 
+use super::audio::AudioTranscoder;
 use super::encode::{self, Choice};
-use crate::config::transcode::{Fallback, HwAccel, TranscodeConf, VideoCodec};
+use crate::config::transcode::{AudioCodec, Fallback, HwAccel, TranscodeConf, VideoCodec};
 use crate::core::{
     Codec, PathManager, Payload, Peer, Publisher, ReadEnd, Stream, StreamConfig, StreamItem, Track,
     Unit,
@@ -163,13 +164,13 @@ fn work(
         .position(|t| matches!(t.codec, Codec::H264 { .. } | Codec::H265 { .. }));
     let (Some(video), true) = (video, conf.video.codec != VideoCodec::Copy) else {
         tracing::info!(path = %path, "transcode: video codec copy (or no H.264/H.265 video): passing the input through");
-        return copy(main, tracks, rx);
+        return copy(path, conf, main, tracks, rx);
     };
     let (decoder, choice, decision) = match prepare(path, conf, &tracks[video].codec) {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(path = %path, "transcode: {e}; passing the input through");
-            return copy(main, tracks, rx);
+            return copy(path, conf, main, tracks, rx);
         }
     };
     let Some(choice) = choice else {
@@ -179,7 +180,7 @@ fn work(
             }
             Fallback::Software => tracing::warn!("{decision}; passing the input through"),
         }
-        return copy(main, tracks, rx);
+        return copy(path, conf, main, tracks, rx);
     };
     if conf.hwaccel == HwAccel::Cuda && !choice.hw {
         tracing::warn!("{decision}");
@@ -229,13 +230,53 @@ pub(super) fn prepare(
     ))
 }
 
-/// Fallback `copy`: the input's units under the input's tracks.
-fn copy(mut out: Output, tracks: Vec<Track>, rx: Receiver<Unit>) {
+/// Video passed through (`codec: copy`, or fallback `copy`): the input's units under
+/// the input's tracks, audio re-encoded when `audio: {codec: aac}` asks.
+fn copy(
+    path: &str,
+    conf: &TranscodeConf,
+    mut out: Output,
+    mut tracks: Vec<Track>,
+    rx: Receiver<Unit>,
+) {
+    let mut audio: Vec<Option<AudioTranscoder>> = tracks.iter().map(|_| None).collect();
+    if conf.audio.codec == AudioCodec::Aac {
+        if let Err(e) = ff::init() {
+            tracing::warn!(path = %path, "transcode: audio passes through: {e}");
+        } else {
+            for (i, t) in tracks.iter_mut().enumerate() {
+                if t.codec.is_video() || t.codec.has_keyframes() {
+                    continue;
+                }
+                match AudioTranscoder::new(t, conf.audio.bitrate.0) {
+                    Ok(a) => {
+                        *t = a.track.clone();
+                        audio[i] = Some(a);
+                    }
+                    Err(e) => {
+                        tracing::warn!(path = %path, "transcode: audio track {i} passes through: {e}")
+                    }
+                }
+            }
+        }
+    }
     if !out.start(tracks) {
         return;
     }
     while let Ok(unit) = rx.recv() {
-        out.write(unit);
+        let track = unit.track;
+        match audio.get_mut(track).and_then(Option::as_mut) {
+            None => out.write(unit),
+            Some(a) => match a.push(&unit) {
+                Ok(units) => units
+                    .into_iter()
+                    .for_each(|u| out.write(Unit { track, ..u })),
+                Err(e) => {
+                    tracing::error!(path = %path, "transcode failed: {e}; the output ends");
+                    return;
+                }
+            },
+        }
     }
 }
 
@@ -257,6 +298,8 @@ pub(super) struct Transcoder {
     in_codec: Codec,
     /// Input track index → output track index (video is 0).
     map: Vec<Option<usize>>,
+    /// Input track index → its audio re-encoder (`audio: {codec: aac}`).
+    audio: Vec<Option<AudioTranscoder>>,
     decoder: ff::decoder::Video,
     outs: Vec<Out>,
     gop: i64,
@@ -291,12 +334,26 @@ impl Transcoder {
         };
         let mut out_tracks = vec![Track::new(out_codec, 90000)];
         let mut map = vec![None; tracks.len()];
+        let mut audio: Vec<Option<AudioTranscoder>> = tracks.iter().map(|_| None).collect();
         map[video] = Some(0);
         for (i, t) in tracks.iter().enumerate() {
-            if i != video && !t.codec.is_video() {
-                map[i] = Some(out_tracks.len());
-                out_tracks.push(t.clone());
+            if i == video || t.codec.is_video() {
+                continue;
             }
+            map[i] = Some(out_tracks.len());
+            if conf.audio.codec == AudioCodec::Aac {
+                match AudioTranscoder::new(t, conf.audio.bitrate.0) {
+                    Ok(a) => {
+                        out_tracks.push(a.track.clone());
+                        audio[i] = Some(a);
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(path = %path, "transcode: audio track {i} passes through: {e}")
+                    }
+                }
+            }
+            out_tracks.push(t.clone());
         }
         let outs = outs
             .into_iter()
@@ -313,6 +370,7 @@ impl Transcoder {
             video,
             in_codec: tracks[video].codec.clone(),
             map,
+            audio,
             decoder,
             outs,
             gop: (conf.video.gop.0.as_secs_f64() * 90000.0) as i64,
@@ -329,12 +387,18 @@ impl Transcoder {
             return Ok(());
         };
         if unit.track != self.video {
+            let units = match self.audio.get_mut(unit.track).and_then(Option::as_mut) {
+                Some(a) => a.push(&unit)?,
+                None => vec![unit],
+            };
             // Audio waits for each output's stream; before it, it has nowhere to go.
-            for o in self.outs.iter_mut().filter(|o| o.sink.started()) {
-                o.sink.write(Unit {
-                    track: to,
-                    ..unit.clone()
-                });
+            for u in units {
+                for o in self.outs.iter_mut().filter(|o| o.sink.started()) {
+                    o.sink.write(Unit {
+                        track: to,
+                        ..u.clone()
+                    });
+                }
             }
             return Ok(());
         }
