@@ -113,23 +113,30 @@ enum Node {
 }
 
 impl Node {
-    /// The map value under `key` (made a map if it wasn't), created when missing.
-    fn entry(&mut self, key: &str) -> &mut Node {
+    /// The node's entries; a node that wasn't a map becomes an empty one first.
+    fn map_mut(&mut self) -> &mut Vec<(String, Node)> {
         if !matches!(self, Node::Map(_)) {
             *self = Node::Map(Vec::new());
         }
-        let Node::Map(m) = self else { unreachable!() };
+        match self {
+            Node::Map(m) => m,
+            // Made a map just above.
+            _ => unreachable!(),
+        }
+    }
+
+    /// The map value under `key` (made a map if it wasn't), created when missing.
+    fn entry(&mut self, key: &str) -> &mut Node {
+        let m = self.map_mut();
         let i = match m.iter().position(|(k, _)| k == key) {
             Some(i) => i,
             None => {
-                m.push((key.to_string(), Node::Map(Vec::new())));
+                m.push((key.to_string(), Node::Null));
                 m.len() - 1
             }
         };
         let v = &mut m[i].1;
-        if !matches!(v, Node::Map(_)) {
-            *v = Node::Map(Vec::new());
-        }
+        v.map_mut();
         v
     }
 
@@ -143,10 +150,7 @@ impl Node {
 
     /// Sets `key`, replacing an entry that names it in any case.
     fn set(&mut self, key: &str, value: Node) {
-        if !matches!(self, Node::Map(_)) {
-            *self = Node::Map(Vec::new());
-        }
-        let Node::Map(m) = self else { unreachable!() };
+        let m = self.map_mut();
         m.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
         m.push((key.to_string(), value));
     }

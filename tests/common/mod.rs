@@ -15,6 +15,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+/// `ok`, after saying why a test skips; a missing tool fails the test under `CI=true`.
+pub fn present(ok: bool, ci_message: &str, skip_message: &str) -> bool {
+    if !ok {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{ci_message}");
+        eprintln!("{skip_message}");
+    }
+    ok
+}
+
 /// True when headless Chromium, node and tests/browser's npm packages (`modules`
 /// besides playwright-core) are there. Under `CI=true` their absence fails the test.
 pub fn have_browser(modules: &[&str]) -> bool {
@@ -27,14 +36,11 @@ pub fn have_browser(modules: &[&str]) -> bool {
             .arg("--version")
             .output()
             .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "browser tests need chromium, node and `npm ci` in tests/browser (.ci/run installs them)"
-        );
-        eprintln!("skipping: chromium, node or tests/browser/node_modules missing");
-    }
-    ok
+    present(
+        ok,
+        "browser tests need chromium, node and `npm ci` in tests/browser (.ci/run installs them)",
+        "skipping: chromium, node or tests/browser/node_modules missing",
+    )
 }
 
 /// H.264 640x360 with its parameter sets, for in-process publishers.
@@ -76,14 +82,11 @@ pub fn have_ffmpeg() -> bool {
             .status()
             .is_ok_and(|s| s.success())
     });
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "ffmpeg/ffprobe are required in CI (install the ffmpeg package)"
-        );
-        eprintln!("skipping: ffmpeg/ffprobe not installed");
-    }
-    ok
+    present(
+        ok,
+        "ffmpeg/ffprobe are required in CI (install the ffmpeg package)",
+        "skipping: ffmpeg/ffprobe not installed",
+    )
 }
 
 /// True when GStreamer's `gst-launch-1.0` with `rtspsrc` is installed; required under `CI=true`.
@@ -94,14 +97,11 @@ pub fn have_gstreamer() -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "GStreamer (gstreamer1.0-tools, -plugins-good, -plugins-bad) is required in CI"
-        );
-        eprintln!("skipping: GStreamer rtspsrc not installed");
-    }
-    ok
+    present(
+        ok,
+        "GStreamer (gstreamer1.0-tools, -plugins-good, -plugins-bad) is required in CI",
+        "skipping: GStreamer rtspsrc not installed",
+    )
 }
 
 /// Polls `cond` until it holds; panics with `what` after `timeout`.
