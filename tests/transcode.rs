@@ -61,6 +61,22 @@ fn software_transcode_serves_720p_to_rtsp_and_hls() {
         .expect("HLS video");
     assert_eq!((video.width, video.height), (1280, 720), "{probed:?}");
 
+    // The API shows what the stage does (readers came, so the encoder has opened).
+    let (code, body) = http::get(srv.server.api_addr().unwrap(), "/v3/paths/get/tc");
+    assert_eq!(code, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let tc = &v["transcode"];
+    eprintln!("api: {tc}");
+    assert!(
+        tc["decision"].as_str().unwrap().contains("transcode tc:"),
+        "{tc}"
+    );
+    assert_eq!(tc["outputs"][0]["path"], "tc", "{tc}");
+    assert_eq!(tc["outputs"][0]["size"], "1280x720", "{tc}");
+    let encoder = tc["outputs"][0]["encoder"].as_str().unwrap();
+    assert!(["libx264", "h264_nvenc"].contains(&encoder), "{tc}");
+    assert_eq!(tc["fallbacks"], 0, "{tc}");
+
     // The untouched input.
     let (_d3, out) = record(&srv.url("tc/source"), 2);
     let video = probe(&out)
@@ -99,6 +115,9 @@ fn fallback_copy_passes_the_input_through_without_nvenc() {
             decision[0]
         );
         assert_eq!((video.width, video.height), (640, 360));
+        let (_, body) = http::get(srv.server.api_addr().unwrap(), "/v3/paths/get/cp");
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["transcode"]["outputs"][0]["encoder"], "copy", "{v}");
     }
     let _ = publisher.kill();
     let _ = publisher.wait();
@@ -128,7 +147,7 @@ fn the_bench_transcodes_every_frame_of_a_recording() {
         "{hwaccel: none, video: {height: 180, bitrate: 300k, gop: 500ms}, fallback: software}",
     )
     .unwrap();
-    let r = mediarouter::transcode::bench::run(&conf, track, units).unwrap();
+    let r = mediarouter::transcode::bench::run(&conf, track, units, 1).unwrap();
     eprintln!("{r:?}");
     assert!(r.decision.contains("using libx264"), "{}", r.decision);
     assert_eq!(r.frames_out, 90);

@@ -19,6 +19,9 @@ struct Item {
     ready_time: Option<String>,
     tracks: Vec<String>,
     readers: Vec<PeerRef>,
+    /// The transcode stage publishing this path, if one runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transcode: Option<crate::transcode::StageSnapshot>,
 }
 
 #[derive(Serialize)]
@@ -55,6 +58,7 @@ fn peer_ref((peer, id): (Peer, u64)) -> PeerRef {
 
 fn item(manager: &PathManager, info: PathInfo, conf_name: String) -> Item {
     let ready = info.ready_time.is_some();
+    let transcode = manager.stage_status(&info.name);
     let mut source = info.source.map(|(peer, id)| Source {
         kind: peer.api_name(),
         id: id.to_string(),
@@ -83,6 +87,7 @@ fn item(manager: &PathManager, info: PathInfo, conf_name: String) -> Item {
             .map(|t| humantime::format_rfc3339_millis(t).to_string()),
         tracks: info.tracks,
         readers: info.readers.into_iter().map(peer_ref).collect(),
+        transcode,
     }
 }
 

@@ -17,6 +17,12 @@ struct Args {
         default_value = "{video: {height: 720, bitrate: 1500k}, fallback: software}"
     )]
     conf: String,
+    /// Plays the recording this many times over (a short clip, a long run).
+    #[arg(long, default_value_t = 1)]
+    repeat: u32,
+    /// Decodes only (on the GPU when `hwaccel` allows): the decoder's own throughput.
+    #[arg(long)]
+    decode_only: bool,
 }
 
 fn main() -> ExitCode {
@@ -46,10 +52,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match mediarouter::transcode::bench::run(&conf, track, units) {
+    let bench = match args.decode_only {
+        true => mediarouter::transcode::bench::decode,
+        false => mediarouter::transcode::bench::run,
+    };
+    match bench(&conf, track, units, args.repeat) {
         Ok(r) => {
             let wall = r.wall.as_secs_f64();
             println!("{}", r.decision);
+            println!("at the end: {}", r.encoder);
             println!(
                 "frames in {} out {}, wall {wall:.2} s, {:.1} fps, cpu {:.2} s ({:.2} cores)",
                 r.frames_in,

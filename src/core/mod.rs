@@ -1,7 +1,7 @@
 //! The media core: units and tracks, the Stream fan-out, paths and the PathManager.
 //! Protocols convert to and from units here; no protocol talks to another directly.
 
-mod params;
+pub(crate) mod params;
 mod path;
 mod path_manager;
 mod reader;

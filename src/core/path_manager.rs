@@ -12,6 +12,8 @@ pub(super) struct Inner {
     paths: Mutex<HashMap<String, Arc<Path>>>,
     ready: tokio::sync::broadcast::Sender<String>,
     pub(super) sources: crate::source::Registry,
+    /// The running transcode stages' status, by the path they publish.
+    stages: Mutex<HashMap<String, Arc<crate::transcode::StageStatus>>>,
 }
 
 impl Inner {
@@ -33,6 +35,7 @@ impl PathManager {
                 paths: Mutex::new(HashMap::new()),
                 ready: tokio::sync::broadcast::channel(256).0,
                 sources: Default::default(),
+                stages: Default::default(),
             }),
         }
     }
@@ -167,6 +170,28 @@ impl PathManager {
     /// What the path's source is doing, if the path has one running.
     pub fn source_status(&self, name: &str) -> Option<crate::source::SourceStatus> {
         self.inner.sources.status(name)
+    }
+
+    /// What the path's transcode stage is doing, if one runs for it.
+    pub fn stage_status(&self, name: &str) -> Option<crate::transcode::StageSnapshot> {
+        self.stages().get(name).map(|s| s.snapshot())
+    }
+
+    fn stages(&self) -> MutexGuard<'_, HashMap<String, Arc<crate::transcode::StageStatus>>> {
+        self.inner.stages.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Shows a stage's status under the path it publishes.
+    pub fn add_stage_status(&self, name: &str, status: Arc<crate::transcode::StageStatus>) {
+        self.stages().insert(name.to_string(), status);
+    }
+
+    /// Removes `status` unless a newer stage replaced it.
+    pub fn remove_stage_status(&self, name: &str, status: &Arc<crate::transcode::StageStatus>) {
+        let mut stages = self.stages();
+        if stages.get(name).is_some_and(|s| Arc::ptr_eq(s, status)) {
+            stages.remove(name);
+        }
     }
 
     pub(crate) fn sources(&self) -> &crate::source::Registry {

@@ -1,9 +1,10 @@
-//! FFmpeg's side of a stage: which decoder and encoder open on this host (CUDA/NVENC
-//! first, then software), the scaler, and turning units into Annex B packets and
-//! encoded packets back into parameter sets.
+//! The encoding side of a stage: which encoder opens on this host (NVENC first, then
+//! libx264/libx265), the scaler in front of it (on the GPU for GPU frames), and
+//! parameter sets out of encoded packets.
 
+use super::hw::{self, GpuScaler};
 use crate::config::transcode::{Fallback, HwAccel, TranscodeConf, VideoCodec};
-use crate::core::{Codec, Payload, Unit};
+use crate::core::Codec;
 use bytes::Bytes;
 use ffmpeg_next as ff;
 
@@ -48,44 +49,49 @@ fn size_for(want: (Option<u32>, Option<u32>), w: u32, h: u32) -> (u32, u32) {
     }
 }
 
-fn open_video_decoder(codec: ff::Codec) -> Result<ff::decoder::Video, ff::Error> {
-    ff::codec::context::Context::new_with_codec(codec)
-        .decoder()
-        .video()
-}
-
-/// CUDA (cuvid) when allowed and it opens, else FFmpeg's software decoder; with a note
-/// for the decision log line.
-pub fn open_decoder(codec: &Codec, hw: bool) -> Result<(ff::decoder::Video, String), String> {
-    let (id, cuvid) = match codec {
-        Codec::H265 { .. } => (ff::codec::Id::HEVC, "hevc_cuvid"),
-        _ => (ff::codec::Id::H264, "h264_cuvid"),
-    };
-    let note = if !hw {
-        "cuda decode off (hwaccel: none)".to_string()
-    } else {
-        match ff::decoder::find_by_name(cuvid) {
-            None => format!("cuda decode no ({cuvid} not in this FFmpeg)"),
-            Some(c) => match open_video_decoder(c) {
-                Ok(d) => return Ok((d, format!("cuda decode yes ({cuvid})"))),
-                Err(e) => format!("cuda decode no ({e})"),
-            },
-        }
-    };
-    let c = ff::decoder::find(id).ok_or_else(|| format!("{id:?}: no decoder in this FFmpeg"))?;
-    let d = open_video_decoder(c).map_err(|e| e.to_string())?;
-    Ok((d, note))
-}
-
 /// The encoder to use: NVENC when allowed and it opens on this host, else the software
 /// encoder when `fallback: software`; `None` means pass the input through. The note
 /// says why, for the decision log line.
 pub fn choose(conf: &TranscodeConf, size: (u32, u32)) -> (Option<Choice>, String) {
-    let (nvenc, software) = match conf.video.codec {
-        VideoCodec::H265 => ("hevc_nvenc", "libx265"),
-        _ => ("h264_nvenc", "libx264"),
+    let nvenc = match conf.video.codec {
+        VideoCodec::H265 => "hevc_nvenc",
+        _ => "h264_nvenc",
     };
-    let choice = |name: &'static str, hw: bool| Choice {
+    let mut notes = Vec::new();
+    if conf.hwaccel == HwAccel::None {
+        notes.push("nvenc off (hwaccel: none)".to_string());
+    } else {
+        let c = choice(conf, nvenc, true);
+        match probe(&c, size) {
+            Ok(()) => return (Some(c), format!("nvenc yes ({nvenc})")),
+            Err(e) => notes.push(format!("nvenc no ({e})")),
+        }
+    }
+    if conf.fallback == Fallback::Software {
+        match software(conf, size) {
+            Ok(c) => {
+                notes.push(format!("using {}", c.name));
+                return (Some(c), notes.join(", "));
+            }
+            Err(e) => notes.push(e),
+        }
+    }
+    (None, notes.join(", "))
+}
+
+/// The software encoder for `conf`'s codec, if it opens at `size`.
+pub fn software(conf: &TranscodeConf, size: (u32, u32)) -> Result<Choice, String> {
+    let name = match conf.video.codec {
+        VideoCodec::H265 => "libx265",
+        _ => "libx264",
+    };
+    let c = choice(conf, name, false);
+    probe(&c, size).map_err(|e| format!("{name} no ({e})"))?;
+    Ok(c)
+}
+
+fn choice(conf: &TranscodeConf, name: &'static str, hw: bool) -> Choice {
+    Choice {
         name,
         hw,
         bitrate: conf.video.bitrate.0,
@@ -93,28 +99,7 @@ pub fn choose(conf: &TranscodeConf, size: (u32, u32)) -> (Option<Choice>, String
         gop_secs: conf.video.gop.0.as_secs_f64(),
         want: (conf.video.width, conf.video.height),
         fps: conf.video.fps,
-    };
-    let mut notes = Vec::new();
-    if conf.hwaccel == HwAccel::None {
-        notes.push("nvenc off (hwaccel: none)".to_string());
-    } else {
-        let c = choice(nvenc, true);
-        match probe(&c, size) {
-            Ok(()) => return (Some(c), format!("nvenc yes ({nvenc})")),
-            Err(e) => notes.push(format!("nvenc no ({e})")),
-        }
     }
-    if conf.fallback == Fallback::Software {
-        let c = choice(software, false);
-        match probe(&c, size) {
-            Ok(()) => {
-                notes.push(format!("using {software}"));
-                return (Some(c), notes.join(", "));
-            }
-            Err(e) => notes.push(format!("{software} no ({e})")),
-        }
-    }
-    (None, notes.join(", "))
 }
 
 /// Opens the encoder at `size` and drops it: whether it works on this host.
@@ -122,7 +107,17 @@ fn probe(c: &Choice, size: (u32, u32)) -> Result<(), String> {
     open_encoder(c, size).map(|_| ())
 }
 
-fn open_encoder(c: &Choice, (w, h): (u32, u32)) -> Result<ff::encoder::Video, String> {
+fn open_encoder(c: &Choice, size: (u32, u32)) -> Result<ff::encoder::Video, String> {
+    open_encoder_on(c, size, None)
+}
+
+/// Opens the encoder for YUV 4:2:0 frames in system memory, or with `gpu_frames` (a
+/// CUDA frames context) for frames already in GPU memory (NVENC only).
+fn open_encoder_on(
+    c: &Choice,
+    (w, h): (u32, u32),
+    gpu_frames: Option<*mut ff::ffi::AVBufferRef>,
+) -> Result<ff::encoder::Video, String> {
     let codec = ff::encoder::find_by_name(c.name).ok_or("not in this FFmpeg")?;
     let mut enc = ff::codec::context::Context::new_with_codec(codec)
         .encoder()
@@ -131,7 +126,15 @@ fn open_encoder(c: &Choice, (w, h): (u32, u32)) -> Result<ff::encoder::Video, St
     let fps = c.fps.unwrap_or(30);
     enc.set_width(w);
     enc.set_height(h);
-    enc.set_format(ff::format::Pixel::YUV420P);
+    match gpu_frames {
+        Some(frames) if !frames.is_null() => {
+            enc.set_format(ff::format::Pixel::CUDA);
+            // SAFETY: set before the codec opens; the context owns the new reference.
+            unsafe { (*enc.as_mut_ptr()).hw_frames_ctx = ff::ffi::av_buffer_ref(frames) };
+        }
+        Some(_) => return Err("scale_cuda gave no frames context".into()),
+        None => enc.set_format(ff::format::Pixel::YUV420P),
+    }
     enc.set_time_base((1, 90000));
     enc.set_frame_rate(Some((fps as i32, 1)));
     enc.set_bit_rate(c.bitrate as usize);
@@ -173,69 +176,131 @@ fn nvenc_preset(x264: &str) -> &'static str {
     }
 }
 
+/// What a decoded frame goes through before the encoder takes it.
+enum Prep {
+    /// Already the size and format the encoder takes.
+    Nothing,
+    /// Software frames through swscale.
+    Sws(ff::software::scaling::Context),
+    /// GPU frames through `scale_cuda` (downloaded after it for a software encoder).
+    Gpu(GpuScaler),
+    /// GPU frames downloaded first (no `scale_cuda` graph could be built), then swscale.
+    Download(ff::frame::Video, Option<ff::software::scaling::Context>),
+}
+
+/// A frame's format and size: a frame of another shape needs a new encoder.
+type Shape = (ff::format::Pixel, u32, u32);
+
+fn shape(f: &ff::frame::Video) -> Shape {
+    (f.format(), f.width(), f.height())
+}
+
 /// An open encoder and the scaler in front of it.
 pub struct Encoder {
     enc: ff::encoder::Video,
-    scaler: Option<(ff::software::scaling::Context, ff::frame::Video)>,
+    prep: Prep,
+    input: Shape,
+    out: ff::frame::Video,
     pub width: u32,
     pub height: u32,
+    /// Where scaling happens, for the log line.
+    pub scaling: String,
 }
 
 impl Encoder {
-    /// Opens `choice` for frames like `first`.
+    /// Opens `choice` for frames like `first`: on the GPU they are scaled there, and
+    /// stay there for NVENC.
     pub fn open(choice: &Choice, first: &ff::frame::Video) -> Result<Encoder, String> {
         let (w, h) = size_for(choice.want, first.width(), first.height());
-        let enc = open_encoder(choice, (w, h))?;
-        let same = first.format() == ff::format::Pixel::YUV420P
-            && (first.width(), first.height()) == (w, h);
-        let scaler = match same {
-            true => None,
-            false => {
-                let ctx = ff::software::scaling::Context::get(
-                    first.format(),
-                    first.width(),
-                    first.height(),
-                    ff::format::Pixel::YUV420P,
-                    w,
-                    h,
-                    ff::software::scaling::Flags::BILINEAR,
-                )
-                .map_err(|e| format!("scaler: {e}"))?;
-                Some((ctx, ff::frame::Video::empty()))
+        let (enc, prep, scaling) = if hw::on_gpu(first) {
+            match hw::GpuScaler::new(first, (w, h), !choice.hw) {
+                Ok(mut g) => {
+                    let frames = g.hw_frames_ctx();
+                    let enc = match choice.hw {
+                        true => open_encoder_on(choice, (w, h), Some(frames))?,
+                        false => open_encoder(choice, (w, h))?,
+                    };
+                    let at = match choice.hw {
+                        true => "scale_cuda, frames stay on the GPU",
+                        false => "scale_cuda, then downloaded",
+                    };
+                    (enc, Prep::Gpu(g), at.to_string())
+                }
+                Err(e) => (
+                    open_encoder(choice, (w, h))?,
+                    Prep::Download(ff::frame::Video::empty(), None),
+                    format!("downloaded, swscale (no scale_cuda: {e})"),
+                ),
             }
+        } else if (first.format(), first.width(), first.height())
+            == (ff::format::Pixel::YUV420P, w, h)
+        {
+            (open_encoder(choice, (w, h))?, Prep::Nothing, "none".into())
+        } else {
+            let ctx = sws(first, (w, h))?;
+            (
+                open_encoder(choice, (w, h))?,
+                Prep::Sws(ctx),
+                "swscale".into(),
+            )
         };
         Ok(Encoder {
             enc,
-            scaler,
+            prep,
+            input: shape(first),
+            out: ff::frame::Video::empty(),
             width: w,
             height: h,
+            scaling,
         })
+    }
+
+    /// Whether `frame` has the shape this encoder was opened for.
+    pub fn takes(&self, frame: &ff::frame::Video) -> bool {
+        shape(frame) == self.input
     }
 
     /// Encodes `frame` at `pts` (90 kHz), as a keyframe when `key`.
     pub fn send(&mut self, frame: &ff::frame::Video, pts: i64, key: bool) -> Result<(), String> {
-        let kind = match key {
-            true => ff::picture::Type::I,
-            false => ff::picture::Type::None,
-        };
-        let f = match &mut self.scaler {
-            Some((ctx, out)) => {
-                ctx.run(frame, out).map_err(|e| format!("scaling: {e}"))?;
-                out
+        let size = (self.width, self.height);
+        let f: &mut ff::frame::Video = match &mut self.prep {
+            Prep::Nothing => {
+                // A new reference to the decoder's frame, to set its fields on.
+                // SAFETY: both frames are valid; `out` is unreferenced first.
+                unsafe {
+                    ff::ffi::av_frame_unref(self.out.as_mut_ptr());
+                    let r = ff::ffi::av_frame_ref(self.out.as_mut_ptr(), frame.as_ptr());
+                    if r < 0 {
+                        return Err(format!("frame: {}", ff::Error::from(r)));
+                    }
+                }
+                &mut self.out
             }
-            None => {
-                // The decoder's frame is borrowed; the scaler-less path copies its fields.
-                let mut f = frame.clone();
-                f.set_pts(Some(pts));
-                f.set_kind(kind);
-                return self
-                    .enc
-                    .send_frame(&f)
-                    .map_err(|e| format!("encoding: {e}"));
+            Prep::Sws(ctx) => {
+                ctx.run(frame, &mut self.out)
+                    .map_err(|e| format!("scaling: {e}"))?;
+                &mut self.out
+            }
+            Prep::Gpu(g) => match g.run(frame)? {
+                Some(f) => f,
+                None => return Ok(()),
+            },
+            Prep::Download(sw, ctx) => {
+                hw::download(frame, sw)?;
+                let ctx = match ctx {
+                    Some(c) => c,
+                    None => ctx.insert(sws(sw, size)?),
+                };
+                ctx.run(sw, &mut self.out)
+                    .map_err(|e| format!("scaling: {e}"))?;
+                &mut self.out
             }
         };
         f.set_pts(Some(pts));
-        f.set_kind(kind);
+        f.set_kind(match key {
+            true => ff::picture::Type::I,
+            false => ff::picture::Type::None,
+        });
         self.enc.send_frame(f).map_err(|e| format!("encoding: {e}"))
     }
 
@@ -244,36 +309,32 @@ impl Encoder {
         let _ = self.enc.send_eof();
     }
 
-    /// The next encoded packet, if one is ready.
-    pub fn receive(&mut self, packet: &mut ff::Packet) -> bool {
-        self.enc.receive_packet(packet).is_ok()
+    /// The next encoded packet, if one is ready; an error is the encoder failing.
+    pub fn receive(&mut self, packet: &mut ff::Packet) -> Result<bool, String> {
+        match self.enc.receive_packet(packet) {
+            Ok(()) => Ok(true),
+            Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => Ok(false),
+            Err(ff::Error::Eof) => Ok(false),
+            Err(e) => Err(format!("encoding: {e}")),
+        }
     }
 }
 
-/// The unit as an Annex B access unit; keyframes carry the track's parameter sets
-/// first, since not every publisher repeats them in-band.
-pub fn annexb(codec: &Codec, unit: &Unit) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut put = |nal: &[u8]| {
-        out.extend_from_slice(&[0, 0, 0, 1]);
-        out.extend_from_slice(nal);
-    };
-    if unit.keyframe {
-        let sets: Vec<&Option<Bytes>> = match codec {
-            Codec::H264 { sps, pps } => vec![sps, pps],
-            Codec::H265 { vps, sps, pps } => vec![vps, sps, pps],
-            _ => Vec::new(),
-        };
-        for s in sets.into_iter().flatten() {
-            put(s);
-        }
-    }
-    if let Payload::Nalus(nalus) = &unit.payload {
-        for n in nalus {
-            put(n);
-        }
-    }
-    out
+/// swscale from frames like `from` to YUV 4:2:0 at `w`×`h`.
+fn sws(
+    from: &ff::frame::Video,
+    (w, h): (u32, u32),
+) -> Result<ff::software::scaling::Context, String> {
+    ff::software::scaling::Context::get(
+        from.format(),
+        from.width(),
+        from.height(),
+        ff::format::Pixel::YUV420P,
+        w,
+        h,
+        ff::software::scaling::Flags::BILINEAR,
+    )
+    .map_err(|e| format!("scaler: {e}"))
 }
 
 /// Parameter sets found among an encoded keyframe's NAL units, into the track.

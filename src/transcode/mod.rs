@@ -8,9 +8,18 @@ mod audio;
 #[cfg(feature = "transcode")]
 pub mod bench;
 #[cfg(feature = "transcode")]
+mod decode;
+#[cfg(feature = "transcode")]
 mod encode;
 #[cfg(feature = "transcode")]
+mod hw;
+#[cfg(feature = "transcode")]
 mod pipeline;
+mod status;
+#[cfg(feature = "transcode")]
+mod transcoder;
+
+pub use status::{OutputStatus, StageSnapshot, StageStatus};
 
 use crate::config::transcode::TranscodeConf;
 use crate::config::Config;

@@ -1,16 +1,18 @@
 //! One stage: the async pump that reads `<path>/source` into a bounded queue, and the
-//! thread that decodes, scales and encodes video (CUDA decode and NVENC when they open,
-//! else libx264/libx265 or pass-through, per `fallback`) and writes `<path>`.
+//! thread that picks the decoder and encoders (CUDA decode and NVENC when they open,
+//! else libx264/libx265 or pass-through, per `fallback`) and runs the transcoder.
 
 use super::audio::AudioTranscoder;
+use super::decode::Decoder;
 use super::encode::{self, Choice};
+use super::status::{OutputStatus, StageStatus};
+use super::transcoder::{OutSpec, Transcoder};
 use crate::config::transcode::{AudioCodec, Fallback, HwAccel, TranscodeConf, VideoCodec};
 use crate::core::{
-    Codec, PathManager, Payload, Peer, Publisher, ReadEnd, Stream, StreamConfig, StreamItem, Track,
-    Unit,
+    Codec, PathManager, Peer, Publisher, ReadEnd, Stream, StreamConfig, StreamItem, Track, Unit,
 };
-use bytes::Bytes;
 use ffmpeg_next as ff;
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{sync_channel, Receiver, TrySendError};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -48,17 +50,21 @@ pub(super) async fn run(
     let (tx, rx) = sync_channel::<Unit>(QUEUE);
     let rt = tokio::runtime::Handle::current();
     let (path, cfg) = (name.to_string(), manager.stream_config());
+    let status = Arc::new(StageStatus::default());
+    manager.add_stage_status(name, status.clone());
+    let st = status.clone();
     let worker = std::thread::Builder::new()
         .name(format!("transcode {name}"))
         .spawn(move || {
             // Streams made on this thread get their flusher task on the runtime.
             let _rt = rt.enter();
-            work(&path, &conf, tracks, rx, publishers, cfg);
+            work(&path, &conf, tracks, rx, publishers, cfg, st);
         });
     let worker = match worker {
         Ok(w) => w,
         Err(e) => {
             tracing::error!(path = %name, "transcode thread: {e}");
+            manager.remove_stage_status(name, &status);
             return;
         }
     };
@@ -82,6 +88,7 @@ pub(super) async fn run(
         let video_key = unit.keyframe && entry.track().codec.has_keyframes();
         if dropping && !video_key {
             dropped += 1;
+            status.dropped_units.fetch_add(1, Ordering::Relaxed);
             continue;
         }
         match tx.try_send(unit) {
@@ -98,6 +105,7 @@ pub(super) async fn run(
                     dropped = 0;
                 }
                 dropped += 1;
+                status.dropped_units.fetch_add(1, Ordering::Relaxed);
             }
             Err(TrySendError::Disconnected(_)) => break,
         }
@@ -105,6 +113,7 @@ pub(super) async fn run(
     drop(tx);
     drop(reader);
     let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+    manager.remove_stage_status(name, &status);
 }
 
 /// Where encoded units go: a path's output stream, or a benchmark's counter.
@@ -150,6 +159,7 @@ fn work(
     rx: Receiver<Unit>,
     publishers: Vec<Publisher>,
     cfg: StreamConfig,
+    status: Arc<StageStatus>,
 ) {
     let mut sinks = publishers.into_iter().map(|publisher| Output {
         publisher,
@@ -162,18 +172,34 @@ fn work(
     let video = tracks
         .iter()
         .position(|t| matches!(t.codec, Codec::H264 { .. } | Codec::H265 { .. }));
+    let copy_status = |why: &str| {
+        status.set_decision(why);
+        status.set_output(
+            0,
+            OutputStatus {
+                path: path.to_string(),
+                encoder: "copy".into(),
+                size: String::new(),
+                scaling: String::new(),
+            },
+        );
+    };
     let (Some(video), true) = (video, conf.video.codec != VideoCodec::Copy) else {
-        tracing::info!(path = %path, "transcode: video codec copy (or no H.264/H.265 video): passing the input through");
+        let why = "video codec copy (or no H.264/H.265 video): passing the input through";
+        tracing::info!(path = %path, "transcode: {why}");
+        copy_status(why);
         return copy(path, conf, main, tracks, rx);
     };
     let (decoder, choice, decision) = match prepare(path, conf, &tracks[video].codec) {
         Ok(p) => p,
         Err(e) => {
             tracing::error!(path = %path, "transcode: {e}; passing the input through");
+            copy_status(&e);
             return copy(path, conf, main, tracks, rx);
         }
     };
     let Some(choice) = choice else {
+        copy_status(&decision);
         match conf.fallback {
             Fallback::Copy => {
                 tracing::info!("{decision}; fallback copy: passing the input through")
@@ -187,7 +213,13 @@ fn work(
     } else {
         tracing::info!("{decision}");
     }
-    let mut outs: Vec<(Choice, Box<dyn Sink>)> = vec![(choice, Box::new(main))];
+    let mut outs = vec![OutSpec {
+        name: path.to_string(),
+        conf: conf.clone(),
+        main: true,
+        choice,
+        sink: Box::new(main),
+    }];
     let size = encode::input_size(&tracks[video].codec).unwrap_or((1280, 720));
     for (r, sink) in conf.renditions.iter().zip(sinks) {
         let rc = TranscodeConf {
@@ -195,13 +227,20 @@ fn work(
             ..conf.clone()
         };
         match encode::choose(&rc, encode::out_size(&rc, size.0, size.1)) {
-            (Some(c), _) => outs.push((c, Box::new(sink))),
+            (Some(choice), _) => outs.push(OutSpec {
+                name: format!("{path}/{}", r.name),
+                conf: rc,
+                main: false,
+                choice,
+                sink: Box::new(sink),
+            }),
             (None, note) => {
                 tracing::warn!(path = %path, "transcode rendition {}: {note}; not served", r.name)
             }
         }
     }
-    let mut t = Transcoder::new(path, conf, &tracks, video, decoder, outs);
+    status.set_decision(&decision);
+    let mut t = Transcoder::new(path, conf, &tracks, video, decoder, outs).with_status(status);
     while let Ok(unit) = rx.recv() {
         if let Err(e) = t.push(unit) {
             tracing::error!(path = %path, "transcode failed: {e}; the output ends");
@@ -215,12 +254,12 @@ pub(super) fn prepare(
     path: &str,
     conf: &TranscodeConf,
     codec: &Codec,
-) -> Result<(ff::decoder::Video, Option<Choice>, String), String> {
+) -> Result<(Decoder, Option<Choice>, String), String> {
     ff::init().map_err(|e| format!("FFmpeg didn't initialise ({e})"))?;
     // FFmpeg's own log goes to stderr beside ours: errors only (why CUDA didn't load).
     ff::util::log::set_level(ff::util::log::Level::Error);
     let (w, h) = encode::input_size(codec).unwrap_or((1280, 720));
-    let (decoder, decode_note) = encode::open_decoder(codec, conf.hwaccel != HwAccel::None)
+    let (decoder, decode_note) = Decoder::open(codec, conf.hwaccel != HwAccel::None)
         .map_err(|e| format!("no decoder ({e})"))?;
     let (choice, encode_note) = encode::choose(conf, encode::out_size(conf, w, h));
     Ok((
@@ -278,238 +317,4 @@ fn copy(
             },
         }
     }
-}
-
-/// One output of the stage: its encoder (opened on the first frame), tracks and sink.
-struct Out {
-    choice: Choice,
-    encoder: Option<encode::Encoder>,
-    tracks: Vec<Track>,
-    /// A keyframe is forced at or after this pts (90 kHz).
-    next_key: i64,
-    sink: Box<dyn Sink>,
-}
-
-/// Decodes the video track once and scales and encodes it for each output; other
-/// tracks pass through to every output.
-pub(super) struct Transcoder {
-    path: String,
-    video: usize,
-    in_codec: Codec,
-    /// Input track index → output track index (video is 0).
-    map: Vec<Option<usize>>,
-    /// Input track index → its audio re-encoder (`audio: {codec: aac}`).
-    audio: Vec<Option<AudioTranscoder>>,
-    decoder: ff::decoder::Video,
-    outs: Vec<Out>,
-    gop: i64,
-    /// Frames closer than this to the last one are dropped (`fps`).
-    min_interval: i64,
-    last_kept: Option<i64>,
-    /// No input before the first keyframe is decoded.
-    started: bool,
-    frame: ff::frame::Video,
-    packet: ff::Packet,
-}
-
-impl Transcoder {
-    pub(super) fn new(
-        path: &str,
-        conf: &TranscodeConf,
-        tracks: &[Track],
-        video: usize,
-        decoder: ff::decoder::Video,
-        outs: Vec<(Choice, Box<dyn Sink>)>,
-    ) -> Transcoder {
-        let out_codec = match conf.video.codec {
-            VideoCodec::H265 => Codec::H265 {
-                vps: None,
-                sps: None,
-                pps: None,
-            },
-            _ => Codec::H264 {
-                sps: None,
-                pps: None,
-            },
-        };
-        let mut out_tracks = vec![Track::new(out_codec, 90000)];
-        let mut map = vec![None; tracks.len()];
-        let mut audio: Vec<Option<AudioTranscoder>> = tracks.iter().map(|_| None).collect();
-        map[video] = Some(0);
-        for (i, t) in tracks.iter().enumerate() {
-            if i == video || t.codec.is_video() {
-                continue;
-            }
-            map[i] = Some(out_tracks.len());
-            if conf.audio.codec == AudioCodec::Aac {
-                match AudioTranscoder::new(t, conf.audio.bitrate.0) {
-                    Ok(a) => {
-                        out_tracks.push(a.track.clone());
-                        audio[i] = Some(a);
-                        continue;
-                    }
-                    Err(e) => {
-                        tracing::warn!(path = %path, "transcode: audio track {i} passes through: {e}")
-                    }
-                }
-            }
-            out_tracks.push(t.clone());
-        }
-        let outs = outs
-            .into_iter()
-            .map(|(choice, sink)| Out {
-                choice,
-                encoder: None,
-                tracks: out_tracks.clone(),
-                next_key: i64::MIN,
-                sink,
-            })
-            .collect();
-        Transcoder {
-            path: path.to_string(),
-            video,
-            in_codec: tracks[video].codec.clone(),
-            map,
-            audio,
-            decoder,
-            outs,
-            gop: (conf.video.gop.0.as_secs_f64() * 90000.0) as i64,
-            min_interval: conf.video.fps.map_or(0, |f| 90000 * 9 / (10 * f as i64)),
-            last_kept: None,
-            started: false,
-            frame: ff::frame::Video::empty(),
-            packet: ff::Packet::empty(),
-        }
-    }
-
-    pub(super) fn push(&mut self, unit: Unit) -> Result<(), String> {
-        let Some(Some(to)) = self.map.get(unit.track).copied() else {
-            return Ok(());
-        };
-        if unit.track != self.video {
-            let units = match self.audio.get_mut(unit.track).and_then(Option::as_mut) {
-                Some(a) => a.push(&unit)?,
-                None => vec![unit],
-            };
-            // Audio waits for each output's stream; before it, it has nowhere to go.
-            for u in units {
-                for o in self.outs.iter_mut().filter(|o| o.sink.started()) {
-                    o.sink.write(Unit {
-                        track: to,
-                        ..u.clone()
-                    });
-                }
-            }
-            return Ok(());
-        }
-        if !self.started && !unit.keyframe {
-            return Ok(());
-        }
-        self.started = true;
-        let data = encode::annexb(&self.in_codec, &unit);
-        let mut pkt = ff::Packet::copy(&data);
-        pkt.set_pts(Some(unit.pts));
-        pkt.set_dts(Some(unit.dts));
-        if unit.keyframe {
-            pkt.set_flags(ff::packet::Flags::KEY);
-        }
-        self.decoder
-            .send_packet(&pkt)
-            .map_err(|e| format!("decoding: {e}"))?;
-        while self.decoder.receive_frame(&mut self.frame).is_ok() {
-            let pts = self
-                .frame
-                .timestamp()
-                .or(self.frame.pts())
-                .unwrap_or(unit.pts);
-            if self.last_kept.is_some_and(|l| pts - l < self.min_interval) {
-                continue;
-            }
-            self.last_kept = Some(pts);
-            for o in &mut self.outs {
-                encode_frame(&self.path, o, &self.frame, pts, self.gop, &mut self.packet)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Drains the decoder and the encoders (end of input).
-    pub(super) fn finish(&mut self) -> Result<(), String> {
-        let _ = self.decoder.send_eof();
-        while self.decoder.receive_frame(&mut self.frame).is_ok() {
-            let pts = self.frame.timestamp().or(self.frame.pts()).unwrap_or(0);
-            for o in &mut self.outs {
-                encode_frame(&self.path, o, &self.frame, pts, i64::MAX, &mut self.packet)?;
-            }
-        }
-        for o in &mut self.outs {
-            if let Some(enc) = o.encoder.as_mut() {
-                enc.flush();
-                while enc.receive(&mut self.packet) {
-                    emit(&self.packet, &mut o.tracks, o.sink.as_mut())?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// One decoded frame into one output: its encoder opens on the first frame, and a
-/// keyframe is forced every `gop`.
-fn encode_frame(
-    path: &str,
-    o: &mut Out,
-    frame: &ff::frame::Video,
-    pts: i64,
-    gop: i64,
-    packet: &mut ff::Packet,
-) -> Result<(), String> {
-    if o.encoder.is_none() {
-        let e = encode::Encoder::open(&o.choice, frame)
-            .map_err(|e| format!("opening {}: {e}", o.choice.name))?;
-        tracing::info!(path = %path, "transcode: {}x{} → {}x{} with {}",
-            frame.width(), frame.height(), e.width, e.height, o.choice.name);
-        o.encoder = Some(e);
-    }
-    let key = pts >= o.next_key;
-    if key {
-        o.next_key = pts.saturating_add(gop);
-    }
-    let Some(enc) = o.encoder.as_mut() else {
-        return Ok(());
-    };
-    enc.send(frame, pts, key)?;
-    while enc.receive(packet) {
-        emit(packet, &mut o.tracks, o.sink.as_mut())?;
-    }
-    Ok(())
-}
-
-/// One encoded packet out; the output stream starts at the first keyframe, with the
-/// parameter sets it carries.
-fn emit(packet: &ff::Packet, out_tracks: &mut [Track], out: &mut dyn Sink) -> Result<(), String> {
-    let Some(data) = packet.data() else {
-        return Ok(());
-    };
-    let nalus = crate::format::mpegts::demux::split_annexb(&Bytes::copy_from_slice(data));
-    let keyframe = packet.is_key();
-    if !out.started() {
-        if !keyframe {
-            return Ok(());
-        }
-        encode::learn_sets(&mut out_tracks[0].codec, &nalus);
-        if !out.start(out_tracks.to_vec()) {
-            return Err("the output path was taken".into());
-        }
-    }
-    let pts = packet.pts().unwrap_or(0);
-    let unit = Unit {
-        track: 0,
-        pts,
-        dts: packet.dts().unwrap_or(pts),
-        keyframe,
-        payload: Payload::Nalus(nalus),
-    };
-    out.write(unit);
-    Ok(())
 }
