@@ -34,14 +34,18 @@ if [ -z "$clip" ]; then
 fi
 bench() { "$bench_bin" "$clip" --repeat "$repeat" "$@"; }
 video='video: {height: 720, bitrate: 1500k}'
+echo "== warm-up: the driver compiles FFmpeg's CUDA kernels (scale_cuda) on first use and caches them"
+"$bench_bin" "$clip" --conf "{hwaccel: cuda, $video, fallback: software}" || true
 echo "== decode only, hwaccel cuda (NVDEC)"
 bench --decode-only --conf "{hwaccel: cuda, $video, fallback: software}" || true
 echo "== decode only, hwaccel none (software)"
 bench --decode-only --conf "{hwaccel: none, $video, fallback: software}"
-echo "== stage, hwaccel auto, fallback software (NVDEC + scale_cuda + NVENC when they open, else libx264)"
-bench --conf "{hwaccel: auto, $video, fallback: software}"
-echo "== stage, hwaccel none (software decode, swscale, libx264), for comparison"
-bench --conf "{hwaccel: none, $video, fallback: software}"
+for round in 1 2; do
+  echo "== stage, hwaccel auto, fallback software (NVDEC + scale_cuda + NVENC when they open, else libx264), round $round"
+  bench --conf "{hwaccel: auto, $video, fallback: software}"
+  echo "== stage, hwaccel none (software decode, swscale, libx264), for comparison, round $round"
+  bench --conf "{hwaccel: none, $video, fallback: software}"
+done
 echo "== stage, hwaccel cuda, H.265 out (hevc_nvenc, else libx265)"
 bench --conf "{hwaccel: cuda, video: {codec: h265, height: 720, bitrate: 1500k}, fallback: software}" || true
 echo "== stage, hwaccel auto, fallback copy (what a path does without NVENC)"
