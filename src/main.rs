@@ -25,6 +25,7 @@ fn main() -> ExitCode {
             }
             "-V" | "--version" => {
                 println!("mediarouter {}", env!("CARGO_PKG_VERSION"));
+                println!("{}", mediarouter::transcode::build_info());
                 return ExitCode::SUCCESS;
             }
             "--check" => check = true,

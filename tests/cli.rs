@@ -44,7 +44,23 @@ fn check_accepts_the_shipped_config() {
         String::from_utf8_lossy(&out.stderr)
     );
     let out = Command::new(BIN).arg("--version").output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("mediarouter "));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next(),
+        Some(concat!("mediarouter ", env!("CARGO_PKG_VERSION")))
+    );
+    // The transcode stage: the FFmpeg it links, or that this build has none.
+    let transcode = lines.next().unwrap_or_default();
+    if cfg!(feature = "transcode") {
+        assert!(transcode.starts_with("transcode: ffmpeg "), "{text}");
+        assert!(transcode.contains("libavcodec "), "{text}");
+    } else {
+        assert_eq!(
+            transcode,
+            "transcode: not built (cargo feature `transcode`)"
+        );
+    }
 }
 
 #[test]

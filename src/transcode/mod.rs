@@ -26,6 +26,28 @@ use crate::config::Config;
 use crate::core::{PathManager, Tasks};
 use tokio_util::sync::CancellationToken;
 
+/// What `--version` says about the transcode stage: the FFmpeg it runs on, or that
+/// this build has none.
+pub fn build_info() -> String {
+    #[cfg(feature = "transcode")]
+    {
+        // SAFETY: av_version_info returns a static NUL-terminated string.
+        let release = unsafe { std::ffi::CStr::from_ptr(ffmpeg_next::ffi::av_version_info()) };
+        let v = ffmpeg_next::codec::version();
+        format!(
+            "transcode: ffmpeg {} (libavcodec {}.{}.{}; cuda, nvdec, nvenc: runtime-detected)",
+            release.to_string_lossy(),
+            v >> 16,
+            (v >> 8) & 0xff,
+            v & 0xff
+        )
+    }
+    #[cfg(not(feature = "transcode"))]
+    {
+        "transcode: not built (cargo feature `transcode`)".to_string()
+    }
+}
+
 /// Says once per transcoding path that this build can't transcode (the path then
 /// serves its input untouched).
 pub fn warn_if_unbuilt(config: &Config) {
