@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the release packages into target/packages/: the .deb (cargo-deb, installed
-# when missing) and the .rpm (rpmbuild, from Debian's `rpm`), both with the transcode
-# stage, a source tarball of HEAD, and the Homebrew formula for that tarball.
+# Builds the release packages into target/packages/: the .deb (cargo-deb) and the .rpm
+# (rpmbuild, from Debian's `rpm`), both with the transcode stage, a source tarball of
+# HEAD, and the Homebrew formula for that tarball. Installs cargo-deb when missing, and
+# rpm too when run as root.
 # Needs FFmpeg's dev packages and libclang (README, Test). packaging/README.md says
 # how the packages are checked.
 # Usage: scripts/package.sh
@@ -13,7 +14,14 @@ version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 out=target/packages
 mkdir -p "$out" target/packaging
 command -v cargo-deb >/dev/null || cargo install --locked cargo-deb
-command -v rpmbuild >/dev/null || { echo "rpmbuild is missing (apt-get install rpm)" >&2; exit 1; }
+if ! command -v rpmbuild >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends rpm >/dev/null
+  else
+    echo "rpmbuild is missing: apt-get install rpm" >&2
+    exit 1
+  fi
+fi
 gzip -9n -c packaging/mediarouter.1 > target/packaging/mediarouter.1.gz
 # cargo-deb builds target/release/mediarouter with the features its metadata names
 # (and strips its copy); the .rpm packs that same binary, stripped here.
