@@ -57,8 +57,7 @@ impl Decoder {
 
     /// Feeds one access unit (keyframes carrying their parameter sets).
     pub fn send(&mut self, unit: &Unit) -> Result<(), String> {
-        let data = annexb(unit);
-        self.packet = ff::Packet::copy(&data);
+        self.packet = annexb(unit);
         self.packet.set_pts(Some(unit.pts));
         self.packet.set_dts(Some(unit.dts));
         if unit.keyframe {
@@ -80,16 +79,22 @@ impl Decoder {
     }
 }
 
-/// The unit's NAL units as one Annex B access unit.
-pub fn annexb(unit: &Unit) -> Vec<u8> {
-    let mut out = Vec::with_capacity(unit.payload.len() + 32);
-    if let Payload::Nalus(nalus) = &unit.payload {
+/// The unit's NAL units as one Annex B access unit, written straight into a packet.
+pub fn annexb(unit: &Unit) -> ff::Packet {
+    let Payload::Nalus(nalus) = &unit.payload else {
+        return ff::Packet::empty();
+    };
+    let len = nalus.iter().map(|n| n.len() + 4).sum();
+    let mut packet = ff::Packet::new(len);
+    if let Some(data) = packet.data_mut() {
+        let mut at = 0;
         for n in nalus {
-            out.extend_from_slice(&[0, 0, 0, 1]);
-            out.extend_from_slice(n);
+            data[at..at + 4].copy_from_slice(&[0, 0, 0, 1]);
+            data[at + 4..at + 4 + n.len()].copy_from_slice(n);
+            at += 4 + n.len();
         }
     }
-    out
+    packet
 }
 
 #[cfg(test)]
@@ -109,6 +114,10 @@ mod tests {
                 Bytes::from_static(&[0x65, 3]),
             ]),
         };
-        assert_eq!(annexb(&unit), [0, 0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x65, 3]);
+        let packet = annexb(&unit);
+        assert_eq!(
+            packet.data(),
+            Some(&[0, 0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x65, 3][..])
+        );
     }
 }

@@ -78,6 +78,8 @@ pub(super) struct Transcoder {
     /// No input before the first keyframe is decoded (nor after a decoding error).
     started: bool,
     status: Arc<StageStatus>,
+    /// Where the last frame was decoded, as last reported.
+    decoded_on_gpu: Option<bool>,
     frame: ff::frame::Video,
     packet: ff::Packet,
 }
@@ -155,6 +157,7 @@ impl Transcoder {
             last_kept: None,
             started: false,
             status: Arc::default(),
+            decoded_on_gpu: None,
             frame: ff::frame::Video::empty(),
             packet: ff::Packet::empty(),
         }
@@ -243,10 +246,12 @@ impl Transcoder {
                 continue;
             }
             self.last_kept = Some(pts);
-            self.status.set_decode(match hw::on_gpu(&self.frame) {
-                true => "nvdec",
-                false => "software",
-            });
+            let on_gpu = hw::on_gpu(&self.frame);
+            if self.decoded_on_gpu != Some(on_gpu) {
+                self.decoded_on_gpu = Some(on_gpu);
+                self.status
+                    .set_decode(if on_gpu { "nvdec" } else { "software" });
+            }
             self.encode_all(pts, self.gop);
         }
         Ok(())
