@@ -48,6 +48,41 @@ impl Drop for CudaDevice {
     }
 }
 
+/// Builds and runs a tiny `scale_cuda` graph so the driver compiles FFmpeg's CUDA
+/// kernels (or loads them from its cache) before the first stream needs them: on a
+/// fresh machine that takes seconds, during which a stage would drop its input.
+/// Returns how long it took; an error when there is no CUDA device.
+pub fn warm_up() -> Result<std::time::Duration, String> {
+    let start = std::time::Instant::now();
+    ff::init().map_err(|e| e.to_string())?;
+    let device = CudaDevice::open()?;
+    let mut frame = ff::frame::Video::empty();
+    // SAFETY: a frames context is made on the device, initialised, and one frame
+    // taken from it; the frame holds its own reference, so ours is released.
+    unsafe {
+        let mut frames = ffi::av_hwframe_ctx_alloc(device.0);
+        if frames.is_null() {
+            return Err("out of memory".into());
+        }
+        let ctx = (*frames).data as *mut ffi::AVHWFramesContext;
+        (*ctx).format = ffi::AVPixelFormat::AV_PIX_FMT_CUDA;
+        (*ctx).sw_format = ffi::AVPixelFormat::AV_PIX_FMT_NV12;
+        (*ctx).width = 64;
+        (*ctx).height = 64;
+        let mut r = ffi::av_hwframe_ctx_init(frames);
+        if r >= 0 {
+            r = ffi::av_hwframe_get_buffer(frames, frame.as_mut_ptr(), 0);
+        }
+        ffi::av_buffer_unref(&mut frames);
+        if r < 0 {
+            return Err(format!("a CUDA frame: {}", ff::Error::from(r)));
+        }
+    }
+    let mut scaler = GpuScaler::new(&frame, (32, 32), true)?;
+    scaler.run(&frame)?;
+    Ok(start.elapsed())
+}
+
 /// Whether `frame` lives on the GPU (decoded by NVDEC into CUDA memory).
 pub fn on_gpu(frame: &ff::frame::Video) -> bool {
     // SAFETY: reading the format field of a valid frame.
@@ -159,6 +194,22 @@ impl GpuScaler {
             Ok(()) => Ok(Some(&mut self.out)),
             Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => Ok(None),
             Err(e) => Err(format!("scale_cuda: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warming_up_works_exactly_where_a_cuda_device_opens() {
+        let _ = ff::init();
+        match (warm_up(), CudaDevice::open()) {
+            (Ok(_), Ok(_)) => {}
+            (Err(e), Err(_)) => eprintln!("no CUDA here: {e}"),
+            (Ok(_), Err(e)) => panic!("warmed up, yet no device opens: {e}"),
+            (Err(e), Ok(_)) => panic!("a device opens, yet warming up failed: {e}"),
         }
     }
 }

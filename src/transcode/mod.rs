@@ -75,6 +75,7 @@ pub fn start(manager: PathManager, shutdown: CancellationToken) -> Stages {
     if !cfg!(feature = "transcode") {
         return stages;
     }
+    warm_up_cuda(&manager.config());
     let (s, m) = (stages.clone(), manager.clone());
     manager.on_ready(shutdown, move |name| {
         if let Some(parent) = m.config().transcode_input_of(name) {
@@ -122,6 +123,30 @@ impl Stages {
         (started, stopped)
     }
 }
+
+/// When a path may transcode on the GPU, has the driver compile FFmpeg's CUDA kernels
+/// now, on a thread of its own, rather than when the first stream arrives.
+#[cfg(feature = "transcode")]
+fn warm_up_cuda(config: &Config) {
+    use crate::config::transcode::HwAccel;
+    let gpu = config.paths.values().flatten().any(|c| {
+        c.transcode
+            .as_ref()
+            .is_some_and(|t| t.hwaccel != HwAccel::None)
+    });
+    if !gpu {
+        return;
+    }
+    let _ = std::thread::Builder::new()
+        .name("cuda warm-up".into())
+        .spawn(|| match hw::warm_up() {
+            Ok(took) => tracing::info!("transcode: CUDA kernels ready in {took:.1?}"),
+            Err(e) => tracing::info!("transcode: no CUDA device ({e})"),
+        });
+}
+
+#[cfg(not(feature = "transcode"))]
+fn warm_up_cuda(_: &Config) {}
 
 #[cfg(feature = "transcode")]
 async fn run(manager: &PathManager, name: &str, conf: TranscodeConf, stop: &CancellationToken) {
