@@ -108,6 +108,7 @@ impl Stages {
     /// Returns (started, stopped).
     pub fn reconcile(&self, manager: &PathManager) -> (usize, usize) {
         let config = manager.config();
+        warm_up_cuda(&config);
         let stopped = self.0.retain(|name, conf| {
             let now = config
                 .find_path(name)
@@ -125,7 +126,8 @@ impl Stages {
 }
 
 /// When a path may transcode on the GPU, has the driver compile FFmpeg's CUDA kernels
-/// now, on a thread of its own, rather than when the first stream arrives.
+/// now, on a thread of its own, rather than when the first stream arrives. Once per
+/// process: at start, or at the reload that adds the first such path.
 #[cfg(feature = "transcode")]
 fn warm_up_cuda(config: &Config) {
     use crate::config::transcode::HwAccel;
@@ -134,7 +136,8 @@ fn warm_up_cuda(config: &Config) {
             .as_ref()
             .is_some_and(|t| t.hwaccel != HwAccel::None)
     });
-    if !gpu {
+    static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !gpu || STARTED.swap(true, std::sync::atomic::Ordering::Relaxed) {
         return;
     }
     let _ = std::thread::Builder::new()
