@@ -179,8 +179,7 @@ fn work(
             OutputStatus {
                 path: path.to_string(),
                 encoder: "copy".into(),
-                size: String::new(),
-                scaling: String::new(),
+                ..OutputStatus::default()
             },
         );
     };

@@ -26,7 +26,7 @@ struct Info {
 }
 
 /// One output of the stage.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct OutputStatus {
     pub path: String,
     /// `libx264`, `h264_nvenc`, …; `copy` when passing the input through, `ended`.
@@ -61,25 +61,14 @@ impl StageStatus {
     }
 
     pub fn set_decode(&self, how: &str) {
-        let mut i = self.info();
-        if i.decode != how {
-            i.decode = how.to_string();
-        }
+        self.info().decode = how.to_string();
     }
 
     /// Sets output `i`'s line (outputs are numbered as the stage made them).
     pub fn set_output(&self, i: usize, out: OutputStatus) {
         let mut info = self.info();
         if info.outputs.len() <= i {
-            info.outputs.resize(
-                i + 1,
-                OutputStatus {
-                    path: String::new(),
-                    encoder: String::new(),
-                    size: String::new(),
-                    scaling: String::new(),
-                },
-            );
+            info.outputs.resize(i + 1, OutputStatus::default());
         }
         info.outputs[i] = out;
     }
