@@ -19,6 +19,9 @@ pub struct Sps {
     pub bit_depth_chroma: u32,
     pub width: u32,
     pub height: u32,
+    /// `sps_max_num_reorder_pics` of the highest sub-layer: how many frames may come
+    /// before another in decode order yet after it on screen. `None` if cut short.
+    pub max_num_reorder: Option<u32>,
 }
 
 /// Parses an SPS NAL unit (the 2-byte header included).
@@ -68,6 +71,22 @@ pub fn parse(nal: &[u8]) -> Result<Sps, EndOfData> {
     }
     let bit_depth_luma = r.ue()? + 8;
     let bit_depth_chroma = r.ue()? + 8;
+    let max_num_reorder = (|| {
+        r.ue()?; // log2_max_pic_order_cnt_lsb_minus4
+        let all_layers = r.bit()?; // sps_sub_layer_ordering_info_present_flag
+        let mut reorder = 0;
+        for _ in 0..if all_layers {
+            max_sub_layers_minus1 + 1
+        } else {
+            1
+        } {
+            r.ue()?; // sps_max_dec_pic_buffering_minus1
+            reorder = r.ue()?;
+            r.ue()?; // sps_max_latency_increase_plus1
+        }
+        Ok::<_, EndOfData>(reorder)
+    })()
+    .ok();
     Ok(Sps {
         max_sub_layers: max_sub_layers_minus1 as u8 + 1,
         temporal_id_nesting,
@@ -82,6 +101,7 @@ pub fn parse(nal: &[u8]) -> Result<Sps, EndOfData> {
         bit_depth_chroma,
         width,
         height,
+        max_num_reorder,
     })
 }
 
@@ -117,6 +137,8 @@ pub(crate) mod tests {
             (1, 8, 8)
         );
         assert_eq!((s.max_sub_layers, s.temporal_id_nesting), (1, true));
+        // libx265 ultrafast without B-frames.
+        assert_eq!(s.max_num_reorder, Some(0));
         assert!(parse(&SPS[..10]).is_err());
     }
 }

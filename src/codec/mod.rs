@@ -9,3 +9,4 @@ pub mod h264_dts;
 pub mod h264_sps;
 pub mod h265;
 pub mod h265_sps;
+pub mod reorder_dts;

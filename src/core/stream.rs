@@ -113,6 +113,11 @@ struct State {
     gop: Vec<StreamItem>,
     gop_bytes: usize,
     gop_valid: bool,
+    /// The lead of the GOP (see `subscribe_with_lead`): the key track's unit just before
+    /// the keyframe, so RTP sequence numbers run on without a gap into the GOP.
+    lead: Option<StreamItem>,
+    /// The key track's latest unit since the keyframe, if not the keyframe: the next lead.
+    last_frame: Option<StreamItem>,
     /// When readers were last woken.
     last_wake: Instant,
 }
@@ -213,6 +218,8 @@ impl Stream {
                 gop: Vec::new(),
                 gop_bytes: 0,
                 gop_valid: false,
+                lead: None,
+                last_frame: None,
                 last_wake: Instant::now(),
             }),
             flush: flush.clone(),
@@ -294,10 +301,15 @@ impl Stream {
             interleaved: OnceLock::new(),
         }));
 
-        if Some(i) == self.key_track && keyframe {
-            st.gop.clear();
-            st.gop_bytes = 0;
-            st.gop_valid = true;
+        if Some(i) == self.key_track {
+            if keyframe {
+                st.lead = st.last_frame.take();
+                st.gop.clear();
+                st.gop_bytes = 0;
+                st.gop_valid = true;
+            } else {
+                st.last_frame = Some(item.clone());
+            }
         }
         if st.gop_valid && self.key_track.is_some() {
             st.gop.push(item.clone());
@@ -338,6 +350,21 @@ impl Stream {
 
     /// Starts a reader at the latest keyframe. `None` once the stream is closed.
     pub fn subscribe(self: &Arc<Self>) -> Option<StreamReader> {
+        self.subscribe_at(false)
+    }
+
+    /// Like `subscribe`, with the key track's frame before the keyframe sent first.
+    /// FFmpeg's RTSP demuxer gives the first frame its H.264/H.265 parser puts out no
+    /// timestamp (its packets carry no byte position, so the parser's first-frame
+    /// lookup never matches). Stream copy drops a leading non-keyframe, so that frame
+    /// costs nothing, and the keyframe after it keeps its timestamp; without a lead,
+    /// `ffmpeg -i rtsp://… -c copy out.mkv` fails on its first packet. A stream's
+    /// first GOP has no lead.
+    pub fn subscribe_with_lead(self: &Arc<Self>) -> Option<StreamReader> {
+        self.subscribe_at(true)
+    }
+
+    fn subscribe_at(self: &Arc<Self>, lead: bool) -> Option<StreamReader> {
         // The state lock orders this against `write`: the GOP and the ring end agree.
         let st = self.lock();
         let cursor = {
@@ -356,6 +383,9 @@ impl Stream {
                 packet: self.sender_report(&st, t),
             })
             .collect();
+        if lead && st.gop_valid {
+            gop.extend(st.lead.iter().cloned());
+        }
         gop.extend(st.gop.iter().cloned());
         // Where each track's RTP begins for this reader (RTSP RTP-Info).
         let rtp_start = (0..st.tracks.len())
@@ -487,6 +517,47 @@ mod tests {
             panic!()
         };
         assert_eq!(rtp_seq_ts(&e.rtp[0]).unwrap().0, seq);
+    }
+
+    #[test]
+    fn an_rtsp_reader_gets_the_frame_before_the_keyframe_first() {
+        let units = |r: &mut StreamReader| {
+            let mut got = Vec::new();
+            while let Ok(Some(it)) = r.try_next() {
+                got.extend(unit_pts(&it));
+            }
+            got
+        };
+        let s = video_stream(64);
+        s.write(frame(0, true));
+        // The stream's first GOP has no lead.
+        assert_eq!(units(&mut s.subscribe_with_lead().unwrap()), [(0, true)]);
+        for i in 1..10 {
+            s.write(frame(i, i % 5 == 0));
+        }
+        let mut r = s.subscribe_with_lead().unwrap();
+        let got = units(&mut r);
+        assert_eq!(
+            got,
+            [
+                (4, false),
+                (5, true),
+                (6, false),
+                (7, false),
+                (8, false),
+                (9, false)
+            ]
+        );
+        // RTP-Info starts at the lead, so sequence numbers run on without a gap.
+        let StreamItem::Unit(e) = s.lock().lead.clone().unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            rtp_seq_ts(&e.rtp[0]).map(|x| x.0),
+            r.rtp_start(0).map(|x| x.0)
+        );
+        // Other readers start at the keyframe.
+        assert_eq!(units(&mut s.subscribe().unwrap()).first(), Some(&(5, true)));
     }
 
     #[test]

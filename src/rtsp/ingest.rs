@@ -2,6 +2,8 @@
 //! → depacketizer → timestamps on the stream timeline → units into the stream.
 
 use crate::codec::h264_dts::DtsExtractor;
+use crate::codec::reorder_dts::ReorderDts;
+use crate::codec::{h265, h265_sps};
 use crate::core::{Codec, Payload, Stream, Unit};
 use crate::format::rtp::{self, Depacketizer, Frame, RtpError, TimestampMapper};
 use crate::format::sdp::AnnouncedMedia;
@@ -14,8 +16,47 @@ const DTS_HEADROOM: std::time::Duration = std::time::Duration::from_secs(1);
 struct IngestTrack {
     depacketizer: Depacketizer,
     timestamps: TimestampMapper,
-    /// RTP carries presentation times only; H.264 decode times come from the POC.
-    dts: Option<DtsExtractor>,
+    /// RTP carries presentation times only; decode times are rebuilt.
+    dts: Option<Dts>,
+}
+
+/// H.264 decode times come from the picture order count, H.265's from the reorder
+/// depth alone.
+enum Dts {
+    H264(DtsExtractor),
+    H265(ReorderDts),
+}
+
+fn h265_reorder(sps: &[u8]) -> Option<u32> {
+    h265_sps::parse(sps).ok()?.max_num_reorder
+}
+
+impl Dts {
+    fn new(codec: &Codec, clock_rate: u32) -> Option<Dts> {
+        match codec {
+            Codec::H264 { sps, .. } => {
+                Some(Dts::H264(DtsExtractor::new(clock_rate, sps.as_deref())))
+            }
+            Codec::H265 { sps, .. } => {
+                let reorder = sps.as_deref().and_then(h265_reorder).unwrap_or(0);
+                Some(Dts::H265(ReorderDts::new(clock_rate, reorder)))
+            }
+            _ => None,
+        }
+    }
+
+    fn dts(&mut self, nalus: &[bytes::Bytes], keyframe: bool, pts: i64) -> i64 {
+        match self {
+            Dts::H264(x) => x.extract(nalus, pts),
+            Dts::H265(x) => {
+                let sps = nalus.iter().find(|n| h265::nal_type(n) == h265::NAL_SPS);
+                if let Some(r) = sps.and_then(|n| h265_reorder(n)) {
+                    x.set_reorder(r);
+                }
+                x.dts(keyframe, pts)
+            }
+        }
+    }
 }
 
 pub(crate) struct Ingest {
@@ -42,12 +83,7 @@ impl Ingest {
                         IngestTrack {
                             depacketizer: Depacketizer::new(&m.track.codec, &m.fmtp),
                             timestamps: TimestampMapper::new(m.track.clock_rate),
-                            dts: match &m.track.codec {
-                                Codec::H264 { sps, .. } => {
-                                    Some(DtsExtractor::new(m.track.clock_rate, sps.as_deref()))
-                                }
-                                _ => None,
-                            },
+                            dts: Dts::new(&m.track.codec, m.track.clock_rate),
                         },
                     )
                 })
@@ -73,7 +109,7 @@ impl Ingest {
                 .timestamps
                 .map(f.rtp_ts, self.stream.elapsed() + DTS_HEADROOM);
             let dts = match (&mut track.dts, &f.payload) {
-                (Some(x), Payload::Nalus(nalus)) => x.extract(nalus, pts),
+                (Some(x), Payload::Nalus(nalus)) => x.dts(nalus, f.keyframe, pts),
                 _ => pts,
             };
             self.stream.write(Unit {

@@ -359,7 +359,7 @@ impl Handler {
         if r.playing {
             return only(req, cseq, StatusCode::Ok);
         }
-        let Some(reader) = r.reader.stream().subscribe() else {
+        let Some(reader) = r.reader.stream().subscribe_with_lead() else {
             return only(req, cseq, StatusCode::NotFound);
         };
         let base = req
