@@ -10,8 +10,11 @@ pub struct ReorderDts {
     key_pts: Option<i64>,
     /// Frames since the last keyframe, in decode order.
     index: i64,
-    /// The smallest pts step seen between neighbouring frames: one frame's duration.
+    /// The smallest pts step between neighbouring frames of the previous GOP (of this
+    /// one, during the first): one frame's duration. Per GOP, so that one odd step (a
+    /// publisher looping a file) costs one GOP at most.
     frame_duration: Option<i64>,
+    gop_step: Option<i64>,
     last_pts: Option<i64>,
     last_dts: Option<i64>,
     default_duration: i64,
@@ -25,6 +28,7 @@ impl ReorderDts {
             key_pts: None,
             index: 0,
             frame_duration: None,
+            gop_step: None,
             last_pts: None,
             last_dts: None,
             // Before the first step is seen, assume 30 frames per second.
@@ -38,19 +42,27 @@ impl ReorderDts {
 
     /// The dts of the next access unit in decode order.
     pub fn dts(&mut self, keyframe: bool, pts: i64) -> i64 {
-        if let Some(step) = self.last_pts.map(|l| (pts - l).abs()).filter(|s| *s > 0) {
-            self.frame_duration = Some(self.frame_duration.map_or(step, |d| d.min(step)));
-        }
-        self.last_pts = Some(pts);
         if keyframe || self.key_pts.is_none() {
+            if let Some(step) = self.gop_step.take() {
+                self.frame_duration = Some(step);
+            }
             self.key_pts = Some(pts);
             self.index = 0;
         } else {
             self.index += 1;
         }
+        if let Some(step) = self.last_pts.map(|l| (pts - l).abs()).filter(|s| *s > 0) {
+            self.gop_step = Some(self.gop_step.map_or(step, |d| d.min(step)));
+        }
+        self.last_pts = Some(pts);
         let dts = match self.key_pts {
             Some(key) if self.reorder > 0 => {
-                let d = self.frame_duration.unwrap_or(self.default_duration);
+                // In the first GOP the smallest step so far may still be several
+                // frames (I0 P4 B2 …): the 30 fps guess is closer until it drops below.
+                let d = self.frame_duration.unwrap_or_else(|| {
+                    self.gop_step
+                        .map_or(self.default_duration, |s| s.min(self.default_duration))
+                });
                 (key + (self.index - self.reorder) * d).min(pts)
             }
             _ => pts,
@@ -83,10 +95,26 @@ mod tests {
         }
         assert!(out.windows(2).all(|w| w[0].1 < w[1].1), "{out:?}");
         assert!(out.iter().all(|(p, d)| d <= p), "{out:?}");
-        // From the second GOP on the step is known: exact decode times, R frames back.
-        let second: Vec<i64> = out[9..].iter().map(|(_, dts)| *dts).collect();
-        let want: Vec<i64> = (0..9).map(|j| 900_000 + (9 + j - 2) * d).collect();
-        assert_eq!(second, want);
+        // Exact decode times, R frames back: from the second GOP on since the step is
+        // known, and in the first too at 30 fps.
+        let got: Vec<i64> = out.iter().map(|(_, dts)| *dts).collect();
+        let want: Vec<i64> = (0..18).map(|j| 900_000 + (j - 2) * d).collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn other_frame_rates_get_whole_steps_from_the_first_gop() {
+        for d in [3600, 1500] {
+            let order = [0, 4, 2, 1, 3, 8, 6, 5, 7];
+            let mut x = ReorderDts::new(90000, 2);
+            let dts: Vec<i64> = (0..3)
+                .flat_map(|gop| order.iter().map(move |k| (gop, k)))
+                .enumerate()
+                .map(|(i, (gop, k))| x.dts(i % 9 == 0, (gop * 9 + k) * d))
+                .collect();
+            // Never a one-tick nudge (what a wrong guess would need): whole steps.
+            assert!(dts.windows(2).all(|w| w[1] - w[0] >= d / 2), "{d}: {dts:?}");
+        }
     }
 
     #[test]

@@ -302,6 +302,10 @@ pub enum Clip {
     H264BframesAac,
     /// 1920x1080 30 fps H.264 (1 s GOP) + AAC 44.1 kHz: transcode input.
     H264Aac1080,
+    /// 320x240 30 fps H.265 (1 s closed GOP, no B-frames) + AAC: what RTMP/FLV/TS carry.
+    H265Aac,
+    /// 320x240 30 fps H.265 with 3 B-frames (b-pyramid, 1 s closed GOP) + AAC.
+    H265BframesAac,
     /// 640x360 30 fps H.264 with a single keyframe + AAC: a reader that joins late
     /// still gets every frame from the first (the GOP cache holds them all).
     H264AacOneGop,
@@ -316,6 +320,8 @@ impl Clip {
             Clip::H264BframesAac => format!("h264-bf2-aac-{secs}s.mp4"),
             Clip::H264AacOneGop => format!("h264-onegop-aac-{secs}s.mp4"),
             Clip::H264Aac1080 => format!("h264-1080-aac-{secs}s.mp4"),
+            Clip::H265Aac => format!("h265-aac-{secs}s.mp4"),
+            Clip::H265BframesAac => format!("h265-bf3-aac-{secs}s.mp4"),
         }
     }
 }
@@ -343,6 +349,11 @@ pub fn clip(kind: Clip, secs: u32) -> PathBuf {
         Clip::H265Opus => format!(
             "{video} -f lavfi -i sine=frequency=440:sample_rate=48000 -t {secs} -c:v libx265 -preset ultrafast \
              -x265-params keyint=30:open-gop=0:bframes=0:log-level=error -pix_fmt yuv420p -c:a libopus -b:a 64k"
+        ),
+        Clip::H265Aac | Clip::H265BframesAac => format!(
+            "{video} -f lavfi -i sine=frequency=440:sample_rate=44100 -t {secs} -c:v libx265 -preset ultrafast \
+             -x265-params keyint=30:open-gop=0:bframes={}:log-level=error -pix_fmt yuv420p -c:a aac -ac 2 -b:a 64k",
+            if matches!(kind, Clip::H265Aac) { 0 } else { 3 }
         ),
         Clip::H264BframesAac => format!(
             "-f lavfi -i testsrc2=size=640x360:rate=30 -f lavfi -i sine=frequency=440:sample_rate=44100 -t {secs} \
