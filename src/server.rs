@@ -102,12 +102,22 @@ impl Listener {
                         a.rtsp_address,
                         a.rtp_address,
                         a.rtcp_address,
+                        (
+                            a.multicast_ip_range,
+                            a.multicast_rtp_port,
+                            a.multicast_rtcp_port,
+                        ),
                     ) != (
                         b.rtsp,
                         &b.rtsp_transports,
                         b.rtsp_address,
                         b.rtp_address,
                         b.rtcp_address,
+                        (
+                            b.multicast_ip_range,
+                            b.multicast_rtp_port,
+                            b.multicast_rtcp_port,
+                        ),
                     )
             }
             Listener::Rtmp => timeouts || (a.rtmp, a.rtmp_address) != (b.rtmp, b.rtmp_address),

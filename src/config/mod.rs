@@ -46,6 +46,8 @@ impl LogLevel {
 #[serde(rename_all = "lowercase")]
 pub enum RtspTransport {
     Udp,
+    /// RTP to a multicast group per track, sent once whatever the number of readers.
+    Multicast,
     Tcp,
 }
 
@@ -79,6 +81,53 @@ impl<'de> Deserialize<'de> for QueueSize {
     }
 }
 
+/// `multicastIPRange`: an IPv4 multicast network in CIDR notation (`224.1.0.0/16`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MulticastRange {
+    pub base: std::net::Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl MulticastRange {
+    /// Addresses of the range usable as groups (the network address itself excluded).
+    pub fn hosts(&self) -> impl Iterator<Item = std::net::Ipv4Addr> {
+        let base = u32::from(self.base);
+        let size = 1u64 << (32 - u32::from(self.prefix));
+        (1..size.min(1 << 20)).map(move |i| std::net::Ipv4Addr::from(base + i as u32))
+    }
+}
+
+impl std::str::FromStr for MulticastRange {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (ip, prefix) = s.split_once('/').ok_or_else(|| {
+            format!("invalid multicast range {s:?}: want CIDR, e.g. 224.1.0.0/16")
+        })?;
+        let ip: std::net::Ipv4Addr = ip
+            .parse()
+            .map_err(|_| format!("invalid multicast range {s:?}: not an IPv4 address"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| (4..=31).contains(p))
+            .ok_or_else(|| format!("invalid multicast range {s:?}: prefix must be 4 to 31"))?;
+        let mask = u32::MAX << (32 - u32::from(prefix));
+        let base = std::net::Ipv4Addr::from(u32::from(ip) & mask);
+        if !base.is_multicast() {
+            return Err(format!("invalid multicast range {s:?}: not in 224.0.0.0/4"));
+        }
+        Ok(MulticastRange { base, prefix })
+    }
+}
+
+impl<'de> Deserialize<'de> for MulticastRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// Default `writeMerge`, in milliseconds.
 const MERGE_MS: u64 = 100;
 
@@ -99,6 +148,14 @@ pub struct Config {
     pub rtsp_address: ListenAddress,
     pub rtp_address: ListenAddress,
     pub rtcp_address: ListenAddress,
+    /// Multicast groups are allocated from this range, one per track of a read path.
+    #[serde(rename = "multicastIPRange")]
+    pub multicast_ip_range: MulticastRange,
+    /// Destination ports of multicast RTP and RTCP.
+    #[serde(rename = "multicastRTPPort")]
+    pub multicast_rtp_port: u16,
+    #[serde(rename = "multicastRTCPPort")]
+    pub multicast_rtcp_port: u16,
 
     pub rtmp: bool,
     pub rtmp_address: ListenAddress,
@@ -139,10 +196,20 @@ impl Default for Config {
             udp_max_payload_size: 1472,
             write_merge: ConfDuration(std::time::Duration::from_millis(MERGE_MS)),
             rtsp: true,
-            rtsp_transports: vec![RtspTransport::Udp, RtspTransport::Tcp],
+            rtsp_transports: vec![
+                RtspTransport::Udp,
+                RtspTransport::Multicast,
+                RtspTransport::Tcp,
+            ],
             rtsp_address: ListenAddress(([0, 0, 0, 0], 8554).into()),
             rtp_address: ListenAddress(([0, 0, 0, 0], 8000).into()),
             rtcp_address: ListenAddress(([0, 0, 0, 0], 8001).into()),
+            multicast_ip_range: MulticastRange {
+                base: std::net::Ipv4Addr::new(224, 1, 0, 0),
+                prefix: 16,
+            },
+            multicast_rtp_port: 8002,
+            multicast_rtcp_port: 8003,
             rtmp: true,
             rtmp_address: ListenAddress(([0, 0, 0, 0], 1935).into()),
             hls: true,
@@ -242,7 +309,10 @@ impl Config {
             );
         }
         if self.rtsp_transports.is_empty() {
-            return Err("rtspTransports: at least one of udp, tcp is required".into());
+            return Err("rtspTransports: at least one of udp, multicast, tcp is required".into());
+        }
+        if self.multicast_rtcp_port == self.multicast_rtp_port {
+            return Err("multicastRTCPPort: must differ from multicastRTPPort".into());
         }
         if self.rtsp && self.rtsp_transports.contains(&RtspTransport::Udp) {
             let (rtp, rtcp) = (self.rtp_address.0, self.rtcp_address.0);

@@ -397,13 +397,7 @@ impl Stream {
                         }
                         _ => None,
                     })
-                    .unwrap_or_else(|| {
-                        let p = &st.packetizers[t];
-                        (
-                            p.next_seq(),
-                            p.rtp_timestamp(self.elapsed_ticks(st.tracks[t].clock_rate)),
-                        )
-                    })
+                    .unwrap_or_else(|| self.rtp_position(&st, t))
             })
             .collect();
         drop(st);
@@ -423,6 +417,23 @@ impl Stream {
             p.packet_count(),
             p.octet_count(),
         )
+    }
+
+    /// The next sequence number and the RTP time of now, for a track.
+    fn rtp_position(&self, st: &State, track: usize) -> (u16, u32) {
+        let p = &st.packetizers[track];
+        let ticks = self.elapsed_ticks(st.tracks[track].clock_rate);
+        (p.next_seq(), p.rtp_timestamp(ticks))
+    }
+
+    /// `rtp_position` of every track at one instant: RTP-Info for a reader that joins
+    /// packets already flowing (multicast), so that its tracks' time bases agree with
+    /// each other and with the sender reports it gets later.
+    pub fn rtp_now(&self) -> Vec<(u16, u32)> {
+        let st = self.lock();
+        (0..st.tracks.len())
+            .map(|t| self.rtp_position(&st, t))
+            .collect()
     }
 
     fn sender_report(&self, st: &State, track: usize) -> Bytes {

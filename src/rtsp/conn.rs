@@ -65,11 +65,12 @@ pub(crate) async fn serve(ctx: Arc<Ctx>, sock: TcpStream, peer: SocketAddr) {
                 } + read_timeout,
             )
         } else if let Some(p) = &playback {
-            let udp = p
-                .tracks
-                .iter()
-                .flatten()
-                .any(|t| matches!(t, TrackTransport::Udp { .. }));
+            let udp = p.tracks.iter().flatten().any(|t| {
+                matches!(
+                    t,
+                    TrackTransport::Udp { .. } | TrackTransport::Multicast { .. }
+                )
+            });
             udp.then(|| last_read.max(last_udp) + Duration::from_secs(SESSION_TIMEOUT_SECS))
         } else {
             Some(last_read + read_timeout)
@@ -260,7 +261,8 @@ impl Conn {
                         self.bytes_out += super::udp::send_all(sock, to, packets).await as u64;
                     }
                 }
-                None => {}
+                // The path's multicast sender writes the group's packets once for all.
+                Some(TrackTransport::Multicast { .. }) | None => {}
             }
         }
         if !frames.is_empty() {

@@ -5,6 +5,7 @@ pub mod client;
 mod conn;
 pub mod framing;
 pub(crate) mod ingest;
+pub mod multicast;
 mod session;
 pub mod transport;
 mod udp;
@@ -28,6 +29,7 @@ pub(crate) struct Ctx {
     pub write_timeout: Duration,
     pub transports: Vec<RtspTransport>,
     pub udp: Option<Arc<UdpPair>>,
+    pub multicast: Option<Arc<multicast::Multicast>>,
     pub shutdown: CancellationToken,
 }
 
@@ -37,6 +39,8 @@ pub struct RtspServer {
     /// Bound RTP and RTCP ports when UDP is enabled.
     pub udp_ports: Option<(u16, u16)>,
     udp: Option<Arc<UdpPair>>,
+    /// Multicast groups and their senders, with `rtspTransports: multicast`.
+    pub multicast: Option<Arc<multicast::Multicast>>,
     /// The configured RTP and RTCP addresses (ports may be 0).
     udp_addrs: (SocketAddr, SocketAddr),
     pub(crate) task: tokio::task::JoinHandle<()>,
@@ -74,12 +78,28 @@ impl RtspServer {
             None
         };
         let udp_ports = udp.as_ref().map(|u| u.ports());
+        let multicast = if config.rtsp_transports.contains(&RtspTransport::Multicast) {
+            let mc = multicast::Multicast::new(
+                config.multicast_ip_range,
+                config.multicast_rtp_port,
+                config.multicast_rtcp_port,
+            )
+            .map_err(|source| ListenError {
+                what: "RTSP multicast",
+                addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+                source,
+            })?;
+            Some(mc)
+        } else {
+            None
+        };
         let ctx = Arc::new(Ctx {
             manager,
             read_timeout: config.read_timeout.0,
             write_timeout: config.write_timeout.0,
             transports: config.rtsp_transports.clone(),
             udp,
+            multicast: multicast.clone(),
             shutdown: shutdown.clone(),
         });
         match udp_ports {
@@ -96,6 +116,7 @@ impl RtspServer {
             local_addr,
             udp_ports,
             udp,
+            multicast,
             udp_addrs: (config.rtp_address.0, config.rtcp_address.0),
             task,
         })
@@ -120,6 +141,7 @@ pub fn fuzz_session(data: &[u8]) {
         write_timeout: Duration::from_secs(1),
         transports: vec![RtspTransport::Tcp, RtspTransport::Udp],
         udp: None,
+        multicast: None,
         shutdown: CancellationToken::new(),
     });
     let (tx, _rx) = tokio::sync::mpsc::channel(16);

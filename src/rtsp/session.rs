@@ -3,6 +3,7 @@
 //! Sync code: it answers a request and tells the connection what to start or stop.
 
 use super::ingest::Ingest;
+use super::multicast::{MulticastError, PathGroups};
 use super::transport::{self, TrackTransport, TransportError};
 use super::udp::{RouteGuard, UdpIn};
 use super::url::{control_path, split_track_id, url_path};
@@ -51,6 +52,8 @@ struct ReadState {
     setups: Vec<Option<TrackTransport>>,
     playing: bool,
     routes: Vec<RouteGuard>,
+    /// The path's multicast groups, while this reader uses one.
+    multicast: Option<Arc<PathGroups>>,
 }
 
 enum Role {
@@ -275,11 +278,14 @@ impl Handler {
             Role::Idle => 0,
         };
         let offer = req.header(&headers::TRANSPORT).map(|v| v.as_str());
+        // A multicast track gets its group below, once the path's stream is known.
+        let multicast = transport::wants_multicast(offer, &self.ctx.transports);
         let t = match transport::negotiate(offer, &self.ctx.transports, (used_channels * 2) as u8) {
+            _ if multicast => Ok(None),
             Ok(TrackTransport::Udp { .. }) if self.ctx.udp.is_none() => {
                 Err(TransportError::Unsupported)
             }
-            other => other,
+            other => other.map(Some),
         };
         let t = match t {
             Ok(t) => t,
@@ -294,6 +300,9 @@ impl Handler {
             if p.ingest.is_some() {
                 return only(req, cseq, StatusCode::MethodNotValidInThisState);
             }
+            let Some(t) = t else {
+                return only(req, cseq, StatusCode::UnsupportedTransport);
+            };
             let found = p
                 .medias
                 .iter()
@@ -324,6 +333,7 @@ impl Handler {
                         setups: vec![None; n],
                         playing: false,
                         routes: Vec::new(),
+                        multicast: None,
                     }));
                 }
                 Err(e) => {
@@ -341,6 +351,16 @@ impl Handler {
         let index = track.or_else(|| r.setups.iter().position(Option::is_none));
         let Some(index) = index.filter(|i| *i < r.setups.len()) else {
             return only(req, cseq, StatusCode::NotFound);
+        };
+        let t = match t {
+            Some(t) => t,
+            None => match multicast_track(&self.ctx, r, index) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(peer = %self.peer, path = %r.path, "multicast SETUP refused: {e}");
+                    return only(req, cseq, StatusCode::UnsupportedTransport);
+                }
+            },
         };
         r.setups[index] = Some(t);
         let ssrc = r.reader.stream().ssrc(index);
@@ -370,15 +390,19 @@ impl Handler {
                 s.trim_end_matches('/').to_string()
             })
             .unwrap_or_default();
+        let now = r.reader.stream().rtp_now();
         let rtp_info: Vec<String> = r
             .setups
             .iter()
             .enumerate()
-            .filter(|(_, t)| t.is_some())
-            .filter_map(|(i, _)| {
-                reader
-                    .rtp_start(i)
-                    .map(|(seq, ts)| format!("url={base}/trackID={i};seq={seq};rtptime={ts}"))
+            .filter_map(|(i, t)| {
+                match t {
+                    // Multicast packets come from the group's sender, already flowing.
+                    Some(TrackTransport::Multicast { .. }) => now.get(i).copied(),
+                    Some(_) => reader.rtp_start(i),
+                    None => None,
+                }
+                .map(|(seq, ts)| format!("url={base}/trackID={i};seq={seq};rtptime={ts}"))
             })
             .collect();
         if let Some(udp) = &self.ctx.udp {
@@ -390,6 +414,9 @@ impl Handler {
             }
         }
         r.playing = true;
+        if let Some(g) = &r.multicast {
+            g.play();
+        }
         let transport = transport_name(&r.setups);
         tracing::info!(peer = %self.peer, path = %r.path, transport, "RTSP reader started");
         let mut resp = status(req, cseq, StatusCode::Ok);
@@ -475,7 +502,35 @@ impl Handler {
     }
 }
 
+/// Track `index` of reader `r` on the path's multicast group.
+fn multicast_track(ctx: &Ctx, r: &mut ReadState, index: usize) -> Result<TrackTransport, String> {
+    let mc = ctx
+        .multicast
+        .as_ref()
+        .ok_or("multicast is not in rtspTransports")?;
+    let groups = match &r.multicast {
+        Some(g) => g.clone(),
+        None => mc
+            .join(&r.path, r.reader.stream())
+            .map_err(|e: MulticastError| e.to_string())?,
+    };
+    let group = *groups.groups.get(index).ok_or("no such track")?;
+    r.multicast = Some(groups);
+    Ok(TrackTransport::Multicast {
+        group,
+        rtp_port: mc.rtp_port,
+        rtcp_port: mc.rtcp_port,
+    })
+}
+
 fn transport_name(setups: &[Option<TrackTransport>]) -> &'static str {
+    if setups
+        .iter()
+        .flatten()
+        .any(|t| matches!(t, TrackTransport::Multicast { .. }))
+    {
+        return "multicast";
+    }
     if setups
         .iter()
         .flatten()

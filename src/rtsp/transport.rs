@@ -10,6 +10,46 @@ pub enum TrackTransport {
     Tcp { rtp_channel: u8, rtcp_channel: u8 },
     /// Plain UDP to the client's RTP and RTCP ports.
     Udp { client_rtp: u16, client_rtcp: u16 },
+    /// The track's multicast group, shared by the path's multicast readers.
+    Multicast {
+        group: std::net::Ipv4Addr,
+        rtp_port: u16,
+        rtcp_port: u16,
+    },
+}
+
+fn parse(header: Option<&str>) -> Result<Transports, TransportError> {
+    let header = header.ok_or(TransportError::Invalid)?;
+    let req = rtsp_types::Request::builder(rtsp_types::Method::Setup, rtsp_types::Version::V1_0)
+        .header(rtsp_types::headers::TRANSPORT, header)
+        .empty();
+    req.typed_header::<Transports>()
+        .map_err(|_| TransportError::Invalid)?
+        .ok_or(TransportError::Invalid)
+}
+
+/// Whether the client's first offer that this server takes is multicast (then the
+/// session assigns the track's group instead of calling `negotiate`).
+pub fn wants_multicast(header: Option<&str>, allowed: &[RtspTransport]) -> bool {
+    let Ok(transports) = parse(header) else {
+        return false;
+    };
+    for t in transports.iter() {
+        let Transport::Rtp(rtp) = t else { continue };
+        if rtp.profile != RtpProfile::Avp {
+            continue;
+        }
+        if rtp.params.multicast {
+            if allowed.contains(&RtspTransport::Multicast)
+                && rtp.lower_transport != Some(RtpLowerTransport::Tcp)
+            {
+                return true;
+            }
+        } else if unicast(t, allowed, 0).is_some() {
+            return false;
+        }
+    }
+    false
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -27,43 +67,36 @@ pub fn negotiate(
     allowed: &[RtspTransport],
     next_channel: u8,
 ) -> Result<TrackTransport, TransportError> {
-    let header = header.ok_or(TransportError::Invalid)?;
-    let req = rtsp_types::Request::builder(rtsp_types::Method::Setup, rtsp_types::Version::V1_0)
-        .header(rtsp_types::headers::TRANSPORT, header)
-        .empty();
-    let transports: Transports = req
-        .typed_header::<Transports>()
-        .map_err(|_| TransportError::Invalid)?
-        .ok_or(TransportError::Invalid)?;
-    for t in transports.iter() {
-        let Transport::Rtp(rtp) = t else { continue };
-        if rtp.profile != RtpProfile::Avp || rtp.params.multicast {
-            continue;
-        }
-        match rtp.lower_transport {
-            Some(RtpLowerTransport::Tcp) if allowed.contains(&RtspTransport::Tcp) => {
-                let (a, b) = rtp.params.interleaved.unwrap_or((next_channel, None));
-                return Ok(TrackTransport::Tcp {
-                    rtp_channel: a,
-                    rtcp_channel: b.unwrap_or(a.wrapping_add(1)),
-                });
-            }
-            None | Some(RtpLowerTransport::Udp) if allowed.contains(&RtspTransport::Udp) => {
-                let Some((rtp_port, rtcp_port)) = rtp.params.client_port else {
-                    continue;
-                };
-                if rtp_port == 0 {
-                    continue;
-                }
-                return Ok(TrackTransport::Udp {
-                    client_rtp: rtp_port,
-                    client_rtcp: rtcp_port.unwrap_or(rtp_port.wrapping_add(1)),
-                });
-            }
-            _ => {}
-        }
+    let transports = parse(header)?;
+    transports
+        .iter()
+        .find_map(|t| unicast(t, allowed, next_channel))
+        .ok_or(TransportError::Unsupported)
+}
+
+/// The unicast transport an offer asks for, if this server takes it.
+fn unicast(t: &Transport, allowed: &[RtspTransport], next_channel: u8) -> Option<TrackTransport> {
+    let Transport::Rtp(rtp) = t else { return None };
+    if rtp.profile != RtpProfile::Avp || rtp.params.multicast {
+        return None;
     }
-    Err(TransportError::Unsupported)
+    match rtp.lower_transport {
+        Some(RtpLowerTransport::Tcp) if allowed.contains(&RtspTransport::Tcp) => {
+            let (a, b) = rtp.params.interleaved.unwrap_or((next_channel, None));
+            Some(TrackTransport::Tcp {
+                rtp_channel: a,
+                rtcp_channel: b.unwrap_or(a.wrapping_add(1)),
+            })
+        }
+        None | Some(RtpLowerTransport::Udp) if allowed.contains(&RtspTransport::Udp) => {
+            let (rtp_port, rtcp_port) = rtp.params.client_port?;
+            (rtp_port != 0).then(|| TrackTransport::Udp {
+                client_rtp: rtp_port,
+                client_rtcp: rtcp_port.unwrap_or(rtp_port.wrapping_add(1)),
+            })
+        }
+        _ => None,
+    }
 }
 
 /// The reply's Transport header.
@@ -85,6 +118,14 @@ pub fn reply(t: &TrackTransport, server_ports: Option<(u16, u16)>, ssrc: Option<
             }
             s
         }
+        TrackTransport::Multicast {
+            group,
+            rtp_port,
+            rtcp_port,
+        } => format!(
+            "RTP/AVP;multicast;destination={group};port={rtp_port}-{rtcp_port};ttl={}",
+            super::multicast::TTL
+        ),
     };
     if let Some(ssrc) = ssrc {
         s += &format!(";ssrc={ssrc:08X}");
@@ -146,6 +187,39 @@ mod tests {
         );
         assert_eq!(negotiate(None, BOTH, 0), Err(TransportError::Invalid));
         assert!(negotiate(Some("garbage;;;"), BOTH, 0).is_err());
+    }
+
+    #[test]
+    fn multicast_when_it_is_the_first_taken_offer() {
+        let all = &[
+            RtspTransport::Udp,
+            RtspTransport::Multicast,
+            RtspTransport::Tcp,
+        ];
+        assert!(wants_multicast(Some("RTP/AVP;multicast"), all));
+        assert!(wants_multicast(
+            Some("RTP/AVP/UDP;multicast;port=5000-5001"),
+            all
+        ));
+        assert!(!wants_multicast(Some("RTP/AVP;multicast"), BOTH));
+        assert!(!wants_multicast(
+            Some("RTP/AVP;unicast;client_port=5000-5001,RTP/AVP;multicast"),
+            all
+        ));
+        assert!(wants_multicast(
+            Some("RTP/AVP;unicast;client_port=5000-5001,RTP/AVP;multicast"),
+            &[RtspTransport::Multicast]
+        ));
+        assert!(!wants_multicast(None, all));
+        let t = TrackTransport::Multicast {
+            group: std::net::Ipv4Addr::new(224, 1, 0, 1),
+            rtp_port: 8002,
+            rtcp_port: 8003,
+        };
+        assert_eq!(
+            reply(&t, None, None),
+            "RTP/AVP;multicast;destination=224.1.0.1;port=8002-8003;ttl=16"
+        );
     }
 
     #[test]
