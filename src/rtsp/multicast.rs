@@ -8,7 +8,6 @@ use crate::config::MulticastRange;
 use crate::core::{Stream, StreamItem};
 use std::collections::{HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
@@ -39,8 +38,6 @@ pub struct Multicast {
 pub struct PathGroups {
     /// Group of each stream track.
     pub groups: Vec<Ipv4Addr>,
-    /// RTP and RTCP packets sent to the groups.
-    pub packets: Arc<AtomicU64>,
     stream: Weak<Stream>,
     owner: Arc<Multicast>,
     stop: CancellationToken,
@@ -114,7 +111,6 @@ impl Multicast {
         };
         let g = Arc::new(PathGroups {
             groups: groups.clone(),
-            packets: Arc::new(AtomicU64::new(0)),
             stream: Arc::downgrade(stream),
             owner: self.clone(),
             stop: CancellationToken::new(),
@@ -125,20 +121,11 @@ impl Multicast {
             self.clone(),
             stream.clone(),
             groups,
-            g.packets.clone(),
             g.stop.clone(),
             g.playing.clone(),
         ));
         paths.insert(path.to_string(), Arc::downgrade(&g));
         Ok(g)
-    }
-
-    /// Packets sent to `path`'s groups so far, if it has any.
-    pub fn packets_sent(&self, path: &str) -> Option<u64> {
-        let paths = self.paths.lock().unwrap_or_else(|e| e.into_inner());
-        let g = paths.get(path)?.upgrade()?;
-        let n = g.packets.load(Ordering::Relaxed);
-        Some(n)
     }
 }
 
@@ -148,7 +135,6 @@ async fn send(
     mc: Arc<Multicast>,
     stream: Arc<Stream>,
     groups: Vec<Ipv4Addr>,
-    packets: Arc<AtomicU64>,
     stop: CancellationToken,
     playing: CancellationToken,
 ) {
@@ -176,7 +162,6 @@ async fn send(
             continue;
         };
         send_all(sock, SocketAddr::from((*group, port)), pkts).await;
-        packets.fetch_add(pkts.len() as u64, Ordering::Relaxed);
     }
 }
 
