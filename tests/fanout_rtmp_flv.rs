@@ -227,27 +227,40 @@ fn fifty_rtmp_and_fifty_http_flv_readers_with_stalled_ones() {
     assert!(worst[0] >= 0.95 && worst[1] >= 0.95, "{worst:?}");
 }
 
-/// H.265 goes to RTMP players as Enhanced RTMP: a `hvc1` sequence start with the
-/// stream's hvcC, then coded frames (ffmpeg 5.1 can't play it, so we parse it ourselves).
+/// H.265 goes to Enhanced RTMP players (our client lists `hvc1` in `fourCcList`) as a
+/// `hvc1` sequence start with the stream's hvcC, then coded frames; a classic player
+/// (rml_rtmp's client, like ffmpeg 5.1, lists nothing) is refused with one warn.
 #[test]
-fn h265_reaches_rtmp_players_as_enhanced_rtmp() {
+fn h265_reaches_enhanced_rtmp_players_and_classic_ones_are_refused() {
     if !have_ffmpeg() {
         return;
     }
     use bytes::Bytes;
     use mediarouter::format::flv;
+    use mediarouter::rtmp::client::{parse_url, Media, RtmpClient};
     let srv = TestServer::start("paths:\n  all_others:\n");
     let clip = clip(Clip::H265Opus, 6);
     let mut publisher = publish(&clip, &srv.url("live/hevc"), "tcp", true);
     srv.wait_stream("live/hevc");
-    let s = TcpStream::connect(srv.server.rtmp_addr().unwrap()).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut bodies: Vec<Vec<u8>> = Vec::new();
-    rtmp_play_with(s, "live", "hevc", false, |data| {
-        bodies.push(data.to_vec());
-        bodies.len() < 20
+    let url = parse_url(&srv.rtmp_url("live/hevc")).unwrap();
+    let bodies: Vec<Vec<u8>> = srv.rt.block_on(async {
+        let mut c = RtmpClient::connect(&url).await.unwrap();
+        c.play(&url.stream).await.unwrap();
+        let (mut bodies, mut pending) = (Vec::new(), Vec::new());
+        while bodies.len() < 20 {
+            let more = tokio::time::timeout(Duration::from_secs(10), c.next_media(&mut pending))
+                .await
+                .expect("media within 10 s")
+                .unwrap();
+            assert!(more, "stream ended");
+            for m in pending.drain(..) {
+                if let Media::Video { body, .. } = m {
+                    bodies.push(body.to_vec());
+                }
+            }
+        }
+        bodies
     });
-    assert_eq!(bodies.len(), 20);
     assert_eq!(&bodies[0][..5], b"\x90hvc1", "sequence start first");
     let Some((flv::VideoCodec::Hevc, flv::VideoPacket::SequenceHeader(record))) =
         flv::parse_video(&Bytes::from(bodies[0].clone())).unwrap()
@@ -269,6 +282,26 @@ fn h265_reaches_rtmp_players_as_enhanced_rtmp() {
         }
     }
     assert!(keyframes >= 1, "the player starts at a keyframe");
+
+    let s = TcpStream::connect(srv.server.rtmp_addr().unwrap()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let port = s.local_addr().unwrap().port();
+    let mut classic = 0;
+    rtmp_play_with(s, "live", "hevc", false, |_| {
+        classic += 1;
+        true
+    });
+    assert_eq!(classic, 0, "a classic player got H.265");
+    let warns = logs().lines_with(
+        "WARN",
+        &[
+            &format!("127.0.0.1:{port}"),
+            "live/hevc",
+            "RTMP play refused",
+            "fourCcList",
+        ],
+    );
+    assert_eq!(warns.len(), 1, "{warns:?}");
     publisher.kill().unwrap();
     publisher.wait().unwrap();
 }

@@ -143,6 +143,12 @@ fn h265_is_served_as_enhanced_rtmp_flv() {
 
     assert_eq!(&body[..4], b"FLV\x01");
     assert_eq!(body[4], 0x01, "video only: Opus has no FLV mapping");
+    let warns = logs().lines_with("WARN", &["path=\"hevc\"", "HTTP-FLV reader gets no Opus"]);
+    assert_eq!(
+        warns.len(),
+        1,
+        "one warn names the track left out: {warns:?}"
+    );
     let mut rest = &body[13..];
     let mut seen_header = false;
     let mut frames = 0;

@@ -227,3 +227,30 @@ fn h265_with_aac_or_opus_over_fmp4() {
         let _ = publisher.wait();
     }
 }
+
+/// MPEG-TS has no Opus mapping here: the playlist names the video alone and the muxer
+/// says, in one warn, what it leaves out.
+#[test]
+fn mpegts_leaves_out_opus_and_says_so() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let server = server("mpegts");
+    let mut publisher = publish(
+        &clip(Clip::H265Opus, 10),
+        &server.url("tsopus"),
+        "tcp",
+        true,
+    );
+    server.wait_stream("tsopus");
+    let http = server.server.http_addr().unwrap();
+    let (status, body) = get(http, "/tsopus/index.m3u8");
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("CODECS=\"hvc1.1.6.L"), "{text}");
+    assert!(!text.contains("opus"), "{text}");
+    let warns = logs().lines_with("WARN", &["tsopus", "HLS muxer leaves out Opus"]);
+    assert_eq!(warns.len(), 1, "{warns:?}");
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+}

@@ -127,3 +127,45 @@ fn rtp_info_ssrc_rtcp_pause_and_teardown() {
     publisher.kill().unwrap();
     publisher.wait().unwrap();
 }
+
+/// A publisher's PAUSE (GStreamer's rtspclientsink sends one before TEARDOWN) ends
+/// its stream but keeps the path; RECORD starts a new stream.
+#[test]
+fn publisher_pause_ends_the_stream_and_record_restarts_it() {
+    const SDP: &str = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\na=control:streamid=0\r\n";
+    let srv = TestServer::start("paths:\n  all_others:\n    overridePublisher: no\n");
+    let url = srv.url("paused");
+    let mut c = RawClient::connect(srv.addr);
+    let sdp = [("Content-Type", "application/sdp")];
+    assert_eq!(
+        c.request("ANNOUNCE", &url, &sdp, SDP.as_bytes()).status,
+        200
+    );
+    let t = [(
+        "Transport",
+        "RTP/AVP/TCP;unicast;interleaved=0-1;mode=record",
+    )];
+    let setup = format!("{url}/streamid=0");
+    assert_eq!(c.request("SETUP", &setup, &t, b"").status, 200);
+    assert_eq!(c.request("RECORD", &url, &[], b"").status, 200);
+    let first = srv.stream("paused").expect("a stream after RECORD");
+
+    assert_eq!(c.request("PAUSE", &url, &[], b"").status, 200);
+    assert!(first.is_closed(), "PAUSE ends the stream");
+    assert!(srv.stream("paused").is_none());
+    // The path is still this client's: another publisher is refused.
+    let mut other = RawClient::connect(srv.addr);
+    assert_ne!(
+        other.request("ANNOUNCE", &url, &sdp, SDP.as_bytes()).status,
+        200
+    );
+
+    assert_eq!(c.request("RECORD", &url, &[], b"").status, 200);
+    let second = srv.stream("paused").expect("a new stream after RECORD");
+    assert!(!second.is_closed());
+    assert_eq!(c.request("TEARDOWN", &url, &[], b"").status, 200);
+    wait_until(Duration::from_secs(5), "the path to be released", || {
+        srv.stream("paused").is_none()
+    });
+}

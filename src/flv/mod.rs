@@ -32,12 +32,18 @@ pub(crate) async fn serve(
         }
     };
     let stream = reader.stream().clone();
-    if !stream.tracks().iter().any(mux::carries) {
-        return (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "no track of this path fits in FLV\n",
-        )
-            .into_response();
+    // HTTP has no way to ask what a player decodes: H.265 goes as Enhanced RTMP's hvc1,
+    // which flv.js/mpegts.js and FFmpeg 6.1+ read.
+    match mux::fit(&stream.tracks(), true) {
+        Err(reason) => {
+            tracing::warn!(%peer, path = name, "HTTP-FLV read refused: {reason}");
+            return (StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("{reason}\n")).into_response();
+        }
+        Ok(skipped) if !skipped.is_empty() => {
+            let skipped = skipped.join(", ");
+            tracing::warn!(%peer, path = name, "HTTP-FLV reader gets no {skipped}: FLV can't carry it");
+        }
+        Ok(_) => {}
     }
     let Some(sub) = stream.subscribe() else {
         return StatusCode::NOT_FOUND.into_response();

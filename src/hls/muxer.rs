@@ -32,18 +32,22 @@ pub struct MuxerConfig {
     pub directory: String,
 }
 
-/// RFC 6381 codec strings of the tracks the variant carries, and the video size.
-fn describe(tracks: &[Track], variant: HlsVariant) -> VariantInfo {
-    let carried = |t: &Track| match variant {
+/// Whether segments of the variant carry the track.
+fn carries(variant: HlsVariant, t: &Track) -> bool {
+    match variant {
         HlsVariant::Mpegts => matches!(
             t.codec,
             Codec::H264 { .. } | Codec::H265 { .. } | Codec::Aac { .. }
         ),
         _ => fmp4::carries(t),
-    };
+    }
+}
+
+/// RFC 6381 codec strings of the tracks the variant carries, and the video size.
+fn describe(tracks: &[Track], variant: HlsVariant) -> VariantInfo {
     let codecs: Vec<String> = tracks
         .iter()
-        .filter(|t| carried(t))
+        .filter(|t| carries(variant, t))
         .filter_map(fmp4::codec_string)
         .collect();
     VariantInfo {
@@ -319,6 +323,15 @@ async fn run(all: HlsMuxers, path: String, m: Arc<HlsMuxer>) {
             out: Vec::new(),
         };
         publishers += 1;
+        let left_out: Vec<&str> = tracks
+            .iter()
+            .filter(|t| !carries(cfg.variant, t))
+            .map(|t| t.codec.name())
+            .collect();
+        if !left_out.is_empty() {
+            let left_out = left_out.join(", ");
+            tracing::warn!(%path, "HLS muxer leaves out {left_out}: the {:?} variant can't carry it", cfg.variant);
+        }
         m.set_variant(describe(&tracks, cfg.variant));
         let mut last_tracks = tracks;
         let mut check = tokio::time::interval(cfg.close_after.min(Duration::from_secs(1)));

@@ -132,6 +132,12 @@ impl RtmpClient {
                     )),
                 ),
                 ("tcUrl", Value::String(url.tc_url.clone())),
+                // Enhanced RTMP: this client reads H.265 as `hvc1` (servers send it
+                // only to players that list it).
+                (
+                    "fourCcList",
+                    Value::StrictArray(vec![Value::String("hvc1".into())]),
+                ),
             ])],
         );
         c.flush().await?;

@@ -261,8 +261,22 @@ impl Conn {
                             .ok_or_else(|| core::PathError::NoPublisher(path.clone()))?;
                         Ok((r, sub))
                     });
+                let fit = reader.as_ref().ok().map(|(r, _)| {
+                    mux::fit(&r.stream().tracks(), self.session.plays_fourcc("hvc1"))
+                        .map(|skipped| skipped.join(", "))
+                });
+                if let Some(Err(reason)) = &fit {
+                    tracing::warn!(peer = %self.peer, %path, "RTMP play refused: {reason}");
+                    self.session
+                        .reject(stream_id, "NetStream.Play.Failed", reason);
+                    self.close_after = Some(End::Normal(format!("play refused: {reason}")));
+                    return Ok(());
+                }
                 match reader {
                     Ok((slot, sub)) => {
+                        if let Some(skipped) = fit.and_then(Result::ok).filter(|s| !s.is_empty()) {
+                            tracing::warn!(peer = %self.peer, %path, "RTMP player gets no {skipped}: FLV can't carry it");
+                        }
                         tracing::info!(peer = %self.peer, %path, "RTMP player started");
                         net::limit_send_buffer::<TcpStream>(self.wr.as_ref());
                         self.session.accept_play(stream_id);

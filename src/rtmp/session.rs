@@ -83,6 +83,9 @@ pub(crate) struct Session {
     peer_window: u32,
     received: u64,
     acked: u64,
+    /// Enhanced RTMP codecs the peer said it plays in `connect` (`fourCcList`, or the
+    /// keys of `videoFourCcInfoMap`); empty for a classic client.
+    fourccs: Vec<String>,
 }
 
 impl Session {
@@ -92,6 +95,11 @@ impl Session {
             next_stream_id: 1,
             ..Default::default()
         }
+    }
+
+    /// Whether the peer announced Enhanced RTMP support for `fourcc` (or `*`, any).
+    pub(crate) fn plays_fourcc(&self, fourcc: &str) -> bool {
+        self.fourccs.iter().any(|f| f == fourcc || f == "*")
     }
 
     /// Bytes to send to the peer.
@@ -248,6 +256,7 @@ impl Session {
                     .and_then(Value::as_str)
                     .unwrap_or_default();
                 self.app = Some(app.to_string());
+                self.fourccs = announced_fourccs(v.get(2));
                 self.send(CS_CONTROL, WINDOW_ACK, 0, 0, &WINDOW_ACK_SIZE.to_be_bytes());
                 let mut bw = WINDOW_ACK_SIZE.to_be_bytes().to_vec();
                 bw.push(2); // dynamic
@@ -424,6 +433,26 @@ impl Session {
     }
 }
 
+/// The Enhanced RTMP FourCCs a `connect` command object lists: `fourCcList` (v1) and
+/// the keys of `videoFourCcInfoMap` (v2).
+fn announced_fourccs(obj: Option<&Value>) -> Vec<String> {
+    let Some(obj) = obj else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = match obj.get("fourCcList") {
+        Some(Value::StrictArray(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    };
+    if let Some(Value::Object(map) | Value::EcmaArray(map)) = obj.get("videoFourCcInfoMap") {
+        out.extend(map.iter().map(|(k, _)| k.clone()));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -509,6 +538,36 @@ mod tests {
                 has_audio: false
             }]
         );
+    }
+
+    #[test]
+    fn connect_records_the_enhanced_rtmp_codecs_a_player_lists() {
+        let connect = |props: &[(&str, Value)]| {
+            let mut sess = Session::new();
+            sess.input(&cmd(
+                0,
+                &[s("connect"), Value::Number(1.0), amf0::object(props)],
+            ))
+            .unwrap();
+            sess
+        };
+        let classic = connect(&[("app", s("live"))]);
+        assert!(!classic.plays_fourcc("hvc1"));
+        let v1 = connect(&[
+            ("app", s("live")),
+            ("fourCcList", Value::StrictArray(vec![s("av01"), s("hvc1")])),
+        ]);
+        assert!(v1.plays_fourcc("hvc1") && !v1.plays_fourcc("vp09"));
+        let any = connect(&[("fourCcList", Value::StrictArray(vec![s("*")]))]);
+        assert!(any.plays_fourcc("hvc1"));
+        let v2 = connect(&[(
+            "videoFourCcInfoMap",
+            amf0::object(&[("hvc1", Value::Number(1.0))]),
+        )]);
+        assert!(v2.plays_fourcc("hvc1"));
+        // A list of the wrong type is no announcement.
+        let bad = connect(&[("fourCcList", s("hvc1"))]);
+        assert!(!bad.plays_fourcc("hvc1"));
     }
 
     #[test]

@@ -482,6 +482,16 @@ impl Handler {
                 r.routes.clear();
                 (status(req, cseq, StatusCode::Ok), Action::Pause)
             }
+            // Recording → Ready (RFC 2326 §10.6): the stream ends, the path stays this
+            // client's, and a later RECORD starts a new stream. GStreamer's
+            // rtspclientsink pauses before its TEARDOWN.
+            Role::Publish(p) if p.ingest.is_some() => {
+                p.ingest = None;
+                p.routes.clear();
+                p.publisher.end_stream();
+                tracing::info!(peer = %self.peer, path = %p.path, "RTSP publisher paused");
+                (status(req, cseq, StatusCode::Ok), Action::None)
+            }
             _ => only(req, cseq, StatusCode::MethodNotValidInThisState),
         }
     }

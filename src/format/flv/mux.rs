@@ -27,6 +27,37 @@ pub fn carries(track: &Track) -> bool {
     video_codec(&track.codec).is_some() || matches!(track.codec, Codec::Aac { .. })
 }
 
+/// What an FLV/RTMP reader can be given of a stream with these tracks: the codecs it
+/// will go without, or why it can't be served at all (no track fits, or the video
+/// doesn't: an audio-only stream in place of the video would hide the failure).
+/// `hevc`: the reader takes H.265 as Enhanced RTMP `hvc1`.
+pub fn fit(tracks: &[Track], hevc: bool) -> Result<Vec<&str>, String> {
+    let fits = |t: &Track| match t.codec {
+        Codec::H265 { .. } => hevc,
+        _ => carries(t),
+    };
+    let skipped: Vec<&str> = tracks
+        .iter()
+        .filter(|t| !fits(t))
+        .map(|t| t.codec.name())
+        .collect();
+    let video = tracks.iter().find(|t| t.codec.is_video());
+    if let Some(v) = video {
+        if !tracks.iter().any(|t| t.codec.is_video() && fits(t)) {
+            return Err(match v.codec {
+                Codec::H265 { .. } => "H265 video needs an Enhanced RTMP player \
+                    (one whose connect lists hvc1 in fourCcList)"
+                    .to_string(),
+                _ => format!("FLV can't carry {} video", v.codec.name()),
+            });
+        }
+    }
+    if skipped.len() == tracks.len() {
+        return Err(format!("FLV can't carry {}", skipped.join(", ")));
+    }
+    Ok(skipped)
+}
+
 /// The complete tag of one unit, or `None` when FLV can't carry its codec.
 pub fn unit_tag(track: &Track, unit: &Unit) -> Option<Vec<u8>> {
     let dts = to_ms(unit.dts, track.clock_rate);
@@ -155,6 +186,63 @@ fn on_metadata(entries: &[(&str, f64)]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fit_names_what_a_reader_goes_without_or_refuses() {
+        use crate::core::OtherCodec;
+        let h265 = Track::new(
+            Codec::H265 {
+                vps: None,
+                sps: None,
+                pps: None,
+            },
+            90000,
+        );
+        let aac = Track::new(
+            Codec::Aac {
+                config: Bytes::from_static(&[0x12, 0x10]),
+                sample_rate: 44100,
+                channels: 2,
+            },
+            44100,
+        );
+        let other = |media: &str, name: &str| {
+            Track::new(
+                Codec::Other(OtherCodec {
+                    media: media.into(),
+                    payload_type: 0,
+                    rtpmap: Some(format!("{name}/8000")),
+                    fmtp: None,
+                }),
+                8000,
+            )
+        };
+        let h264 = Track::new(
+            Codec::H264 {
+                sps: None,
+                pps: None,
+            },
+            90000,
+        );
+        assert_eq!(fit(&[h264.clone(), aac.clone()], false), Ok(vec![]));
+        assert_eq!(fit(&[h265.clone(), aac.clone()], true), Ok(vec![]));
+        let e = fit(&[h265.clone(), aac.clone()], false).unwrap_err();
+        assert!(
+            e.contains("Enhanced RTMP") && e.contains("fourCcList"),
+            "{e}"
+        );
+        assert_eq!(
+            fit(&[h264.clone(), other("audio", "PCMU")], false),
+            Ok(vec!["PCMU"])
+        );
+        assert!(fit(&[other("video", "VP8"), aac.clone()], true)
+            .unwrap_err()
+            .contains("VP8"));
+        assert_eq!(fit(&[aac], false), Ok(vec![]));
+        assert!(fit(&[other("audio", "PCMU")], true)
+            .unwrap_err()
+            .contains("PCMU"));
+    }
+
     use super::super::{
         parse_audio, parse_tag, parse_video, split_nalus, AudioPacket, VideoPacket,
     };
