@@ -2,6 +2,7 @@
 //! readers across protocols; this crate is the server, exposed as a library for tests.
 
 pub mod api;
+pub mod auth;
 pub mod codec;
 pub mod config;
 pub mod core;

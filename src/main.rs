@@ -8,10 +8,28 @@ use std::process::ExitCode;
 
 const USAGE: &str = "usage: mediarouter [CONFIG.yml]
        mediarouter --check CONFIG.yml
+       mediarouter --hash-password   (reads the password from stdin)
        mediarouter --version
 
 Without CONFIG, uses ./mediarouter.yml, else /etc/mediarouter/mediarouter.yml,
 else the embedded default configuration.";
+
+/// Prints the `argon2:` form of the password on stdin's first line, for `pass:`. Not
+/// an argument: arguments end up in shell history and `ps`.
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err()
+        || line.trim_end_matches(['\r', '\n']).is_empty()
+    {
+        eprintln!("--hash-password reads the password from stdin");
+        return ExitCode::from(2);
+    }
+    println!(
+        "{}",
+        mediarouter::auth::hash_password(line.trim_end_matches(['\r', '\n']))
+    );
+    ExitCode::SUCCESS
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,6 +47,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             "--check" => check = true,
+            "--hash-password" => return hash_password(),
             s if s.starts_with('-') => {
                 eprintln!("unknown option {s}\n{USAGE}");
                 return ExitCode::from(2);

@@ -201,3 +201,28 @@ fn config_in_the_working_directory_is_used_without_arguments() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `--hash-password` turns stdin's first line into an `argon2:` credential that the
+/// config accepts and that checks against the password.
+#[test]
+fn hash_password_prints_an_argon2_credential() {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .arg("--hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"c0rrect horse\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    let cred: mediarouter::auth::Credential = line.trim().parse().unwrap();
+    assert!(line.starts_with("argon2:$argon2id$"), "{line}");
+    assert!(cred.check("c0rrect horse") && !cred.check("c0rrect horse\n"));
+}

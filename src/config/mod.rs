@@ -65,6 +65,21 @@ pub enum HlsVariant {
     LowLatency,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    Internal,
+    Http,
+    Jwt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RtspAuthMethod {
+    Basic,
+    Digest,
+}
+
 /// A queue size: a positive number of units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueSize(pub usize);
@@ -179,6 +194,12 @@ pub struct Config {
     /// Also write segments and playlists under this directory (empty: don't).
     pub hls_directory: String,
 
+    /// Only `internal` is built so far; MediaMTX's `http` and `jwt` are refused at load.
+    pub auth_method: AuthMethod,
+    pub auth_internal_users: Vec<crate::auth::InternalUser>,
+    /// How RTSP clients may send credentials: `basic`, `digest` (MD5, RFC 2617).
+    pub rtsp_auth_methods: Vec<RtspAuthMethod>,
+
     /// The control API (read-only for now).
     pub api: bool,
     pub api_address: ListenAddress,
@@ -222,6 +243,9 @@ impl Default for Config {
             hls_part_duration: ConfDuration(std::time::Duration::from_millis(200)),
             hls_always_remux: false,
             hls_directory: String::new(),
+            auth_method: AuthMethod::Internal,
+            auth_internal_users: crate::auth::default_users(),
+            rtsp_auth_methods: vec![RtspAuthMethod::Basic],
             api: true,
             api_address: ListenAddress(([0, 0, 0, 0], 9997).into()),
             paths: IndexMap::new(),
@@ -258,10 +282,14 @@ impl Config {
             file: file.to_string(),
             message: e.to_string(),
         })?;
-        cfg.validate().map_err(|message| ConfigError::Invalid {
-            file: file.to_string(),
-            message,
-        })?;
+        let mut cfg = cfg;
+        cfg.validate()
+            .and_then(|()| cfg.convert_deprecated_credentials())
+            .and_then(|()| cfg.validate_auth())
+            .map_err(|message| ConfigError::Invalid {
+                file: file.to_string(),
+                message,
+            })?;
         Ok(cfg)
     }
 
@@ -284,6 +312,91 @@ impl Config {
         let merged = env::apply(text, &overrides).map_err(invalid)?;
         let names: Vec<&str> = overrides.iter().map(|o| o.var.as_str()).collect();
         Config::parse(&merged, &format!("{file} with {}", names.join(", ")))
+    }
+
+    /// MediaMTX's conversion of the per-path `publishUser/Pass/IPs` and
+    /// `readUser/Pass/IPs`: with any of them set, every path gets a publish and a read
+    /// user (anonymous where unset), plus playback for all and the API from localhost.
+    fn convert_deprecated_credentials(&mut self) -> Result<(), String> {
+        use crate::auth::{Action, Credential, InternalUser, Permission};
+        let confs: Vec<(String, PathConf)> = self
+            .paths
+            .iter()
+            .map(|(k, v)| (k.entry_name(), v.clone().unwrap_or_default()))
+            .collect();
+        if !confs.iter().any(|(_, c)| c.has_deprecated_credentials()) {
+            return Ok(());
+        }
+        if self.auth_internal_users != crate::auth::default_users() {
+            return Err("authInternalUsers and the deprecated publishUser/publishPass/publishIPs/readUser/readPass/readIPs can't be used together".into());
+        }
+        tracing::warn!("publishUser, publishPass, publishIPs, readUser, readPass and readIPs are deprecated: converted into authInternalUsers");
+        let mut defaults = crate::auth::default_users();
+        defaults[0]
+            .permissions
+            .retain(|p| p.action == Action::Playback);
+        let mut users = defaults;
+        for (name, c) in confs {
+            let rule = if name == "all_others" {
+                "~^.*$".to_string()
+            } else {
+                name
+            };
+            let path: crate::auth::PathRule = rule.parse()?;
+            for (action, user, pass, ips) in [
+                (
+                    Action::Publish,
+                    &c.publish_user,
+                    &c.publish_pass,
+                    &c.publish_ips,
+                ),
+                (Action::Read, &c.read_user, &c.read_pass, &c.read_ips),
+            ] {
+                users.push(InternalUser {
+                    user: user
+                        .clone()
+                        .filter(|u| !u.is_empty())
+                        .unwrap_or(Credential::Plain("any".into())),
+                    pass: pass.clone().unwrap_or_default(),
+                    ips: ips.clone().unwrap_or_default(),
+                    permissions: vec![Permission {
+                        action,
+                        path: path.clone(),
+                    }],
+                });
+            }
+        }
+        self.auth_internal_users = users;
+        Ok(())
+    }
+
+    fn validate_auth(&self) -> Result<(), String> {
+        match self.auth_method {
+            AuthMethod::Internal => {}
+            m => {
+                return Err(format!(
+                    "authMethod: {m:?} is not supported yet (only internal)"
+                ))
+            }
+        }
+        let digest = self.rtsp_auth_methods.contains(&RtspAuthMethod::Digest);
+        for (i, u) in self.auth_internal_users.iter().enumerate() {
+            if u.user.is_empty() {
+                return Err(format!("authInternalUsers[{i}]: user is empty"));
+            }
+            if u.is_any() && !u.pass.is_empty() {
+                return Err(format!(
+                    "authInternalUsers[{i}]: user 'any' can't have a password"
+                ));
+            }
+            if digest && !u.is_any() && (u.user.is_hashed() || u.pass.is_hashed()) {
+                return Err(format!("authInternalUsers[{i}]: rtspAuthMethods has digest, which needs the plain password, but this user's credentials are hashed"));
+            }
+        }
+        if self.rtsp_auth_methods.is_empty() {
+            return Err("rtspAuthMethods: at least one of basic, digest is required".into());
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), String> {

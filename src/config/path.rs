@@ -87,6 +87,26 @@ pub struct PathConf {
     pub push: Vec<PushUrl>,
     /// Re-encode what the path serves; the input stays readable as `<path>/source`.
     pub transcode: Option<super::transcode::TranscodeConf>,
+    /// Deprecated in MediaMTX for `authInternalUsers`, into which they are converted.
+    pub publish_user: Option<crate::auth::Credential>,
+    pub publish_pass: Option<crate::auth::Credential>,
+    #[serde(rename = "publishIPs")]
+    pub publish_ips: Option<Vec<crate::auth::IpNetwork>>,
+    pub read_user: Option<crate::auth::Credential>,
+    pub read_pass: Option<crate::auth::Credential>,
+    #[serde(rename = "readIPs")]
+    pub read_ips: Option<Vec<crate::auth::IpNetwork>>,
+}
+
+impl PathConf {
+    pub(crate) fn has_deprecated_credentials(&self) -> bool {
+        self.publish_user.is_some()
+            || self.publish_pass.is_some()
+            || self.publish_ips.is_some()
+            || self.read_user.is_some()
+            || self.read_pass.is_some()
+            || self.read_ips.is_some()
+    }
 }
 
 /// A push destination: `rtmp[s]://host[:port]/app/stream` or `rtsp://host[:port]/path`.
@@ -130,6 +150,12 @@ impl Default for PathConf {
             source_on_demand_close_after: super::ConfDuration::secs(10),
             push: Vec::new(),
             transcode: None,
+            publish_user: None,
+            publish_pass: None,
+            publish_ips: None,
+            read_user: None,
+            read_pass: None,
+            read_ips: None,
         }
     }
 }

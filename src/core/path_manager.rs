@@ -14,6 +14,7 @@ pub(super) struct Inner {
     pub(super) sources: crate::source::Registry,
     /// The running transcode stages' status, by the path they publish.
     stages: Mutex<HashMap<String, Arc<crate::transcode::StageStatus>>>,
+    pub(super) auth: crate::auth::Gate,
 }
 
 impl Inner {
@@ -36,6 +37,7 @@ impl PathManager {
                 ready: tokio::sync::broadcast::channel(256).0,
                 sources: Default::default(),
                 stages: Default::default(),
+                auth: Default::default(),
             }),
         }
     }
@@ -56,6 +58,17 @@ impl PathManager {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Checks a client's request against the running `authInternalUsers`; failures
+    /// are logged per burst. `what` names the request in that log line.
+    pub fn authenticate(
+        &self,
+        req: &crate::auth::Request<'_>,
+    ) -> Result<Option<String>, crate::auth::Denied> {
+        self.inner
+            .auth
+            .check(&self.config().auth_internal_users, req)
     }
 
     /// Names of paths whose publisher has just made a stream readable.

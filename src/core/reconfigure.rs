@@ -33,6 +33,12 @@ pub fn changed_keys(a: &PathConf, b: &PathConf) -> Vec<&'static str> {
         source_on_demand_close_after,
         push,
         transcode,
+        publish_user,
+        publish_pass,
+        publish_ips,
+        read_user,
+        read_pass,
+        read_ips,
     } = a;
     let mut out = Vec::new();
     let mut check = |differs: bool, key: &'static str| {
@@ -62,6 +68,16 @@ pub fn changed_keys(a: &PathConf, b: &PathConf) -> Vec<&'static str> {
     );
     check(*push != b.push, "push");
     check(*transcode != b.transcode, "transcode");
+    // Converted into authInternalUsers, which every request reads: nothing restarts.
+    check(
+        (publish_user, publish_pass, publish_ips)
+            != (&b.publish_user, &b.publish_pass, &b.publish_ips),
+        "publishUser/Pass/IPs",
+    );
+    check(
+        (read_user, read_pass, read_ips) != (&b.read_user, &b.read_pass, &b.read_ips),
+        "readUser/Pass/IPs",
+    );
     out
 }
 
@@ -105,6 +121,8 @@ impl PathManager {
             .count();
 
         *self.inner.config.write().unwrap_or_else(|e| e.into_inner()) = new.clone();
+        // Users may have changed: earlier successes prove nothing now.
+        self.inner.auth.forget();
         let live: Vec<Arc<Path>> = self.inner.paths().values().cloned().collect();
         for path in live {
             self.reconfigure_path(&old, &new, &path, &mut diff).await;

@@ -160,13 +160,19 @@ impl Conn {
                 Some(Incoming::Request(req)) => req,
             };
             tracing::debug!(peer = %self.peer, method = ?req.method(), uri = ?req.request_uri().map(|u| u.as_str()), "RTSP request");
-            if req.method() == rtsp_types::Method::Describe {
+            // Credentials first: a refused client must not start an on-demand source.
+            let refused = self.handler.authorize_request(&req);
+            if refused.is_none() && req.method() == rtsp_types::Method::Describe {
                 // An on-demand source starts here; DESCRIBE answers once it plays.
                 if let Some(uri) = req.request_uri() {
                     self.ctx.manager.demand(&super::url::url_path(uri)).await;
                 }
             }
-            let (resp, action) = self.handler.handle(&req);
+            let (resp, action) = refused.unwrap_or_else(|| self.handler.handle(&req));
+            if let Action::Refuse(delay) = action {
+                // Holds only this connection; its reads wait too.
+                tokio::time::sleep(delay).await;
+            }
             let mut out = Vec::with_capacity(256);
             resp.write(&mut out)
                 .map_err(|e| format!("can't serialize response: {e:?}"))?;
@@ -188,6 +194,7 @@ impl Conn {
                         .end_session("teardown", self.bytes_in, self.bytes_out);
                 }
                 Action::Close(reason) => return Err(reason),
+                Action::Refuse(_) => return Ok(Some(End::Normal("authentication failed".into()))),
             }
         }
     }

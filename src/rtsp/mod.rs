@@ -1,6 +1,7 @@
 //! RTSP server (RFC 2326, with RFC 7826 parsing via `rtsp-types`): publishers use
 //! ANNOUNCE/SETUP/RECORD, readers DESCRIBE/SETUP/PLAY, over TCP-interleaved or UDP RTP.
 
+mod auth;
 pub mod client;
 mod conn;
 pub mod framing;

@@ -8,6 +8,7 @@ use super::transport::{self, TrackTransport, TransportError};
 use super::udp::{RouteGuard, UdpIn};
 use super::url::{control_path, split_track_id, url_path};
 use super::Ctx;
+use crate::auth;
 use crate::core::{self, PathError, Publisher, Stream, StreamReader};
 use crate::format::sdp::{self, AnnouncedMedia};
 use bytes::Bytes;
@@ -28,6 +29,9 @@ pub(crate) enum Action {
     Teardown,
     /// Send the response, then close the connection; logged at warn with this reason.
     Close(String),
+    /// Wait, then send the response and close: a failed authentication (logged by the
+    /// auth gate, once per burst).
+    Refuse(std::time::Duration),
 }
 
 /// A reader that started playing: its stream cursor and per-track transports.
@@ -68,6 +72,7 @@ pub(crate) struct Handler {
     udp_tx: mpsc::Sender<UdpIn>,
     session_id: Option<String>,
     role: Role,
+    auth: super::auth::ConnAuth,
 }
 
 type Reply = (Response<Vec<u8>>, Action);
@@ -80,6 +85,7 @@ impl Handler {
             udp_tx,
             session_id: None,
             role: Role::Idle,
+            auth: Default::default(),
         }
     }
 
@@ -140,6 +146,9 @@ impl Handler {
                 return only(req, &cseq, StatusCode::SessionNotFound);
             }
         }
+        if let Some(reply) = self.authorize(req, &cseq) {
+            return reply;
+        }
         let (mut resp, action) = match req.method() {
             Method::Options => {
                 let mut r = status(req, &cseq, StatusCode::Ok);
@@ -196,6 +205,54 @@ fn path_error(req: &Request<Vec<u8>>, cseq: &str, e: &PathError) -> Response<Vec
 }
 
 impl Handler {
+    /// The refusal to send when the request's credentials don't allow it (before
+    /// anything else runs for it), or `None` to go on with `handle`.
+    pub(crate) fn authorize_request(&mut self, req: &Request<Vec<u8>>) -> Option<Reply> {
+        let cseq = req.header(&headers::CSEQ)?.as_str().to_string();
+        self.authorize(req, &cseq)
+    }
+
+    /// Checks the credentials of a request that starts reading or publishing (DESCRIBE,
+    /// ANNOUNCE, a SETUP without DESCRIBE); `Some` is the refusal to send.
+    fn authorize(&mut self, req: &Request<Vec<u8>>, cseq: &str) -> Option<Reply> {
+        let full = Self::request_path(req)?;
+        let (action, path) = match req.method() {
+            Method::Describe => (auth::Action::Read, full.clone()),
+            Method::Announce => (auth::Action::Publish, full.clone()),
+            Method::Setup if matches!(self.role, Role::Idle) => {
+                (auth::Action::Read, split_track_id(&full).0.to_string())
+            }
+            _ => return None,
+        };
+        let method: &str = req.method().into();
+        let authorization = req.header(&headers::AUTHORIZATION).map(|v| v.as_str());
+        let verdict = self.auth.check(
+            &self.ctx.manager,
+            self.peer.ip(),
+            method,
+            authorization,
+            &full,
+            action,
+            &path,
+        );
+        match verdict {
+            super::auth::Verdict::Allowed => None,
+            super::auth::Verdict::Ask(challenge) => {
+                let mut r = status(req, cseq, StatusCode::Unauthorized);
+                r.insert_header(headers::WWW_AUTHENTICATE, challenge);
+                Some((r, Action::None))
+            }
+            super::auth::Verdict::Refuse { forbidden, delay } => {
+                let code = if forbidden {
+                    StatusCode::Forbidden
+                } else {
+                    StatusCode::Unauthorized
+                };
+                Some((status(req, cseq, code), Action::Refuse(delay)))
+            }
+        }
+    }
+
     fn request_path(req: &Request<Vec<u8>>) -> Option<String> {
         req.request_uri().map(url_path)
     }

@@ -1,0 +1,170 @@
+//! Who may do what (MediaMTX's `authMethod: internal` model): the user list with
+//! credentials, networks and permissions, the check each protocol runs before a
+//! publish, read or API call, and the log line and delay that follow a failure.
+
+pub mod credential;
+pub mod failures;
+mod gate;
+pub mod header;
+mod permission;
+
+pub use credential::{hash_password, Credential, REDACTED};
+pub use gate::{Gate, Request};
+pub use permission::{Action, PathRule, Permission};
+
+use serde::Deserialize;
+use std::net::IpAddr;
+
+/// A network of `ips`: a CIDR, or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNetwork(pub ipnet::IpNet);
+
+impl std::str::FromStr for IpNetwork {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.parse::<ipnet::IpNet>()
+            .map(|n| IpNetwork(n.trunc()))
+            .or_else(|_| s.parse::<IpAddr>().map(|a| IpNetwork(a.into())))
+            .map_err(|_| format!("invalid IP or CIDR {s:?}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for IpNetwork {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl IpNetwork {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.0.contains(&ip.to_canonical())
+    }
+}
+
+/// One entry of `authInternalUsers`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InternalUser {
+    /// `any` is everyone, anonymous included.
+    pub user: Credential,
+    #[serde(default)]
+    pub pass: Credential,
+    /// Networks the user may come from; empty: any.
+    #[serde(default)]
+    pub ips: Vec<IpNetwork>,
+    #[serde(default)]
+    pub permissions: Vec<Permission>,
+}
+
+impl InternalUser {
+    pub fn is_any(&self) -> bool {
+        self.user == Credential::Plain("any".into())
+    }
+
+    fn allows(&self, ip: IpAddr, action: Action, path: &str) -> bool {
+        (self.ips.is_empty() || self.ips.iter().any(|n| n.contains(ip)))
+            && self.permissions.iter().any(|p| p.matches(action, path))
+    }
+}
+
+/// MediaMTX's default users: anyone may publish, read and play back; the API, metrics
+/// and pprof answer localhost only.
+pub fn default_users() -> Vec<InternalUser> {
+    let perms = |actions: &[Action]| {
+        actions
+            .iter()
+            .map(|a| Permission {
+                action: *a,
+                path: PathRule::Any,
+            })
+            .collect()
+    };
+    vec![
+        InternalUser {
+            user: Credential::Plain("any".into()),
+            pass: Credential::Empty,
+            ips: Vec::new(),
+            permissions: perms(&[Action::Publish, Action::Read, Action::Playback]),
+        },
+        InternalUser {
+            user: Credential::Plain("any".into()),
+            pass: Credential::Empty,
+            ips: ["127.0.0.1", "::1"]
+                .iter()
+                .map(|s| s.parse().unwrap())
+                .collect(),
+            permissions: perms(&[Action::Api, Action::Metrics, Action::Pprof]),
+        },
+    ]
+}
+
+/// What a client presented.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Credentials {
+    #[default]
+    None,
+    Basic {
+        user: String,
+        pass: String,
+    },
+    /// An RTSP Digest response, checked against the plain password.
+    Digest(header::DigestResponse),
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// No credentials came and some user could allow it with them: ask for them.
+    AskCredentials,
+    /// Credentials came and matched no user allowed to do this.
+    Wrong,
+    /// Nobody may do this from there, whatever the credentials.
+    Forbidden,
+}
+
+/// Runs the internal user list over a request: the first user whose networks,
+/// permissions and credentials all match allows it. `method` is the RTSP method a
+/// Digest response was computed for.
+pub fn authenticate(
+    users: &[InternalUser],
+    ip: IpAddr,
+    action: Action,
+    path: &str,
+    creds: &Credentials,
+    method: &str,
+) -> Result<Option<String>, Denied> {
+    let mut could = false;
+    for u in users.iter().filter(|u| u.allows(ip, action, path)) {
+        if u.is_any() {
+            return Ok(None);
+        }
+        could = true;
+        let ok = match creds {
+            Credentials::None => false,
+            // Both compared, in constant time each: no early exit on the user name.
+            Credentials::Basic { user, pass } => u.user.check(user) & u.pass.check(pass),
+            Credentials::Digest(d) => match (u.user.plain(), u.pass.plain()) {
+                (Some(user), Some(pass)) => d.verify(user, pass, method),
+                (Some(user), None) if u.pass.is_empty() => d.verify(user, "", method),
+                _ => false,
+            },
+        };
+        if ok {
+            return Ok(Some(match creds {
+                Credentials::Basic { user, .. } => user.clone(),
+                Credentials::Digest(d) => d.username.clone(),
+                Credentials::None => String::new(),
+            }));
+        }
+    }
+    Err(match (could, creds) {
+        (false, _) => Denied::Forbidden,
+        (true, Credentials::None) => Denied::AskCredentials,
+        (true, _) => Denied::Wrong,
+    })
+}
+
+#[cfg(test)]
+mod tests;
