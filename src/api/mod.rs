@@ -27,10 +27,14 @@ impl ApiServer {
             .route("/v3/paths/list", get(paths::list))
             .route("/v3/paths/get/{*name}", get(paths::get))
             .fallback(paths::not_found)
+            .layer(axum::middleware::from_fn_with_state(manager.clone(), guard))
             .with_state(manager);
         tracing::info!("API listener opened on {local_addr}");
         let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app);
+            let serve = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            );
             tokio::select! {
                 r = serve => if let Err(e) = r { tracing::error!("API listener failed: {e}") },
                 _ = listen.cancelled() => {}
@@ -38,4 +42,20 @@ impl ApiServer {
         });
         Ok(ApiServer { local_addr, task })
     }
+}
+
+/// Every API request needs the `api` permission (by default: from localhost).
+async fn guard(
+    axum::extract::State(manager): axum::extract::State<PathManager>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let action = crate::auth::Action::Api;
+    if let Some(refused) =
+        crate::http::auth::check(&manager, peer.ip(), req.headers(), action, "", "api").await
+    {
+        return refused;
+    }
+    next.run(req).await
 }

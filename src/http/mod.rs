@@ -2,6 +2,7 @@
 //! and `GET /<path>/<file>` to HLS and the player page (`GET /<path>/`).
 
 mod assets;
+pub(crate) mod auth;
 pub mod client;
 mod conn;
 mod hls;
@@ -111,6 +112,24 @@ async fn route(
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
     let origin = ctx.allow_origin(req.headers().get(header::ORIGIN));
+    // Everything of a path asks for read access, the player page too (so the browser
+    // asks once, at the page); the player's script is public.
+    let target = match path.strip_suffix(".flv") {
+        Some(name) => Some((name, "flv")),
+        None => path
+            .rsplit_once('/')
+            .filter(|(_, file)| *file != "hls.min.js")
+            .map(|(name, _)| (name, "hls")),
+    };
+    if let Some((name, protocol)) = target {
+        let ip = peer.ip();
+        let action = crate::auth::Action::Read;
+        if let Some(refused) =
+            auth::check(&ctx.manager, ip, req.headers(), action, name, protocol).await
+        {
+            return refused;
+        }
+    }
     if let Some(name) = path.strip_suffix(".flv") {
         return crate::flv::serve(ctx.clone(), peer, name, origin).await;
     }

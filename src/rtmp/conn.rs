@@ -195,6 +195,9 @@ impl Conn {
             .input(bytes)
             .map_err(|e| End::Bad(format!("bad RTMP input: {e}")))?;
         for e in events {
+            if !self.authorize(&e).await {
+                break;
+            }
             if let Event::Play { app, name, .. } = &e {
                 // An on-demand source starts here; play proceeds once it plays.
                 self.ctx.manager.demand(&path_of(app, name)).await;
@@ -206,6 +209,48 @@ impl Conn {
             Some(end) => Err(end),
             None => Ok(()),
         }
+    }
+
+    /// Checks a publish or play against the user list; a refusal is queued with a
+    /// status, after a delay for wrong credentials, and the connection closes.
+    async fn authorize(&mut self, e: &Event) -> bool {
+        let (action, stream_id, app, name) = match e {
+            Event::Publish {
+                stream_id,
+                app,
+                name,
+            } => (crate::auth::Action::Publish, *stream_id, app, name),
+            Event::Play {
+                stream_id,
+                app,
+                name,
+            } => (crate::auth::Action::Read, *stream_id, app, name),
+            _ => return true,
+        };
+        let path = path_of(app, name);
+        let creds = super::auth::credentials(app, name);
+        let req = crate::auth::Request {
+            ip: self.peer.ip(),
+            action,
+            path: &path,
+            creds: &creds,
+            method: "",
+            protocol: "rtmp",
+        };
+        let Err(denied) = self.ctx.manager.authenticate(&req) else {
+            return true;
+        };
+        if denied != crate::auth::Denied::AskCredentials {
+            tokio::time::sleep(crate::auth::failures::Failures::delay()).await;
+        }
+        let code = match action {
+            crate::auth::Action::Publish => "NetStream.Publish.Unauthorized",
+            _ => "NetStream.Play.Unauthorized",
+        };
+        self.session
+            .reject(stream_id, code, "authentication failed");
+        self.close_after = Some(End::Normal("authentication failed".into()));
+        false
     }
 
     fn event(&mut self, e: Event) -> Result<(), End> {

@@ -2,6 +2,7 @@
 //! our own chunk stream and message session (see `chunk` for why).
 //! `rtmp://host/<app>/<stream>` is path `<app>/<stream>`.
 
+mod auth;
 pub mod chunk;
 pub mod client;
 mod conn;

@@ -1,0 +1,49 @@
+//! RTMP credentials, MediaMTX's way: `?user=U&pass=P` on the stream key (or the app),
+//! since RTMP has no authentication of its own.
+
+use crate::auth::Credentials;
+
+/// The credentials in the query of `name` or, failing that, of `app`.
+pub(crate) fn credentials(app: &str, name: &str) -> Credentials {
+    for part in [name, app] {
+        let Some((_, query)) = part.split_once('?') else {
+            continue;
+        };
+        let (mut user, mut pass) = (None, None);
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            match k.as_ref() {
+                "user" => user = Some(v.into_owned()),
+                "pass" => pass = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        if user.is_some() || pass.is_some() {
+            return Credentials::Basic {
+                user: user.unwrap_or_default(),
+                pass: pass.unwrap_or_default(),
+            };
+        }
+    }
+    Credentials::None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_credentials_on_the_key_or_the_app() {
+        let basic = |u: &str, p: &str| Credentials::Basic {
+            user: u.into(),
+            pass: p.into(),
+        };
+        assert_eq!(
+            credentials("live", "cam?user=a&pass=b%26c"),
+            basic("a", "b&c")
+        );
+        assert_eq!(credentials("live?user=a&pass=b", "cam"), basic("a", "b"));
+        assert_eq!(credentials("live", "cam?pass=x"), basic("", "x"));
+        assert_eq!(credentials("live", "cam?key=1"), Credentials::None);
+        assert_eq!(credentials("live", "cam"), Credentials::None);
+    }
+}
