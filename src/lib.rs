@@ -18,4 +18,5 @@ pub mod rtsp;
 pub mod server;
 pub mod source;
 pub mod tls;
+pub mod tls_server;
 pub mod transcode;

@@ -145,8 +145,14 @@ impl Listener {
                     )
                     || (a.hls_part_duration, a.hls_always_remux, &a.hls_directory)
                         != (b.hls_part_duration, b.hls_always_remux, &b.hls_directory)
+                    || (a.hls_encryption, &a.hls_server_key, &a.hls_server_cert)
+                        != (b.hls_encryption, &b.hls_server_key, &b.hls_server_cert)
             }
-            Listener::Api => (a.api, a.api_address) != (b.api, b.api_address),
+            Listener::Api => {
+                (a.api, a.api_address, a.api_encryption) != (b.api, b.api_address, b.api_encryption)
+                    || (&a.api_server_key, &a.api_server_cert)
+                        != (&b.api_server_key, &b.api_server_cert)
+            }
         }
     }
 

@@ -22,7 +22,17 @@ impl ApiServer {
         manager: PathManager,
         listen: CancellationToken,
     ) -> Result<ApiServer, ListenError> {
+        let tls = match config.api_encryption {
+            true => Some(crate::http::tls_config(
+                "API (TLS)",
+                config.api_address.0,
+                &config.api_server_key,
+                &config.api_server_cert,
+            )?),
+            false => None,
+        };
         let (listener, local_addr) = crate::net::bind("API", config.api_address.0).await?;
+        let write_timeout = config.write_timeout.0;
         let app = axum::Router::new()
             .route("/v3/paths/list", get(paths::list))
             .route("/v3/paths/get/{*name}", get(paths::get))
@@ -31,9 +41,14 @@ impl ApiServer {
             .with_state(manager);
         tracing::info!("API listener opened on {local_addr}");
         let task = tokio::spawn(async move {
+            let listener =
+                match crate::http::conn::TimeoutListener::new(listener, write_timeout, tls) {
+                    Ok(l) => l,
+                    Err(e) => return tracing::error!("API listener failed: {e}"),
+                };
             let serve = axum::serve(
                 listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
+                app.into_make_service_with_connect_info::<crate::http::conn::Peer>(),
             );
             tokio::select! {
                 r = serve => if let Err(e) = r { tracing::error!("API listener failed: {e}") },
@@ -47,7 +62,9 @@ impl ApiServer {
 /// Every API request needs the `api` permission (by default: from localhost).
 async fn guard(
     axum::extract::State(manager): axum::extract::State<PathManager>,
-    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+    axum::extract::ConnectInfo(crate::http::conn::Peer(peer)): axum::extract::ConnectInfo<
+        crate::http::conn::Peer,
+    >,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {

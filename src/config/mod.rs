@@ -193,6 +193,11 @@ pub struct Config {
     pub hls_always_remux: bool,
     /// Also write segments and playlists under this directory (empty: don't).
     pub hls_directory: String,
+    /// Serve the HTTP media listener over TLS only (https://), with this key and chain
+    /// (PEM; read again when the files change).
+    pub hls_encryption: bool,
+    pub hls_server_key: String,
+    pub hls_server_cert: String,
 
     /// Only `internal` is built so far; MediaMTX's `http` and `jwt` are refused at load.
     pub auth_method: AuthMethod,
@@ -203,6 +208,9 @@ pub struct Config {
     /// The control API (read-only for now).
     pub api: bool,
     pub api_address: ListenAddress,
+    pub api_encryption: bool,
+    pub api_server_key: String,
+    pub api_server_cert: String,
 
     pub paths: IndexMap<PathPattern, Option<PathConf>>,
 }
@@ -243,11 +251,17 @@ impl Default for Config {
             hls_part_duration: ConfDuration(std::time::Duration::from_millis(200)),
             hls_always_remux: false,
             hls_directory: String::new(),
+            hls_encryption: false,
+            hls_server_key: "server.key".into(),
+            hls_server_cert: "server.crt".into(),
             auth_method: AuthMethod::Internal,
             auth_internal_users: crate::auth::default_users(),
             rtsp_auth_methods: vec![RtspAuthMethod::Basic],
             api: true,
             api_address: ListenAddress(([0, 0, 0, 0], 9997).into()),
+            api_encryption: false,
+            api_server_key: "server.key".into(),
+            api_server_cert: "server.crt".into(),
             paths: IndexMap::new(),
         }
     }

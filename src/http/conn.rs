@@ -1,6 +1,7 @@
 //! Accepted HTTP connections with a write timeout. hyper has none, and an HTTP-FLV
 //! reader that stops reading must not hold its slot for ever: a write that stays
-//! blocked for `writeTimeout` fails, and hyper closes the connection.
+//! blocked for `writeTimeout` fails, and hyper closes the connection. With TLS, the
+//! handshakes run in tasks of their own, so a slow one holds up no other client.
 
 use axum::extract::connect_info::Connected;
 use axum::serve::IncomingStream;
@@ -8,6 +9,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -15,8 +17,76 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
 
 pub(crate) struct TimeoutListener {
-    pub inner: TcpListener,
-    pub write_timeout: Duration,
+    local_addr: SocketAddr,
+    accepted: tokio::sync::mpsc::Receiver<(TimeoutIo, SocketAddr)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for TimeoutListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Longest a TLS handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl TimeoutListener {
+    pub(crate) fn new(
+        inner: TcpListener,
+        write_timeout: Duration,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> io::Result<Self> {
+        let local_addr = inner.local_addr()?;
+        let (tx, accepted) = tokio::sync::mpsc::channel(64);
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+        let task = tokio::spawn(async move {
+            loop {
+                let (sock, peer) = match inner.accept().await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!("HTTP accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = sock.set_nodelay(true);
+                let io = move |inner| TimeoutIo {
+                    inner,
+                    peer,
+                    timeout: write_timeout,
+                    deadline: None,
+                };
+                match &acceptor {
+                    None => {
+                        if tx.send((io(Stream::Plain(sock)), peer)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(acceptor) => {
+                        let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                        tokio::spawn(async move {
+                            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(sock))
+                                .await
+                            {
+                                Ok(Ok(tls)) => {
+                                    let _ = tx.send((io(Stream::Tls(Box::new(tls))), peer)).await;
+                                }
+                                Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
+                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                            }
+                        });
+                    }
+                }
+            }
+        });
+        Ok(TimeoutListener {
+            local_addr,
+            accepted,
+            task,
+        })
+    }
 }
 
 impl axum::serve::Listener for TimeoutListener {
@@ -24,29 +94,15 @@ impl axum::serve::Listener for TimeoutListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (TimeoutIo, SocketAddr) {
-        loop {
-            match self.inner.accept().await {
-                Ok((sock, peer)) => {
-                    let _ = sock.set_nodelay(true);
-                    let io = TimeoutIo {
-                        inner: sock,
-                        peer,
-                        timeout: self.write_timeout,
-                        deadline: None,
-                    };
-                    return (io, peer);
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!("HTTP accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
+        match self.accepted.recv().await {
+            Some(a) => a,
+            // The accept task only ends when the listener is dropped.
+            None => std::future::pending().await,
         }
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
+        Ok(self.local_addr)
     }
 }
 
@@ -60,8 +116,58 @@ impl Connected<IncomingStream<'_, TimeoutListener>> for Peer {
     }
 }
 
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+macro_rules! both {
+    ($s:expr, $inner:ident => $e:expr) => {
+        match $s {
+            Stream::Plain($inner) => $e,
+            Stream::Tls($inner) => $e,
+        }
+    };
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        both!(self.get_mut(), s => Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        both!(self.get_mut(), s => Pin::new(s).poll_write(cx, buf))
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        both!(self.get_mut(), s => Pin::new(s).poll_write_vectored(cx, bufs))
+    }
+    fn is_write_vectored(&self) -> bool {
+        both!(self, s => s.is_write_vectored())
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        both!(self.get_mut(), s => Pin::new(s).poll_flush(cx))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        both!(self.get_mut(), s => Pin::new(s).poll_shutdown(cx))
+    }
+}
+
 pub(crate) struct TimeoutIo {
-    inner: TcpStream,
+    inner: Stream,
     peer: SocketAddr,
     timeout: Duration,
     /// Armed while a write is blocked; cleared by any write that goes through.

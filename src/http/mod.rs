@@ -4,7 +4,7 @@
 mod assets;
 pub(crate) mod auth;
 pub mod client;
-mod conn;
+pub(crate) mod conn;
 mod hls;
 
 use crate::config::Config;
@@ -54,6 +54,15 @@ impl HttpServer {
         shutdown: CancellationToken,
         listen: CancellationToken,
     ) -> Result<HttpServer, ListenError> {
+        let tls = match config.hls_encryption {
+            true => Some(tls_config(
+                "HTTPS",
+                config.hls_address.0,
+                &config.hls_server_key,
+                &config.hls_server_cert,
+            )?),
+            false => None,
+        };
         let (listener, local_addr) = crate::net::bind("HTTP", config.hls_address.0).await?;
         // Accepted sockets inherit it: bounds what a stalled HTTP-FLV reader parks in the kernel.
         crate::net::limit_send_buffer(&listener);
@@ -81,9 +90,9 @@ impl HttpServer {
         let app = axum::Router::new().fallback(route).with_state(ctx.clone());
         tracing::info!("HTTP listener opened on {local_addr} (HTTP-FLV, HLS)");
         let task = tokio::spawn(async move {
-            let listener = conn::TimeoutListener {
-                inner: listener,
-                write_timeout: ctx.write_timeout,
+            let listener = match conn::TimeoutListener::new(listener, ctx.write_timeout, tls) {
+                Ok(l) => l,
+                Err(e) => return tracing::error!("HTTP listener failed: {e}"),
             };
             let serve = axum::serve(
                 listener,
@@ -100,6 +109,22 @@ impl HttpServer {
             task,
         })
     }
+}
+
+/// The TLS config of a listener from its key and certificate files; an error keeps the
+/// listener closed.
+pub(crate) fn tls_config(
+    what: &'static str,
+    addr: SocketAddr,
+    key: &str,
+    cert: &str,
+) -> Result<Arc<rustls::ServerConfig>, ListenError> {
+    let files = crate::tls_server::CertFiles::open(key, cert).map_err(|e| ListenError {
+        what,
+        addr,
+        source: std::io::Error::other(e),
+    })?;
+    Ok(files.server_config(&[b"http/1.1"]))
 }
 
 async fn route(

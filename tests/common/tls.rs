@@ -90,3 +90,31 @@ pub fn front(target: SocketAddr, cert: &Cert) -> SocketAddr {
     });
     addr
 }
+
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+impl Cert {
+    /// Writes the key and the chain as PEM files (what `*ServerKey`/`*ServerCert` name).
+    pub fn write_pem(&self, key: &std::path::Path, cert: &std::path::Path) {
+        let chain: String = self.chain.iter().map(|c| pem("CERTIFICATE", c)).collect();
+        // Write to a temporary name and rename: a reader never sees half a file.
+        for (path, text) in [
+            (key, pem("PRIVATE KEY", self.key.secret_pkcs8_der())),
+            (cert, chain),
+        ] {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, text).unwrap();
+            std::fs::rename(&tmp, path).unwrap();
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! TLS listeners: HLS/HTTP-FLV over https (`hlsEncryption`) read by ffmpeg checking the
+//! test CA, the API over https (`apiEncryption`), and a certificate rotated on disk
+//! served to new connections while an open one keeps streaming.
+
+mod common;
+
+use common::tls::Cert;
+use common::*;
+use mediarouter::tls::Fingerprint;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A GET over TLS, the server's certificate pinned to `fp`; the first `want` bytes of
+/// the response, or the connection error.
+async fn tls_get(
+    port: u16,
+    fp: &str,
+    path: &str,
+    want: usize,
+) -> std::io::Result<(mediarouter::tls::ClientStream, Vec<u8>)> {
+    let fp = Fingerprint::parse(fp).unwrap();
+    let mut s = mediarouter::tls::connect("127.0.0.1", port, true, Some(fp)).await?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .await?;
+    let mut got = vec![0; want];
+    tokio::time::timeout(Duration::from_secs(20), s.read_exact(&mut got))
+        .await
+        .map_err(|_| std::io::Error::other("timed out"))??;
+    Ok((s, got))
+}
+
+#[test]
+fn https_hls_flv_and_api_with_certificate_rotation() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (key, crt) = (dir.path().join("server.key"), dir.path().join("server.crt"));
+    let first = common::tls::ca_signed();
+    first.write_pem(&key, &crt);
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &first.ca_pem).unwrap();
+    let (k, c) = (key.display(), crt.display());
+    let srv = TestServer::start(&format!(
+        "hlsEncryption: yes\nhlsServerKey: {k}\nhlsServerCert: {c}\n\
+         apiEncryption: yes\napiServerKey: {k}\napiServerCert: {c}\npaths:\n  all_others:\n"
+    ));
+    let _publisher = Children(vec![publish(
+        &clip(Clip::H264Aac, 6),
+        &srv.url("cam"),
+        "tcp",
+        true,
+    )]);
+    srv.wait_stream("cam");
+    let http = srv.server.http_addr().unwrap();
+
+    // ffmpeg checks the chain against the test's CA and the name against localhost.
+    let out = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-tls_verify",
+            "1",
+        ])
+        .arg("-ca_file")
+        .arg(&ca)
+        .args(["-t", "2", "-i"])
+        .arg(format!("https://localhost:{}/cam/index.m3u8", http.port()))
+        .args(["-map", "0:v:0", "-f", "framemd5", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let frames = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .count();
+    assert!(frames >= 30, "{frames} frames over https HLS");
+
+    let api = srv.server.api_addr().unwrap();
+    srv.rt.block_on(async {
+        let (_, head) = tls_get(api.port(), &first.fingerprint, "/v3/paths/list", 12)
+            .await
+            .unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        // Plain HTTP on a TLS listener gets no answer.
+        let mut plain = tokio::net::TcpStream::connect(http).await.unwrap();
+        plain
+            .write_all(b"GET /cam/index.m3u8 HTTP/1.0\r\n\r\n")
+            .await
+            .unwrap();
+        let mut b = [0u8; 4];
+        let r = tokio::time::timeout(Duration::from_secs(15), plain.read(&mut b)).await;
+        assert!(
+            !matches!(r, Ok(Ok(n)) if n >= 4 && &b == b"HTTP"),
+            "plain HTTP answered"
+        );
+
+        // An HTTP-FLV reader open across the rotation keeps streaming.
+        let (mut flv, _) = tls_get(http.port(), &first.fingerprint, "/cam.flv", 4096)
+            .await
+            .unwrap();
+        let second: Cert = common::tls::ca_signed();
+        second.write_pem(&key, &crt);
+        let (_, head) = tls_get(api.port(), &second.fingerprint, "/v3/paths/list", 12)
+            .await
+            .expect("the new certificate is served without a restart");
+        assert_eq!(&head, b"HTTP/1.1 200");
+        assert!(
+            tls_get(api.port(), &first.fingerprint, "/v3/paths/list", 12)
+                .await
+                .is_err(),
+            "the old certificate is still served"
+        );
+        let mut more = vec![0; 64 * 1024];
+        tokio::time::timeout(Duration::from_secs(10), flv.read_exact(&mut more))
+            .await
+            .expect("the open reader keeps receiving")
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_listener_with_a_bad_certificate_does_not_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("missing.key");
+    let cfg = mediarouter::config::Config::parse(
+        &format!(
+            "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nrtmpAddress: 127.0.0.1:0\napiAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\nhlsEncryption: yes\nhlsServerKey: {}\nhlsServerCert: {}\n",
+            key.display(),
+            key.display()
+        ),
+        "t",
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let err = rt
+        .block_on(mediarouter::server::Server::start(cfg))
+        .err()
+        .expect("the server starts without its certificate");
+    assert!(err.to_string().contains("missing.key"), "{err}");
+}
