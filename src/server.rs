@@ -68,14 +68,16 @@ pub struct Server {
 pub enum Listener {
     Rtsp,
     Rtmp,
+    Rtmps,
     Http,
     Api,
 }
 
 impl Listener {
-    pub const ALL: [Listener; 4] = [
+    pub const ALL: [Listener; 5] = [
         Listener::Rtsp,
         Listener::Rtmp,
+        Listener::Rtmps,
         Listener::Http,
         Listener::Api,
     ];
@@ -84,6 +86,7 @@ impl Listener {
         match self {
             Listener::Rtsp => "rtsp",
             Listener::Rtmp => "rtmp",
+            Listener::Rtmps => "rtmps",
             Listener::Http => "hls",
             Listener::Api => "api",
         }
@@ -120,7 +123,18 @@ impl Listener {
                         ),
                     )
             }
-            Listener::Rtmp => timeouts || (a.rtmp, a.rtmp_address) != (b.rtmp, b.rtmp_address),
+            Listener::Rtmp => {
+                timeouts
+                    || (a.rtmp, a.rtmp_address, a.rtmp_encryption)
+                        != (b.rtmp, b.rtmp_address, b.rtmp_encryption)
+            }
+            Listener::Rtmps => {
+                timeouts
+                    || (a.rtmp, a.rtmps_address, a.rtmp_encryption)
+                        != (b.rtmp, b.rtmps_address, b.rtmp_encryption)
+                    || (&a.rtmp_server_key, &a.rtmp_server_cert)
+                        != (&b.rtmp_server_key, &b.rtmp_server_cert)
+            }
             Listener::Http => {
                 timeouts
                     || (
@@ -160,6 +174,7 @@ impl Listener {
         match self {
             Listener::Rtsp => c.rtsp_address.0,
             Listener::Rtmp => c.rtmp_address.0,
+            Listener::Rtmps => c.rtmps_address.0,
             Listener::Http => c.hls_address.0,
             Listener::Api => c.api_address.0,
         }
@@ -168,7 +183,8 @@ impl Listener {
     fn enabled(self, c: &Config) -> bool {
         match self {
             Listener::Rtsp => c.rtsp,
-            Listener::Rtmp => c.rtmp,
+            Listener::Rtmp => c.rtmp && c.rtmp_encryption != crate::config::Encryption::Strict,
+            Listener::Rtmps => c.rtmp && c.rtmp_encryption != crate::config::Encryption::No,
             Listener::Http => c.hls,
             Listener::Api => c.api,
         }
@@ -292,7 +308,8 @@ impl Server {
                 };
                 AnyServer::Rtsp(RtspServer::start(config, m, s, st, previous).await?)
             }
-            Listener::Rtmp => AnyServer::Rtmp(RtmpServer::start(config, m, s, st).await?),
+            Listener::Rtmp => AnyServer::Rtmp(RtmpServer::start(config, m, s, st, false).await?),
+            Listener::Rtmps => AnyServer::Rtmp(RtmpServer::start(config, m, s, st, true).await?),
             Listener::Http => AnyServer::Http(HttpServer::start(config, m, s, st).await?),
             Listener::Api => AnyServer::Api(ApiServer::start(config, m, st).await?),
         };
@@ -383,6 +400,13 @@ impl Server {
 
     pub fn rtmp_addr(&self) -> Option<SocketAddr> {
         match &self.listeners().get(&Listener::Rtmp)?.server {
+            AnyServer::Rtmp(r) => Some(r.local_addr),
+            _ => None,
+        }
+    }
+
+    pub fn rtmps_addr(&self) -> Option<SocketAddr> {
+        match &self.listeners().get(&Listener::Rtmps)?.server {
             AnyServer::Rtmp(r) => Some(r.local_addr),
             _ => None,
         }

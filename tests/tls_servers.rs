@@ -147,3 +147,63 @@ fn a_listener_with_a_bad_certificate_does_not_open() {
         .expect("the server starts without its certificate");
     assert!(err.to_string().contains("missing.key"), "{err}");
 }
+
+/// `rtmpEncryption: optional`: ffmpeg publishes over RTMPS and reads back over RTMPS
+/// and plain RTMP; `strict` leaves only RTMPS open.
+#[test]
+fn rtmps_publish_and_read_with_ffmpeg() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (key, crt) = (dir.path().join("server.key"), dir.path().join("server.crt"));
+    common::tls::self_signed().write_pem(&key, &crt);
+    let tls_keys = format!(
+        "rtmpsAddress: 127.0.0.1:0\nrtmpServerKey: {}\nrtmpServerCert: {}\n",
+        key.display(),
+        crt.display()
+    );
+    let srv = TestServer::start(&format!(
+        "rtmpEncryption: optional\n{tls_keys}paths:\n  all_others:\n"
+    ));
+    let rtmps = format!(
+        "rtmps://localhost:{}/live/cam",
+        srv.server.rtmps_addr().unwrap().port()
+    );
+    let _publisher = Children(vec![publish_rtmp(&clip(Clip::H264Aac, 6), &rtmps, true)]);
+    srv.wait_stream("live/cam");
+    for url in [rtmps.clone(), srv.rtmp_url("live/cam")] {
+        let out = Command::new("ffmpeg")
+            .args([
+                "-hide_banner",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-t",
+                "2",
+                "-i",
+                &url,
+            ])
+            .args(["-map", "0:v:0", "-f", "framemd5", "-"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let frames = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .count();
+        assert!(frames >= 30, "{url}: {frames} frames");
+    }
+
+    let strict = TestServer::start(&format!("rtmpEncryption: strict\n{tls_keys}"));
+    assert!(strict.server.rtmps_addr().is_some());
+    assert!(
+        strict.server.rtmp_addr().is_none(),
+        "strict leaves plain RTMP closed"
+    );
+}

@@ -65,6 +65,43 @@ pub enum HlsVariant {
     LowLatency,
 }
 
+/// `rtspEncryption` / `rtmpEncryption`, as MediaMTX: `no`, `optional`, `strict`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encryption {
+    No,
+    Optional,
+    Strict,
+}
+
+impl<'de> Deserialize<'de> for Encryption {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Encryption;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("no, optional or strict")
+            }
+            // YAML 1.1 reads an unquoted `no` as false.
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Encryption, E> {
+                Ok(if v {
+                    Encryption::Strict
+                } else {
+                    Encryption::No
+                })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Encryption, E> {
+                match v {
+                    "no" | "false" => Ok(Encryption::No),
+                    "optional" => Ok(Encryption::Optional),
+                    "strict" | "yes" | "true" => Ok(Encryption::Strict),
+                    _ => Err(E::custom(format!("{v:?}: want no, optional or strict"))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMethod {
@@ -174,6 +211,11 @@ pub struct Config {
 
     pub rtmp: bool,
     pub rtmp_address: ListenAddress,
+    /// `no`: plain RTMP only; `optional`: RTMP and RTMPS; `strict`: RTMPS only.
+    pub rtmp_encryption: Encryption,
+    pub rtmps_address: ListenAddress,
+    pub rtmp_server_key: String,
+    pub rtmp_server_cert: String,
 
     /// The HTTP media listener: HTTP-FLV, HLS and player pages.
     pub hls: bool,
@@ -241,6 +283,10 @@ impl Default for Config {
             multicast_rtcp_port: 8003,
             rtmp: true,
             rtmp_address: ListenAddress(([0, 0, 0, 0], 1935).into()),
+            rtmp_encryption: Encryption::No,
+            rtmps_address: ListenAddress(([0, 0, 0, 0], 1936).into()),
+            rtmp_server_key: "server.key".into(),
+            rtmp_server_cert: "server.crt".into(),
             hls: true,
             hls_address: ListenAddress(([0, 0, 0, 0], 8888).into()),
             hls_allow_origins: vec!["*".to_string()],

@@ -13,8 +13,11 @@ use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 use tokio::time::Instant;
 
 const BATCH: usize = 64;
@@ -44,7 +47,7 @@ enum Role {
 struct Conn {
     ctx: Arc<Ctx>,
     peer: SocketAddr,
-    wr: OwnedWriteHalf,
+    wr: Writer,
     session: Session,
     role: Role,
     close_after: Option<End>,
@@ -52,9 +55,30 @@ struct Conn {
     bytes_out: u64,
 }
 
-pub(crate) async fn serve(ctx: Arc<Ctx>, sock: TcpStream, peer: SocketAddr) {
+pub(crate) async fn serve(
+    ctx: Arc<Ctx>,
+    sock: TcpStream,
+    peer: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let _ = sock.set_nodelay(true);
-    let (mut rd, wr) = sock.into_split();
+    // Bounds what a stalled player parks in the kernel (publishers send little).
+    net::limit_send_buffer(&sock);
+    let (mut rd, wr): (Reader, Writer) = match tls {
+        None => {
+            let (rd, wr) = sock.into_split();
+            (Box::new(rd), Box::new(wr))
+        }
+        Some(acceptor) => match tokio::time::timeout(ctx.read_timeout, acceptor.accept(sock)).await
+        {
+            Ok(Ok(tls)) => {
+                let (rd, wr) = tokio::io::split(tls);
+                (Box::new(rd), Box::new(wr))
+            }
+            Ok(Err(e)) => return tracing::debug!(%peer, "RTMPS handshake failed: {e}"),
+            Err(_) => return tracing::debug!(%peer, "RTMPS handshake timed out"),
+        },
+    };
     let mut c = Conn {
         ctx,
         peer,
@@ -101,7 +125,7 @@ impl Conn {
         self.role = Role::None;
     }
 
-    async fn run(&mut self, rd: &mut OwnedReadHalf) -> End {
+    async fn run(&mut self, rd: &mut Reader) -> End {
         // Players only send commands; publishers get a larger buffer once they publish.
         let mut buf = vec![0u8; CONTROL_BUF];
         let leftover = match self.handshake(rd, &mut buf).await {
@@ -151,7 +175,7 @@ impl Conn {
         }
     }
 
-    async fn handshake(&mut self, rd: &mut OwnedReadHalf, buf: &mut [u8]) -> Result<Vec<u8>, End> {
+    async fn handshake(&mut self, rd: &mut Reader, buf: &mut [u8]) -> Result<Vec<u8>, End> {
         let mut hs = Handshake::new(PeerType::Server);
         loop {
             let n = match tokio::time::timeout(self.ctx.read_timeout, rd.read(buf)).await {
@@ -323,7 +347,6 @@ impl Conn {
                             tracing::warn!(peer = %self.peer, %path, "RTMP player gets no {skipped}: FLV can't carry it");
                         }
                         tracing::info!(peer = %self.peer, %path, "RTMP player started");
-                        net::limit_send_buffer::<TcpStream>(self.wr.as_ref());
                         self.session.accept_play(stream_id);
                         self.role = Role::Play(Box::new(Playing {
                             path,

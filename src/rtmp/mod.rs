@@ -30,22 +30,37 @@ pub struct RtmpServer {
 }
 
 impl RtmpServer {
+    /// The plain listener, or with `tls` the RTMPS one (`rtmpsAddress`).
     pub async fn start(
         config: &Config,
         manager: PathManager,
         shutdown: CancellationToken,
         listen: CancellationToken,
+        tls: bool,
     ) -> Result<RtmpServer, ListenError> {
-        let (listener, local_addr) = crate::net::bind("RTMP", config.rtmp_address.0).await?;
+        let (what, addr) = match tls {
+            false => ("RTMP", config.rtmp_address.0),
+            true => ("RTMPS", config.rtmps_address.0),
+        };
+        let acceptor = match tls {
+            true => Some(tokio_rustls::TlsAcceptor::from(crate::http::tls_config(
+                what,
+                addr,
+                &config.rtmp_server_key,
+                &config.rtmp_server_cert,
+            )?)),
+            false => None,
+        };
+        let (listener, local_addr) = crate::net::bind(what, addr).await?;
         let ctx = Arc::new(Ctx {
             manager,
             read_timeout: config.read_timeout.0,
             write_timeout: config.write_timeout.0,
             shutdown,
         });
-        tracing::info!("RTMP listener opened on {local_addr}");
-        let task = crate::net::spawn_accept_loop(listener, "RTMP", listen, move |sock, peer| {
-            conn::serve(ctx.clone(), sock, peer)
+        tracing::info!("{what} listener opened on {local_addr}");
+        let task = crate::net::spawn_accept_loop(listener, what, listen, move |sock, peer| {
+            conn::serve(ctx.clone(), sock, peer, acceptor.clone())
         });
         Ok(RtmpServer { local_addr, task })
     }
