@@ -67,6 +67,7 @@ pub struct Server {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Listener {
     Rtsp,
+    Rtsps,
     Rtmp,
     Rtmps,
     Http,
@@ -74,8 +75,9 @@ pub enum Listener {
 }
 
 impl Listener {
-    pub const ALL: [Listener; 5] = [
+    pub const ALL: [Listener; 6] = [
         Listener::Rtsp,
+        Listener::Rtsps,
         Listener::Rtmp,
         Listener::Rtmps,
         Listener::Http,
@@ -85,6 +87,7 @@ impl Listener {
     pub fn name(self) -> &'static str {
         match self {
             Listener::Rtsp => "rtsp",
+            Listener::Rtsps => "rtsps",
             Listener::Rtmp => "rtmp",
             Listener::Rtmps => "rtmps",
             Listener::Http => "hls",
@@ -122,6 +125,13 @@ impl Listener {
                             b.multicast_rtcp_port,
                         ),
                     )
+            }
+            Listener::Rtsps => {
+                timeouts
+                    || (a.rtsp, a.rtsps_address, a.rtsp_encryption)
+                        != (b.rtsp, b.rtsps_address, b.rtsp_encryption)
+                    || (&a.rtsp_server_key, &a.rtsp_server_cert)
+                        != (&b.rtsp_server_key, &b.rtsp_server_cert)
             }
             Listener::Rtmp => {
                 timeouts
@@ -173,6 +183,7 @@ impl Listener {
     fn address(self, c: &Config) -> SocketAddr {
         match self {
             Listener::Rtsp => c.rtsp_address.0,
+            Listener::Rtsps => c.rtsps_address.0,
             Listener::Rtmp => c.rtmp_address.0,
             Listener::Rtmps => c.rtmps_address.0,
             Listener::Http => c.hls_address.0,
@@ -182,7 +193,8 @@ impl Listener {
 
     fn enabled(self, c: &Config) -> bool {
         match self {
-            Listener::Rtsp => c.rtsp,
+            Listener::Rtsp => c.rtsp && c.rtsp_encryption != crate::config::Encryption::Strict,
+            Listener::Rtsps => c.rtsp && c.rtsp_encryption != crate::config::Encryption::No,
             Listener::Rtmp => c.rtmp && c.rtmp_encryption != crate::config::Encryption::Strict,
             Listener::Rtmps => c.rtmp && c.rtmp_encryption != crate::config::Encryption::No,
             Listener::Http => c.hls,
@@ -306,7 +318,10 @@ impl Server {
                     Some(AnyServer::Rtsp(r)) => Some(r),
                     _ => None,
                 };
-                AnyServer::Rtsp(RtspServer::start(config, m, s, st, previous).await?)
+                AnyServer::Rtsp(RtspServer::start(config, m, s, st, previous, false).await?)
+            }
+            Listener::Rtsps => {
+                AnyServer::Rtsp(RtspServer::start(config, m, s, st, None, true).await?)
             }
             Listener::Rtmp => AnyServer::Rtmp(RtmpServer::start(config, m, s, st, false).await?),
             Listener::Rtmps => AnyServer::Rtmp(RtmpServer::start(config, m, s, st, true).await?),
@@ -401,6 +416,13 @@ impl Server {
     pub fn rtmp_addr(&self) -> Option<SocketAddr> {
         match &self.listeners().get(&Listener::Rtmp)?.server {
             AnyServer::Rtmp(r) => Some(r.local_addr),
+            _ => None,
+        }
+    }
+
+    pub fn rtsps_addr(&self) -> Option<SocketAddr> {
+        match &self.listeners().get(&Listener::Rtsps)?.server {
+            AnyServer::Rtsp(r) => Some(r.local_addr),
             _ => None,
         }
     }

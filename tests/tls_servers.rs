@@ -207,3 +207,64 @@ fn rtmps_publish_and_read_with_ffmpeg() {
         "strict leaves plain RTMP closed"
     );
 }
+
+/// `rtspEncryption: optional`: ffmpeg publishes and reads over RTSPS (TCP), and the
+/// stream is readable over plain RTSP too; RTSPS offers no UDP (it would go in clear).
+#[test]
+fn rtsps_publish_and_read_with_ffmpeg() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (key, crt) = (dir.path().join("server.key"), dir.path().join("server.crt"));
+    let cert = common::tls::self_signed();
+    cert.write_pem(&key, &crt);
+    let srv = TestServer::start(&format!(
+        "rtspEncryption: optional\nrtspsAddress: 127.0.0.1:0\nrtspServerKey: {}\nrtspServerCert: {}\npaths:\n  all_others:\n",
+        key.display(),
+        crt.display()
+    ));
+    let rtsps = format!(
+        "rtsps://localhost:{}/cam",
+        srv.server.rtsps_addr().unwrap().port()
+    );
+    let _publisher = Children(vec![publish(&clip(Clip::H264Aac, 6), &rtsps, "tcp", true)]);
+    srv.wait_stream("cam");
+    for (url, transport) in [(rtsps.as_str(), "tcp"), (srv.url("cam").as_str(), "udp")] {
+        let out = Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-loglevel", "error"])
+            .args(["-rtsp_transport", transport, "-t", "2", "-i", url])
+            .args(["-map", "0:v:0", "-f", "framemd5", "-"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let frames = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .count();
+        assert!(frames >= 30, "{url}: {frames} frames");
+    }
+    // ffmpeg asks for TCP on rtsps:// by itself; a client asking for UDP is refused.
+    srv.rt.block_on(async {
+        let fp = Fingerprint::parse(&cert.fingerprint).unwrap();
+        let port = srv.server.rtsps_addr().unwrap().port();
+        let mut s = mediarouter::tls::connect("127.0.0.1", port, true, Some(fp))
+            .await
+            .unwrap();
+        let req = format!(
+            "SETUP {rtsps}/trackID=0 RTSP/1.0\r\nCSeq: 1\r\nTransport: RTP/AVP;unicast;client_port=5000-5001\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut head = [0u8; 12];
+        tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut head))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&head, b"RTSP/1.0 461", "UDP over RTSPS");
+    });
+}

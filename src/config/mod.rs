@@ -208,6 +208,11 @@ pub struct Config {
     pub multicast_rtp_port: u16,
     #[serde(rename = "multicastRTCPPort")]
     pub multicast_rtcp_port: u16,
+    /// `no`: RTSP only; `optional`: RTSP and RTSPS; `strict`: RTSPS only (TCP).
+    pub rtsp_encryption: Encryption,
+    pub rtsps_address: ListenAddress,
+    pub rtsp_server_key: String,
+    pub rtsp_server_cert: String,
 
     pub rtmp: bool,
     pub rtmp_address: ListenAddress,
@@ -281,6 +286,10 @@ impl Default for Config {
             },
             multicast_rtp_port: 8002,
             multicast_rtcp_port: 8003,
+            rtsp_encryption: Encryption::No,
+            rtsps_address: ListenAddress(([0, 0, 0, 0], 8322).into()),
+            rtsp_server_key: "server.key".into(),
+            rtsp_server_cert: "server.crt".into(),
             rtmp: true,
             rtmp_address: ListenAddress(([0, 0, 0, 0], 1935).into()),
             rtmp_encryption: Encryption::No,

@@ -13,8 +13,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -27,15 +29,36 @@ const BATCH: usize = 64;
 struct Conn {
     ctx: Arc<Ctx>,
     peer: SocketAddr,
-    wr: OwnedWriteHalf,
+    wr: Writer,
     handler: Handler,
     bytes_in: u64,
     bytes_out: u64,
 }
 
-pub(crate) async fn serve(ctx: Arc<Ctx>, sock: TcpStream, peer: SocketAddr) {
+pub(crate) async fn serve(
+    ctx: Arc<Ctx>,
+    sock: TcpStream,
+    peer: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) {
     let _ = sock.set_nodelay(true);
-    let (mut rd, wr) = sock.into_split();
+    // Bounds what a stalled reader parks in the kernel (publishers only send RTCP back).
+    crate::net::limit_send_buffer(&sock);
+    let (mut rd, wr): (Box<dyn AsyncRead + Send + Unpin>, Writer) = match tls {
+        None => {
+            let (rd, wr) = sock.into_split();
+            (Box::new(rd), Box::new(wr))
+        }
+        Some(acceptor) => match tokio::time::timeout(ctx.read_timeout, acceptor.accept(sock)).await
+        {
+            Ok(Ok(tls)) => {
+                let (rd, wr) = tokio::io::split(tls);
+                (Box::new(rd), Box::new(wr))
+            }
+            Ok(Err(e)) => return tracing::debug!(%peer, "RTSPS handshake failed: {e}"),
+            Err(_) => return tracing::debug!(%peer, "RTSPS handshake timed out"),
+        },
+    };
     let (udp_tx, mut udp_rx) = mpsc::channel(4096);
     let handler = Handler::new(ctx.clone(), peer, udp_tx);
     let mut c = Conn {
@@ -181,10 +204,7 @@ impl Conn {
             }
             match action {
                 Action::None => {}
-                Action::Play(p) => {
-                    crate::net::limit_send_buffer::<TcpStream>(self.wr.as_ref());
-                    *playback = Some(p);
-                }
+                Action::Play(p) => *playback = Some(p),
                 Action::Pause => *playback = None,
                 Action::Record(token) => *replaced = Some(token),
                 Action::Teardown => {

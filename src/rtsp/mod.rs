@@ -54,9 +54,29 @@ impl RtspServer {
         shutdown: CancellationToken,
         listen: CancellationToken,
         previous: Option<&RtspServer>,
+        tls: bool,
     ) -> Result<RtspServer, ListenError> {
-        let (listener, local_addr) = crate::net::bind("RTSP", config.rtsp_address.0).await?;
-        let wants_udp = config.rtsp_transports.contains(&RtspTransport::Udp);
+        let (what, addr) = match tls {
+            false => ("RTSP", config.rtsp_address.0),
+            true => ("RTSPS", config.rtsps_address.0),
+        };
+        let acceptor = match tls {
+            true => Some(tokio_rustls::TlsAcceptor::from(crate::http::tls_config(
+                what,
+                addr,
+                &config.rtsp_server_key,
+                &config.rtsp_server_cert,
+            )?)),
+            false => None,
+        };
+        let (listener, local_addr) = crate::net::bind(what, addr).await?;
+        // RTSPS carries media interleaved in the TLS connection only: RTP over UDP or
+        // multicast would go out in clear.
+        let transports = match tls {
+            true => vec![RtspTransport::Tcp],
+            false => config.rtsp_transports.clone(),
+        };
+        let wants_udp = transports.contains(&RtspTransport::Udp);
         let same_udp = previous.and_then(|p| {
             p.udp
                 .as_ref()
@@ -79,7 +99,7 @@ impl RtspServer {
             None
         };
         let udp_ports = udp.as_ref().map(|u| u.ports());
-        let multicast = if config.rtsp_transports.contains(&RtspTransport::Multicast) {
+        let multicast = if transports.contains(&RtspTransport::Multicast) {
             let mc = multicast::Multicast::new(
                 config.multicast_ip_range,
                 config.multicast_rtp_port,
@@ -98,7 +118,7 @@ impl RtspServer {
             manager,
             read_timeout: config.read_timeout.0,
             write_timeout: config.write_timeout.0,
-            transports: config.rtsp_transports.clone(),
+            transports,
             udp,
             multicast: multicast.clone(),
             shutdown: shutdown.clone(),
@@ -107,11 +127,11 @@ impl RtspServer {
             Some((rtp, rtcp)) => tracing::info!(
                 "RTSP listener opened on {local_addr} (TCP), UDP RTP :{rtp}, RTCP :{rtcp}"
             ),
-            None => tracing::info!("RTSP listener opened on {local_addr} (TCP)"),
+            None => tracing::info!("{what} listener opened on {local_addr} (TCP)"),
         }
         let udp = ctx.udp.clone();
-        let task = crate::net::spawn_accept_loop(listener, "RTSP", listen, move |sock, peer| {
-            conn::serve(ctx.clone(), sock, peer)
+        let task = crate::net::spawn_accept_loop(listener, what, listen, move |sock, peer| {
+            conn::serve(ctx.clone(), sock, peer, acceptor.clone())
         });
         Ok(RtspServer {
             local_addr,
