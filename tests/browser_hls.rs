@@ -12,12 +12,18 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn node(script: &str, args: &[&str]) -> (bool, String) {
+    node_with(script, args, &[])
+}
+
+/// `node` with environment variables (HTTP_USER/HTTP_PASS answer a Basic prompt).
+fn node_with(script: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/browser")
         .join(script);
     let mut child = Command::new("node")
         .arg(&script)
         .args(args)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -90,4 +96,38 @@ fn player_page_says_when_the_stream_is_offline() {
     assert!(ok, "{out}");
     assert!(out.contains("nobody/here"), "{out}");
     assert!(out.contains("offline"), "{out}");
+}
+
+/// With read locked to a user, the player page asks (401, Basic); answered, it plays,
+/// its playlist and segment requests carrying the credentials the browser keeps.
+#[test]
+fn player_page_plays_after_the_browser_asks_for_credentials() {
+    if !have_ffmpeg() || !have_browser(&[]) {
+        return;
+    }
+    let srv = TestServer::start(
+        "authInternalUsers:\n  - user: any\n    permissions: [{action: publish}]\n  - user: viewer\n    pass: page-Secret\n    permissions: [{action: read}]\npaths:\n  all_others:\n",
+    );
+    let _publisher = Children(vec![publish(
+        &clip(Clip::H264Aac, 6),
+        &srv.url("cam1"),
+        "tcp",
+        true,
+    )]);
+    srv.wait_stream("cam1");
+    let http = srv.server.http_addr().unwrap();
+    let page = format!("http://{http}/cam1/");
+    let shot = artifact("hls-player-auth.png");
+    let (ok, out) = node_with(
+        "hls_page.mjs",
+        &[&page, "3", shot.to_str().unwrap()],
+        &[("HTTP_USER", "viewer"), ("HTTP_PASS", "page-Secret")],
+    );
+    assert!(ok, "the page did not play with credentials: {out}");
+    let (ok, out) = node_with(
+        "hls_page.mjs",
+        &[&page, "1", ""],
+        &[("HTTP_USER", "viewer"), ("HTTP_PASS", "wrong-Secret")],
+    );
+    assert!(!ok, "the page played with a wrong password: {out}");
 }

@@ -6,9 +6,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+// HTTP_USER/HTTP_PASS in the environment answer the server's Basic prompt, as a
+// person would in the browser's dialog.
 export async function launch() {
   const profile = mkdtempSync(join(tmpdir(), 'mediarouter-chromium-'));
+  const credentials = process.env.HTTP_USER
+    ? { httpCredentials: { username: process.env.HTTP_USER, password: process.env.HTTP_PASS || '' } }
+    : {};
   const context = await chromium.launchPersistentContext(profile, {
+    ...credentials,
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
