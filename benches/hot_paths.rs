@@ -206,5 +206,72 @@ fn fanout(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, rtp, muxing, fanout);
+/// The credential check a session pays once at its start: anonymous, plain, sha256,
+/// argon2 (the default parameters), and argon2 remembered (an HLS segment request).
+fn auth(c: &mut Criterion) {
+    use mediarouter::auth::{Action, Credentials, Gate, InternalUser, Request};
+    let mut g = c.benchmark_group("auth");
+    g.sample_size(20);
+    let argon = mediarouter::auth::hash_password("s3cret");
+    let sha = {
+        use base64::Engine;
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(b"s3cret");
+        format!(
+            "sha256:{}",
+            base64::engine::general_purpose::STANDARD.encode(d)
+        )
+    };
+    for (name, pass) in [
+        ("plain", "s3cret"),
+        ("sha256", sha.as_str()),
+        ("argon2", argon.as_str()),
+    ] {
+        let yaml = format!("- user: u\n  pass: \"{pass}\"\n  permissions: [{{action: read}}]\n");
+        let users: Vec<InternalUser> = serde_saphyr::from_str(&yaml).unwrap();
+        let creds = Credentials::Basic {
+            user: "u".into(),
+            pass: "s3cret".into(),
+        };
+        let req = Request {
+            ip: "10.0.0.1".parse().unwrap(),
+            action: Action::Read,
+            path: "cam",
+            creds: &creds,
+            method: "",
+            protocol: "bench",
+        };
+        g.bench_function(format!("check/{name}"), |b| {
+            b.iter_batched(
+                Gate::default,
+                |gate| gate.check(&users, &req),
+                BatchSize::SmallInput,
+            )
+        });
+        if name == "argon2" {
+            let gate = Gate::default();
+            let _ = gate.check(&users, &req);
+            g.bench_function("check/argon2_remembered", |b| {
+                b.iter(|| gate.check(&users, &req))
+            });
+        }
+    }
+    let users = mediarouter::auth::default_users();
+    let none = Credentials::None;
+    let req = Request {
+        ip: "10.0.0.1".parse().unwrap(),
+        action: Action::Read,
+        path: "cam",
+        creds: &none,
+        method: "",
+        protocol: "bench",
+    };
+    let gate = Gate::default();
+    g.bench_function("check/anonymous_default_users", |b| {
+        b.iter(|| gate.check(&users, &req))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, rtp, muxing, fanout, auth);
 criterion_main!(benches);
