@@ -136,3 +136,40 @@ pub async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 pub fn limit_send_buffer<S: std::os::fd::AsFd>(sock: &S) {
     let _ = socket2::SockRef::from(sock).set_send_buffer_size(READER_SNDBUF);
 }
+
+/// The read and write halves of an accepted connection, boxed so a protocol's
+/// connection code runs the same over TCP and TLS.
+pub type BoxReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+pub type BoxWriter = Box<dyn tokio::io::AsyncWrite + Send + Unpin>;
+
+/// Prepares an accepted socket (no Nagle, the reader send buffer: publishers only send
+/// the odd control message back) and, with `tls`, runs the handshake within `timeout`.
+/// `None` when the handshake failed, logged at debug as `what`.
+pub async fn accept_halves(
+    sock: TcpStream,
+    peer: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    timeout: Duration,
+    what: &str,
+) -> Option<(BoxReader, BoxWriter)> {
+    let _ = sock.set_nodelay(true);
+    limit_send_buffer(&sock);
+    let Some(acceptor) = tls else {
+        let (rd, wr) = sock.into_split();
+        return Some((Box::new(rd), Box::new(wr)));
+    };
+    match tokio::time::timeout(timeout, acceptor.accept(sock)).await {
+        Ok(Ok(tls)) => {
+            let (rd, wr) = tokio::io::split(tls);
+            Some((Box::new(rd), Box::new(wr)))
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, "{what} handshake failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "{what} handshake timed out");
+            None
+        }
+    }
+}

@@ -66,9 +66,9 @@ impl Relays {
     }
 }
 
-/// For logs: the URL without its query (stream keys often ride there).
-fn shown(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
+/// For logs: the URL without its password and query (stream keys often ride there).
+fn shown(url: &str) -> String {
+    crate::auth::redact_url(url)
 }
 
 /// Pushes the path's streams to `url` until the path has no stream left.

@@ -8,7 +8,6 @@ use base64::Engine;
 use common::*;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const PUB_PASS: &str = "rtmpPub-Secret";
@@ -37,28 +36,7 @@ paths:
 
 /// Video frames ffmpeg decodes from `url` in 2 s, or its error output.
 fn ffmpeg_reads(url: &str) -> Result<usize, String> {
-    let out = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-t",
-            "2",
-            "-i",
-            url,
-        ])
-        .args(["-map", "0:v:0", "-f", "framemd5", "-"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ffmpeg");
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .count())
+    ffmpeg_decoded(&["-t", "2", "-i", url])
 }
 
 /// Status line and headers of a GET with an optional `Authorization` value.

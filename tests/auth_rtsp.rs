@@ -42,20 +42,7 @@ fn with_creds(url: &str, user: &str, pass: &str) -> String {
 
 /// Video frames ffmpeg decodes from `url` in 2 s, or its error output.
 fn ffmpeg_reads(url: &str, transport: &str) -> Result<usize, String> {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-loglevel", "error"])
-        .args(["-rtsp_transport", transport, "-t", "2", "-i", url])
-        .args(["-map", "0:v:0", "-f", "framemd5", "-"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ffmpeg");
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .count())
+    ffmpeg_decoded(&["-rtsp_transport", transport, "-t", "2", "-i", url])
 }
 
 /// ffmpeg publishing a looped clip; `Ok` once its stream is up, `Err` when it exits.

@@ -95,60 +95,15 @@ fn have_clients() -> bool {
         )
 }
 
-/// Runs `cmd` to its end within `CELL_TIMEOUT`; its exit status, stdout and stderr.
-fn output_within(cmd: &mut Command) -> Result<(bool, Vec<u8>, String), String> {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("spawn: {e}"))?;
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            let _ = r.read_to_end(&mut v);
-            v
-        })
-    };
-    let out = drain(Box::new(child.stdout.take().unwrap()));
-    let err = drain(Box::new(child.stderr.take().unwrap()));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
-            break st;
-        }
-        if start.elapsed() > CELL_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("still running after {CELL_TIMEOUT:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let err = err.join().unwrap_or_default();
-    Ok((
-        status.success(),
-        out.join().unwrap_or_default(),
-        String::from_utf8_lossy(&err).into_owned(),
-    ))
-}
-
 /// Video frames ffmpeg decodes from `input` (a URL or a file), up to `WINDOW` seconds.
-fn ffmpeg_decoded(input: &str) -> Result<usize, String> {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error"]);
+fn window_decoded(input: &str) -> Result<usize, String> {
+    let window = WINDOW.to_string();
+    let mut args = vec![];
     if input.starts_with("rtsp://") {
-        cmd.args(["-rtsp_transport", "tcp"]);
+        args.extend(["-rtsp_transport", "tcp"]);
     }
-    cmd.args(["-t", &WINDOW.to_string(), "-i", input])
-        .args(["-map", "0:v:0", "-f", "framemd5", "-"]);
-    let (ok, out, err) = output_within(&mut cmd)?;
-    if !ok {
-        return Err(format!("ffmpeg failed: {}", err.trim()));
-    }
-    Ok(String::from_utf8_lossy(&out)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .count())
+    args.extend(["-t", &window, "-i", input]);
+    ffmpeg_decoded(&args)
 }
 
 /// Runs gst-launch with `source ! decodebin ! video/x-raw ! fakesink` and counts the
@@ -223,7 +178,7 @@ fn vlc_decoded(url: &str, dir: &Path, name: &str) -> Result<usize, String> {
     cmd.args(["-q", "--aout=dummy", "--no-video-title-show"])
         .arg(format!("--run-time={WINDOW}"))
         .args([url, "--sout", &sout, "vlc://quit"]);
-    let (_, _, err) = output_within(&mut cmd)?;
+    let (_, _, err) = output_within(&mut cmd, CELL_TIMEOUT)?;
     if !out.exists() {
         return Err(format!("VLC wrote nothing: {}", err.trim()));
     }
@@ -278,7 +233,7 @@ fn rtmpdump_decoded(url: &str, dir: &Path) -> Result<usize, String> {
     let _ = child.wait();
     let out = dir.join("rtmpdump.flv");
     std::fs::write(&out, &flv).unwrap();
-    ffmpeg_decoded(out.to_str().unwrap())
+    window_decoded(out.to_str().unwrap())
 }
 
 /// A scratch directory VLC (as `nobody`) can write in.
@@ -369,12 +324,12 @@ fn publishers_and_rtmp_flv_ll_hls_readers() {
         .map(|p| {
             let url = srv.url(&format!("pub/{p}"));
             cell(&format!("publish {p} → ffmpeg RTSP"), move || {
-                ffmpeg_decoded(&url)
+                window_decoded(&url)
             })
         })
         .collect();
     cells.extend([
-        cell("RTMP → ffmpeg", || ffmpeg_decoded(&cam_rtmp)),
+        cell("RTMP → ffmpeg", || window_decoded(&cam_rtmp)),
         cell("RTMP → GStreamer rtmp2src", || {
             gst_decoded(&format!(
                 "rtmp2src location={cam_rtmp} ! flvdemux name=d d.video"
@@ -384,14 +339,14 @@ fn publishers_and_rtmp_flv_ll_hls_readers() {
             rtmpdump_decoded(&cam_rtmp, d)
         }),
         cell("RTMP → VLC", || vlc_decoded(&cam_rtmp, d, "vlc-rtmp")),
-        cell("HTTP-FLV → ffmpeg", || ffmpeg_decoded(&flv)),
+        cell("HTTP-FLV → ffmpeg", || window_decoded(&flv)),
         cell("HTTP-FLV → GStreamer souphttpsrc ! flvdemux", || {
             gst_decoded(&format!(
                 "souphttpsrc location={flv} ! flvdemux name=d d.video"
             ))
         }),
         cell("HTTP-FLV → VLC", || vlc_decoded(&flv, d, "vlc-flv")),
-        cell("LL-HLS → ffmpeg", || ffmpeg_decoded(&hls)),
+        cell("LL-HLS → ffmpeg", || window_decoded(&hls)),
         cell("LL-HLS → GStreamer hlsdemux", || {
             gst_decoded(&format!("souphttpsrc location={hls} ! hlsdemux"))
         }),
@@ -405,7 +360,7 @@ fn publishers_and_rtmp_flv_ll_hls_readers() {
     // ffmpeg 5.1 and rtmpdump are classic RTMP players: they can't decode H.265 and say
     // so in no message, so the server refuses them with a reason and one warn each.
     let hevc = rtmp("live/hevc");
-    let err = ffmpeg_decoded(&hevc).expect_err("ffmpeg got H.265 over classic RTMP");
+    let err = window_decoded(&hevc).expect_err("ffmpeg got H.265 over classic RTMP");
     assert!(
         err.contains("Enhanced RTMP"),
         "ffmpeg's error names the reason: {err}"
@@ -415,7 +370,7 @@ fn publishers_and_rtmp_flv_ll_hls_readers() {
     rtmpdump
         .args(["--live", "-q", "-r", &hevc, "--stop", "2", "-o"])
         .arg(&out);
-    let (ok, _, _) = output_within(&mut rtmpdump).unwrap();
+    let (ok, _, _) = output_within(&mut rtmpdump, CELL_TIMEOUT).unwrap();
     assert!(!ok, "rtmpdump was not refused");
     let warns = logs().lines_with("WARN", &["live/hevc", "RTMP play refused", "fourCcList"]);
     assert_eq!(warns.len(), 2, "one warn per refused player: {warns:?}");
@@ -443,7 +398,7 @@ fn hls_readers(variant: &str) {
     run_matrix(
         &format!("{variant} HLS readers"),
         vec![
-            cell("HLS → ffmpeg", || ffmpeg_decoded(&hls)),
+            cell("HLS → ffmpeg", || window_decoded(&hls)),
             cell("HLS → GStreamer hlsdemux", || {
                 gst_decoded(&format!("souphttpsrc location={hls} ! hlsdemux"))
             }),

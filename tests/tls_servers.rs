@@ -7,7 +7,6 @@ mod common;
 use common::tls::Cert;
 use common::*;
 use mediarouter::tls::Fingerprint;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -56,32 +55,19 @@ fn https_hls_flv_and_api_with_certificate_rotation() {
     let http = srv.server.http_addr().unwrap();
 
     // ffmpeg checks the chain against the test's CA and the name against localhost.
-    let out = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-tls_verify",
-            "1",
-        ])
-        .arg("-ca_file")
-        .arg(&ca)
-        .args(["-t", "2", "-i"])
-        .arg(format!("https://localhost:{}/cam/index.m3u8", http.port()))
-        .args(["-map", "0:v:0", "-f", "framemd5", "-"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let frames = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .count();
+    let url = format!("https://localhost:{}/cam/index.m3u8", http.port());
+    let ca_file = ca.to_str().unwrap();
+    let frames = ffmpeg_decoded(&[
+        "-tls_verify",
+        "1",
+        "-ca_file",
+        ca_file,
+        "-t",
+        "2",
+        "-i",
+        &url,
+    ])
+    .unwrap();
     assert!(frames >= 30, "{frames} frames over https HLS");
 
     let api = srv.server.api_addr().unwrap();
@@ -173,30 +159,8 @@ fn rtmps_publish_and_read_with_ffmpeg() {
     let _publisher = Children(vec![publish_rtmp(&clip(Clip::H264Aac, 6), &rtmps, true)]);
     srv.wait_stream("live/cam");
     for url in [rtmps.clone(), srv.rtmp_url("live/cam")] {
-        let out = Command::new("ffmpeg")
-            .args([
-                "-hide_banner",
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-t",
-                "2",
-                "-i",
-                &url,
-            ])
-            .args(["-map", "0:v:0", "-f", "framemd5", "-"])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{url}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let frames = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .count();
+        let frames =
+            ffmpeg_decoded(&["-t", "2", "-i", &url]).unwrap_or_else(|e| panic!("{url}: {e}"));
         assert!(frames >= 30, "{url}: {frames} frames");
     }
 
@@ -231,22 +195,8 @@ fn rtsps_publish_and_read_with_ffmpeg() {
     let _publisher = Children(vec![publish(&clip(Clip::H264Aac, 6), &rtsps, "tcp", true)]);
     srv.wait_stream("cam");
     for (url, transport) in [(rtsps.as_str(), "tcp"), (srv.url("cam").as_str(), "udp")] {
-        let out = Command::new("ffmpeg")
-            .args(["-hide_banner", "-nostdin", "-loglevel", "error"])
-            .args(["-rtsp_transport", transport, "-t", "2", "-i", url])
-            .args(["-map", "0:v:0", "-f", "framemd5", "-"])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{url}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let frames = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .count();
+        let frames = ffmpeg_decoded(&["-rtsp_transport", transport, "-t", "2", "-i", url])
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
         assert!(frames >= 30, "{url}: {frames} frames");
     }
     // ffmpeg asks for TCP on rtsps:// by itself; a client asking for UDP is refused.

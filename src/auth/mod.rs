@@ -15,6 +15,19 @@ pub use permission::{Action, PathRule, Permission};
 use serde::Deserialize;
 use std::net::IpAddr;
 
+/// A URL as logs and the API show it: the password as `***`, and no query (stream
+/// keys, `pass=` and tokens ride there).
+pub fn redact_url(url: &str) -> String {
+    let no_query = url.split('?').next().unwrap_or(url);
+    match url::Url::parse(no_query) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some(REDACTED));
+            u.to_string()
+        }
+        _ => no_query.to_string(),
+    }
+}
+
 /// A network of `ips`: a CIDR, or one address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IpNetwork(pub ipnet::IpNet);

@@ -139,3 +139,16 @@ fn networks_parse_as_cidrs_or_addresses() {
     assert!("10.0.0.0/33".parse::<IpNetwork>().is_err());
     assert!("camera".parse::<IpNetwork>().is_err());
 }
+
+#[test]
+fn urls_in_logs_lose_their_password_and_query() {
+    assert_eq!(
+        redact_url("rtsp://admin:hunter2@cam.local:554/live"),
+        "rtsp://admin:***@cam.local:554/live"
+    );
+    assert_eq!(
+        redact_url("rtmp://host/live/cam?user=u&pass=hunter2"),
+        "rtmp://host/live/cam"
+    );
+    assert_eq!(redact_url("not a url?pass=x"), "not a url");
+}

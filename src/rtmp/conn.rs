@@ -13,11 +13,10 @@ use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::io::AsyncReadExt;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-type Reader = Box<dyn AsyncRead + Send + Unpin>;
-type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+type Reader = net::BoxReader;
+type Writer = net::BoxWriter;
 use tokio::time::Instant;
 
 const BATCH: usize = 64;
@@ -61,23 +60,9 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
-    let _ = sock.set_nodelay(true);
-    // Bounds what a stalled player parks in the kernel (publishers send little).
-    net::limit_send_buffer(&sock);
-    let (mut rd, wr): (Reader, Writer) = match tls {
-        None => {
-            let (rd, wr) = sock.into_split();
-            (Box::new(rd), Box::new(wr))
-        }
-        Some(acceptor) => match tokio::time::timeout(ctx.read_timeout, acceptor.accept(sock)).await
-        {
-            Ok(Ok(tls)) => {
-                let (rd, wr) = tokio::io::split(tls);
-                (Box::new(rd), Box::new(wr))
-            }
-            Ok(Err(e)) => return tracing::debug!(%peer, "RTMPS handshake failed: {e}"),
-            Err(_) => return tracing::debug!(%peer, "RTMPS handshake timed out"),
-        },
+    let Some((mut rd, wr)) = net::accept_halves(sock, peer, tls, ctx.read_timeout, "RTMPS").await
+    else {
+        return;
     };
     let mut c = Conn {
         ctx,

@@ -13,10 +13,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+type Writer = crate::net::BoxWriter;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -41,23 +40,10 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
-    let _ = sock.set_nodelay(true);
-    // Bounds what a stalled reader parks in the kernel (publishers only send RTCP back).
-    crate::net::limit_send_buffer(&sock);
-    let (mut rd, wr): (Box<dyn AsyncRead + Send + Unpin>, Writer) = match tls {
-        None => {
-            let (rd, wr) = sock.into_split();
-            (Box::new(rd), Box::new(wr))
-        }
-        Some(acceptor) => match tokio::time::timeout(ctx.read_timeout, acceptor.accept(sock)).await
-        {
-            Ok(Ok(tls)) => {
-                let (rd, wr) = tokio::io::split(tls);
-                (Box::new(rd), Box::new(wr))
-            }
-            Ok(Err(e)) => return tracing::debug!(%peer, "RTSPS handshake failed: {e}"),
-            Err(_) => return tracing::debug!(%peer, "RTSPS handshake timed out"),
-        },
+    let Some((mut rd, wr)) =
+        crate::net::accept_halves(sock, peer, tls, ctx.read_timeout, "RTSPS").await
+    else {
+        return;
     };
     let (udp_tx, mut udp_rx) = mpsc::channel(4096);
     let handler = Handler::new(ctx.clone(), peer, udp_tx);

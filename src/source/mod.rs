@@ -169,16 +169,7 @@ fn peer_of(url: &str) -> Peer {
     }
 }
 
-/// For logs: the URL without its password.
-fn redacted(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
-}
+use crate::auth::redact_url as redacted;
 
 /// Cancels `stop` once the path has had no reader for `close_after` while its stream
 /// was up, or for `close_after` + `start_timeout` while it wasn't (a camera that never

@@ -72,7 +72,7 @@ pub(crate) async fn pull(p: Pull<'_>) -> Result<(), SourceError> {
                 .map_err(|e| SourceError::Media(e.to_string()))?;
             if let Some(tracks) = ingest.tracks_if_ready() {
                 let codecs: Vec<&str> = tracks.iter().map(|t| t.codec.name()).collect();
-                tracing::info!(url = %url, tracks = %codecs.join(", "), "RTMP source playing");
+                tracing::info!(url = %crate::auth::redact_url(url), tracks = %codecs.join(", "), "RTMP source playing");
                 let stream = Stream::new(tracks, stream_cfg);
                 publisher.start(stream.clone())?;
                 ingest

@@ -893,3 +893,63 @@ impl Drop for Counter {
         drop(self.handle.take());
     }
 }
+
+// ---------------------------------------------------------------- bounded runs
+
+/// Runs `cmd` to its end within `timeout`: whether it succeeded, its stdout and stderr.
+/// `Err` when it was still running (it is killed).
+pub fn output_within(
+    cmd: &mut Command,
+    timeout: Duration,
+) -> Result<(bool, Vec<u8>, String), String> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawn: {e}"))?;
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            break st;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("still running after {timeout:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let err = err.join().unwrap_or_default();
+    Ok((
+        status.success(),
+        out.join().unwrap_or_default(),
+        String::from_utf8_lossy(&err).into_owned(),
+    ))
+}
+
+/// Video frames ffmpeg decodes from the input its `input` arguments open (input
+/// options, then `-i URL`), within 40 s; `Err` with ffmpeg's message when it fails.
+pub fn ffmpeg_decoded(input: &[&str]) -> Result<usize, String> {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error"])
+        .args(input)
+        .args(["-map", "0:v:0", "-f", "framemd5", "-"]);
+    let (ok, out, err) = output_within(&mut cmd, Duration::from_secs(40))?;
+    if !ok {
+        return Err(format!("ffmpeg failed: {}", err.trim()));
+    }
+    Ok(String::from_utf8_lossy(&out)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .count())
+}
