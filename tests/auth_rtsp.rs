@@ -47,7 +47,8 @@ fn ffmpeg_reads(url: &str, transport: &str) -> Result<usize, String> {
 
 /// ffmpeg publishing a looped clip; `Ok` once its stream is up, `Err` when it exits.
 fn ffmpeg_publishes(srv: &TestServer, url: &str, path: &str) -> Result<Children, String> {
-    let mut p = publish(&clip(Clip::H264Aac, 6), url, "tcp", true);
+    // Video only: gst-launch linking only the video pad of rtspsrc races the audio one.
+    let mut p = publish_with(&clip(Clip::H264Aac, 6), url, "tcp", true, &["-an"]);
     let start = Instant::now();
     loop {
         if srv
