@@ -209,7 +209,14 @@ fn fanout(c: &mut Criterion) {
 /// The credential check a session pays once at its start: anonymous, plain, sha256,
 /// argon2 (the default parameters), and argon2 remembered (an HLS segment request).
 fn auth(c: &mut Criterion) {
+    use futures_util::FutureExt;
     use mediarouter::auth::{Action, Credentials, Gate, InternalUser, Request};
+    // The user list never waits: its check completes at the first poll.
+    let check = |gate: &Gate, cfg: &mediarouter::config::Config, req: &Request<'_>| {
+        gate.check(cfg, req)
+            .now_or_never()
+            .expect("internal check is ready")
+    };
     let mut g = c.benchmark_group("auth");
     g.sample_size(20);
     let argon = mediarouter::auth::hash_password("s3cret");
@@ -229,6 +236,10 @@ fn auth(c: &mut Criterion) {
     ] {
         let yaml = format!("- user: u\n  pass: \"{pass}\"\n  permissions: [{{action: read}}]\n");
         let users: Vec<InternalUser> = serde_saphyr::from_str(&yaml).unwrap();
+        let users = mediarouter::config::Config {
+            auth_internal_users: users,
+            ..Default::default()
+        };
         let creds = Credentials::Basic {
             user: "u".into(),
             pass: "s3cret".into(),
@@ -240,23 +251,26 @@ fn auth(c: &mut Criterion) {
             creds: &creds,
             method: "",
             protocol: "bench",
+            query: "",
+            id: None,
+            user_agent: "",
         };
         g.bench_function(format!("check/{name}"), |b| {
             b.iter_batched(
                 Gate::default,
-                |gate| gate.check(&users, &req),
+                |gate| check(&gate, &users, &req),
                 BatchSize::SmallInput,
             )
         });
         if name == "argon2" {
             let gate = Gate::default();
-            let _ = gate.check(&users, &req);
+            let _ = check(&gate, &users, &req);
             g.bench_function("check/argon2_remembered", |b| {
-                b.iter(|| gate.check(&users, &req))
+                b.iter(|| check(&gate, &users, &req))
             });
         }
     }
-    let users = mediarouter::auth::default_users();
+    let users = mediarouter::config::Config::default();
     let none = Credentials::None;
     let req = Request {
         ip: "10.0.0.1".parse().unwrap(),
@@ -265,13 +279,130 @@ fn auth(c: &mut Criterion) {
         creds: &none,
         method: "",
         protocol: "bench",
+        query: "",
+        id: None,
+        user_agent: "",
     };
     let gate = Gate::default();
     g.bench_function("check/anonymous_default_users", |b| {
-        b.iter(|| gate.check(&users, &req))
+        b.iter(|| check(&gate, &users, &req))
     });
     g.finish();
 }
 
-criterion_group!(benches, rtp, muxing, fanout, auth);
+/// `authMethod: jwt` (ES256 and EdDSA tokens, the key set already fetched) and
+/// `authMethod: http` (a POST to an auth server on loopback, a fresh connection each),
+/// against a JWKS and auth server in this process.
+fn auth_external(c: &mut Criterion) {
+    use base64::Engine;
+    use mediarouter::auth::{Action, Credentials, Gate, Request};
+    use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let rng = ring::rand::SystemRandom::new();
+    let alg = &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING;
+    let ec8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+    let ec = EcdsaKeyPair::from_pkcs8(alg, ec8.as_ref(), &rng).unwrap();
+    let ed8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let ed = Ed25519KeyPair::from_pkcs8(ed8.as_ref()).unwrap();
+    let point = ec.public_key().as_ref();
+    let jwks = serde_json::json!({"keys": [
+        {"kty": "EC", "kid": "ec", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..65])},
+        {"kty": "OKP", "kid": "ed", "crv": "Ed25519", "x": b64(ed.public_key().as_ref())},
+    ]})
+    .to_string();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .route("/jwks", axum::routing::get(move || async move { jwks }))
+        .route("/auth", axum::routing::post(|| async { "" }));
+    rt.spawn(async move { axum::serve(listener, app).await });
+    let claims = serde_json::json!({"sub": "u", "exp": 4_000_000_000u64,
+        "mediamtx_permissions": [{"action": "read"}]});
+    let sign = |alg, kid: &str, key| {
+        let h = jsonwebtoken::Header {
+            alg,
+            kid: Some(kid.into()),
+            ..Default::default()
+        };
+        jsonwebtoken::encode(&h, &claims, &key).unwrap()
+    };
+    let tokens = [
+        (
+            "jwt_es256",
+            sign(
+                jsonwebtoken::Algorithm::ES256,
+                "ec",
+                jsonwebtoken::EncodingKey::from_ec_der(ec8.as_ref()),
+            ),
+        ),
+        (
+            "jwt_eddsa",
+            sign(
+                jsonwebtoken::Algorithm::EdDSA,
+                "ed",
+                jsonwebtoken::EncodingKey::from_ed_der(ed8.as_ref()),
+            ),
+        ),
+    ];
+    let jwt_cfg = mediarouter::config::Config::parse(
+        &format!("authMethod: jwt\nauthJWTJWKS: http://{addr}/jwks\n"),
+        "bench",
+    )
+    .unwrap();
+    let mut g = c.benchmark_group("auth");
+    g.sample_size(20);
+    let gate = Gate::default();
+    for (name, token) in &tokens {
+        let creds = Credentials::Token(token.clone());
+        let req = Request {
+            ip: "10.0.0.1".parse().unwrap(),
+            action: Action::Read,
+            path: "cam",
+            creds: &creds,
+            method: "",
+            protocol: "bench",
+            query: "",
+            id: None,
+            user_agent: "",
+        };
+        assert!(rt.block_on(gate.check(&jwt_cfg, &req)).is_ok(), "{name}");
+        g.bench_function(format!("check/{name}"), |b| {
+            b.iter(|| rt.block_on(gate.check(&jwt_cfg, &req)))
+        });
+    }
+    let http_cfg = mediarouter::config::Config::parse(
+        &format!("authMethod: http\nauthHTTPAddress: http://{addr}/auth\n"),
+        "bench",
+    )
+    .unwrap();
+    let creds = Credentials::Basic {
+        user: "u".into(),
+        pass: "p".into(),
+    };
+    let req = Request {
+        ip: "10.0.0.1".parse().unwrap(),
+        action: Action::Read,
+        path: "cam",
+        creds: &creds,
+        method: "",
+        protocol: "bench",
+        query: "",
+        id: None,
+        user_agent: "",
+    };
+    // A fresh gate each time: a remembered success would skip the call.
+    g.bench_function("check/http_server", |b| {
+        b.iter_batched(
+            Gate::default,
+            |gate| assert!(rt.block_on(gate.check(&http_cfg, &req)).is_ok()),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, rtp, muxing, fanout, auth, auth_external);
 criterion_main!(benches);

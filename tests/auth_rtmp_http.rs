@@ -152,3 +152,87 @@ fn the_api_answers_localhost_by_default() {
     let api = srv.server.api_addr().unwrap();
     assert_eq!(get_with(api, "/v3/paths/list", None).0, 200);
 }
+
+/// `X-Forwarded-For` counts only from `apiTrustedProxies` / `hlsTrustedProxies`, so a
+/// client can't claim to be localhost; and state-changing API routes refuse what a
+/// page on another site could send (a `text/plain` POST, a foreign `Origin`).
+#[test]
+fn forwarded_for_from_trusted_proxies_only_and_no_cross_site_posts() {
+    let srv = TestServer::start(
+        r#"apiTrustedProxies: [127.0.0.2]
+hlsTrustedProxies: [127.0.0.2]
+apiAllowOrigins: [http://*.good.example]
+authInternalUsers:
+  - user: any
+    ips: [192.0.2.0/24]
+    permissions: [{action: read}]
+  - user: any
+    ips: [127.0.0.1]
+    permissions: [{action: api}]
+paths:
+  all_others:
+"#,
+    );
+    let api = srv.server.api_addr().unwrap();
+    let http = srv.server.http_addr().unwrap();
+    let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
+    let get = |from, addr, path: &str, xff: Option<&str>| {
+        let xff = xff.map_or(String::new(), |v| format!("\r\nX-Forwarded-For: {v}"));
+        http::request_from(from, addr, &format!("GET {path} HTTP/1.0{xff}"), b"").0
+    };
+    // The API is localhost's: a client elsewhere claiming 127.0.0.1 stays outside.
+    assert_eq!(get(ip("127.0.0.3"), api, "/v3/paths/list", None), 403);
+    assert_eq!(
+        get(ip("127.0.0.3"), api, "/v3/paths/list", Some("127.0.0.1")),
+        403
+    );
+    assert_eq!(get(ip("127.0.0.2"), api, "/v3/paths/list", None), 403);
+    assert_eq!(
+        get(ip("127.0.0.2"), api, "/v3/paths/list", Some("127.0.0.1")),
+        200
+    );
+    // What the client put before the proxy's hop is the client's claim, not the proxy's.
+    assert_eq!(
+        get(
+            ip("127.0.0.2"),
+            api,
+            "/v3/paths/list",
+            Some("127.0.0.1, 198.51.100.4")
+        ),
+        403
+    );
+    // HLS readers must come from 192.0.2.0/24: only a trusted proxy can say so.
+    let hls = "/cam/index.m3u8";
+    assert_eq!(get(ip("127.0.0.3"), http, hls, Some("192.0.2.7")), 403);
+    assert_eq!(
+        get(ip("127.0.0.2"), http, hls, Some("192.0.2.7")),
+        404,
+        "allowed; no stream"
+    );
+    assert_eq!(get(ip("127.0.0.2"), http, hls, Some("198.51.100.4")), 403);
+
+    // State-changing routes: JSON only, from an allowed origin when a page sends one.
+    let post = |ctype: &str, origin: Option<&str>| {
+        let origin = origin.map_or(String::new(), |o| format!("\r\nOrigin: {o}"));
+        http::request_from(
+            None,
+            api,
+            &format!("POST /v3/auth/jwks/refresh HTTP/1.0\r\nContent-Type: {ctype}{origin}"),
+            b"{}",
+        )
+        .0
+    };
+    assert_eq!(post("text/plain", None), 403, "a form-like POST");
+    assert_eq!(post("application/x-www-form-urlencoded", None), 403);
+    assert_eq!(post("application/json", Some("http://evil.example")), 403);
+    assert_eq!(
+        post("application/json", Some("http://app.good.example")),
+        200
+    );
+    assert_eq!(post("application/json; charset=utf-8", None), 200);
+    // Reads stay simple GETs.
+    assert_eq!(get(None, api, "/v3/paths/list", None), 200);
+    assert!(!logs()
+        .lines_with("WARN", &["API request refused"])
+        .is_empty());
+}

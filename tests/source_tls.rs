@@ -1,7 +1,8 @@
 //! TLS sources and push: an `https://` HLS source and an `rtmps://` source behind a
-//! TLS front with a self-signed certificate pinned by `sourceFingerprint`, certificates
-//! that must be refused, and an `rtmps://` push that trusts a CA through the system's
-//! roots (`SSL_CERT_FILE`).
+//! TLS front with a self-signed certificate pinned by `sourceFingerprint`, an
+//! `rtsps://` source from an RTSPS server that asks for Digest, certificates and
+//! credentials that must be refused, and an `rtmps://` push that trusts a CA through
+//! the system's roots (`SSL_CERT_FILE`).
 
 mod common;
 
@@ -58,6 +59,49 @@ fn an_rtmps_source_with_a_pinned_self_signed_certificate() {
     ));
     edge.wait_stream("pulled");
     assert_plays(&edge, "pulled", "rtmps source");
+}
+
+#[test]
+fn an_rtsps_source_answers_digest_over_a_pinned_certificate() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let cert = tls::self_signed();
+    let dir = tempfile::tempdir().unwrap();
+    let (key, crt) = (dir.path().join("k.pem"), dir.path().join("c.pem"));
+    cert.write_pem(&key, &crt);
+    let (cam, _publishers) = cameras(
+        &format!(
+            "rtspEncryption: optional\nrtspsAddress: 127.0.0.1:0\nrtspServerKey: {}\nrtspServerCert: {}\nrtspAuthMethods: [digest]\nauthInternalUsers:\n  - user: any\n    permissions: [{{action: publish}}]\n  - user: puller\n    pass: Pull-Rtsps-Secret\n    permissions: [{{action: read}}]\n",
+            key.display(),
+            crt.display()
+        ),
+        &["cam"],
+    );
+    let port = cam.server.rtsps_addr().unwrap().port();
+    let other = tls::self_signed();
+    // Longer than the 1-3 s a wrong password waits for its 401.
+    let edge = TestServer::start(&format!(
+        "readTimeout: 6s\npaths:\n  pulled:\n    source: rtsps://puller:Pull-Rtsps-Secret@127.0.0.1:{port}/cam\n    sourceFingerprint: {}\n  rtspswrongpass:\n    source: rtsps://puller:wrong-Pass@127.0.0.1:{port}/cam\n    sourceFingerprint: {}\n  rtspswrongcert:\n    source: rtsps://puller:Pull-Rtsps-Secret@127.0.0.1:{port}/cam\n    sourceFingerprint: {}\n",
+        cert.fingerprint, cert.fingerprint, other.fingerprint
+    ));
+    edge.wait_stream("pulled");
+    assert_plays(&edge, "pulled", "rtsps source");
+    for (path, reason) in [
+        ("rtspswrongpass", "401"),
+        ("rtspswrongcert", "is not sourceFingerprint"),
+    ] {
+        let needles = ["source failed", &format!("path={path}")];
+        wait_until(Duration::from_secs(30), "two retry cycles", || {
+            logs().lines_with("WARN", &needles).len() >= 2
+        });
+        for l in logs().lines_with("WARN", &needles) {
+            assert!(l.contains(reason), "{path}: {l}");
+        }
+        assert!(edge.stream(path).is_none(), "{path} has a stream");
+    }
+    let text = logs().text();
+    assert!(!text.contains("Pull-Rtsps-Secret") && !text.contains("wrong-Pass"));
 }
 
 #[test]

@@ -1,13 +1,14 @@
-//! The control API (`apiAddress`, axum): read-only JSON views of the paths, in
-//! MediaMTX's v3 shapes (`/v3/paths/list`, `/v3/paths/get/<name>`) plus each source's
-//! state, so a failing camera shows why.
+//! The control API (`apiAddress`, axum): JSON views of the paths, in MediaMTX's v3
+//! shapes (`/v3/paths/list`, `/v3/paths/get/<name>`) plus each source's state, so a
+//! failing camera shows why; and `POST /v3/auth/jwks/refresh`.
 
+mod guard;
 mod paths;
 
 use crate::config::Config;
 use crate::core::PathManager;
 use crate::server::ListenError;
-use axum::routing::get;
+use axum::routing::{get, post};
 use std::net::SocketAddr;
 use tokio_util::sync::CancellationToken;
 
@@ -36,8 +37,12 @@ impl ApiServer {
         let app = axum::Router::new()
             .route("/v3/paths/list", get(paths::list))
             .route("/v3/paths/get/{*name}", get(paths::get))
+            .route("/v3/auth/jwks/refresh", post(refresh_jwks))
             .fallback(paths::not_found)
-            .layer(axum::middleware::from_fn_with_state(manager.clone(), guard))
+            .layer(axum::middleware::from_fn_with_state(
+                manager.clone(),
+                guard::guard,
+            ))
             .with_state(manager);
         tracing::info!("API listener opened on {local_addr}");
         let task = tokio::spawn(async move {
@@ -59,20 +64,11 @@ impl ApiServer {
     }
 }
 
-/// Every API request needs the `api` permission (by default: from localhost).
-async fn guard(
+/// The next JWT check fetches `authJWTJWKS` again (after the identity server rotated
+/// its keys).
+async fn refresh_jwks(
     axum::extract::State(manager): axum::extract::State<PathManager>,
-    axum::extract::ConnectInfo(crate::http::conn::Peer(peer)): axum::extract::ConnectInfo<
-        crate::http::conn::Peer,
-    >,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let action = crate::auth::Action::Api;
-    if let Some(refused) =
-        crate::http::auth::check(&manager, peer.ip(), req.headers(), action, "", "api").await
-    {
-        return refused;
-    }
-    next.run(req).await
+) -> axum::http::StatusCode {
+    manager.refresh_jwks().await;
+    axum::http::StatusCode::OK
 }

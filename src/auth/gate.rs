@@ -1,8 +1,10 @@
-//! The check every listener runs: the user list over a request, a short memory of
-//! successes so that HLS segment requests don't re-run argon2, and the failure log.
+//! The check every listener runs: the configured method (the user list, an auth
+//! server, or a JWT) over a request, a short memory of successes so that HLS segment
+//! requests don't re-run argon2 or re-ask the server, and the failure log.
 
 use super::failures::Failures;
-use super::{authenticate, Action, Credentials, Denied, InternalUser};
+use super::{authenticate, Action, Credentials, Denied};
+use crate::config::{AuthMethod, Config};
 use sha2::Digest;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -10,7 +12,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a success with the same credentials, from the same address, for the same
-/// action and path, is taken as proof without checking the password again.
+/// action and path (and, for `authMethod: http`, the same query), is taken as proof
+/// without checking the password or asking the auth server again.
 pub const REMEMBER: Duration = Duration::from_secs(60);
 const MAX_REMEMBERED: usize = 10_000;
 
@@ -22,49 +25,50 @@ pub struct Request<'a> {
     pub creds: &'a Credentials,
     /// The RTSP method a Digest response was computed for.
     pub method: &'a str,
-    /// `rtsp`, `rtmp`, `hls`, … for the failure log.
+    /// `rtsp`, `rtmp`, `hls`, … for the failure log and the auth server.
     pub protocol: &'static str,
+    /// The URL's query as the client sent it (tokens may ride there).
+    pub query: &'a str,
+    /// The connection's id, sent to an auth server.
+    pub id: Option<&'a str>,
+    pub user_agent: &'a str,
 }
 
 #[derive(Default)]
 pub struct Gate {
     failures: Failures,
-    /// SHA-256 of (address, action, path, user, password) → when it stops counting.
+    /// SHA-256 of (address, action, path, credentials[, query]) → when it stops
+    /// counting.
     remembered: Mutex<HashMap<[u8; 32], Instant>>,
+    pub jwks: super::jwt::Jwks,
 }
 
 impl Gate {
-    pub fn check(
-        &self,
-        users: &[InternalUser],
-        req: &Request<'_>,
-    ) -> Result<Option<String>, Denied> {
-        let key = match req.creds {
-            Credentials::Basic { user, pass } => {
-                let mut h = sha2::Sha256::new();
-                for part in [
-                    req.ip.to_canonical().to_string().as_bytes(),
-                    req.action.as_str().as_bytes(),
-                    req.path.as_bytes(),
-                    user.as_bytes(),
-                    pass.as_bytes(),
-                ] {
-                    h.update((part.len() as u64).to_be_bytes());
-                    h.update(part);
-                }
-                let key: [u8; 32] = h.finalize().into();
-                let now = Instant::now();
-                let map = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
-                if map.get(&key).is_some_and(|until| *until > now) {
-                    return Ok(Some(user.clone()));
-                }
-                Some(key)
+    pub async fn check(&self, cfg: &Config, req: &Request<'_>) -> Result<Option<String>, Denied> {
+        let key = remember_key(cfg.auth_method, req);
+        if let Some(key) = &key {
+            let map = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
+            if map.get(key).is_some_and(|until| *until > Instant::now()) {
+                return Ok(named(req.creds.user_pass().0));
             }
-            _ => None,
+        }
+        let (result, why) = match cfg.auth_method {
+            AuthMethod::Internal => (
+                authenticate(
+                    &cfg.auth_internal_users,
+                    req.ip,
+                    req.action,
+                    req.path,
+                    req.creds,
+                    req.method,
+                ),
+                None,
+            ),
+            AuthMethod::Http => self.external(cfg, req).await,
+            AuthMethod::Jwt => self.jwt(cfg, req).await,
         };
-        let result = authenticate(users, req.ip, req.action, req.path, req.creds, req.method);
         match &result {
-            Ok(Some(_)) => {
+            Ok(_) => {
                 if let Some(key) = key {
                     let mut map = self.remembered.lock().unwrap_or_else(|e| e.into_inner());
                     if map.len() >= MAX_REMEMBERED {
@@ -77,20 +81,119 @@ impl Gate {
                     map.insert(key, Instant::now() + REMEMBER);
                 }
             }
-            Ok(None) | Err(Denied::AskCredentials) => {}
-            Err(_) => self.failures.record(
-                req.ip,
-                &format!("{} {} {:?}", req.protocol, req.action.as_str(), req.path),
-            ),
+            Err(Denied::AskCredentials) => {}
+            Err(_) => {
+                let what = format!("{} {} {:?}", req.protocol, req.action.as_str(), req.path);
+                let what = match why {
+                    Some(why) => format!("{what}: {why}"),
+                    None => what,
+                };
+                self.failures.record(req.ip, &what)
+            }
         }
         result
     }
 
-    /// Forgets remembered successes (the users changed).
+    /// Asks the auth server; no credentials at all and a refusal asks for some.
+    async fn external(
+        &self,
+        cfg: &Config,
+        req: &Request<'_>,
+    ) -> (Result<Option<String>, Denied>, Option<String>) {
+        if cfg
+            .auth_http_exclude
+            .iter()
+            .any(|p| p.matches(req.action, req.path))
+        {
+            return (Ok(None), None);
+        }
+        let token = super::token(req, false);
+        match super::external::ask(cfg, req, &token).await {
+            Ok(()) => (Ok(named(req.creds.user_pass().0)), None),
+            Err(why) => (Err(refusal(req, &token)), Some(why)),
+        }
+    }
+
+    async fn jwt(
+        &self,
+        cfg: &Config,
+        req: &Request<'_>,
+    ) -> (Result<Option<String>, Denied>, Option<String>) {
+        if cfg
+            .auth_jwt_exclude
+            .iter()
+            .any(|p| p.matches(req.action, req.path))
+        {
+            return (Ok(None), None);
+        }
+        let token = super::token(req, cfg.auth_jwt_in_http_query);
+        if token.is_empty() {
+            return (Err(refusal(req, &token)), Some("no JWT".into()));
+        }
+        match self.jwks.verify(cfg, &token).await {
+            Ok(c) if c.allows(req.action, req.path) => (Ok(named(&c.subject)), None),
+            Ok(c) => (
+                Err(Denied::Wrong),
+                Some(format!("JWT of {:?} doesn't allow it", c.subject)),
+            ),
+            Err(why) => (Err(refusal(req, &token)), Some(why)),
+        }
+    }
+
+    /// Forgets remembered successes (the users or the method changed).
     pub fn forget(&self) {
         self.remembered
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
     }
+}
+
+fn named(user: &str) -> Option<String> {
+    (!user.is_empty()).then(|| user.to_string())
+}
+
+/// A refusal by an external method: with nothing presented, ask (a browser then
+/// prompts, and a token can be typed as the password); else wrong.
+fn refusal(req: &Request<'_>, token: &str) -> Denied {
+    if matches!(req.creds, Credentials::None) && token.is_empty() {
+        Denied::AskCredentials
+    } else {
+        Denied::Wrong
+    }
+}
+
+/// What a success is remembered under: for the user list, Basic credentials (the
+/// argon2 case; anonymous checks are cheap); for an auth server, everything it was
+/// sent but the id; JWTs are not remembered, since a remembered success could outlive
+/// the token's `exp`, and checking one costs a signature verification only.
+fn remember_key(method: AuthMethod, req: &Request<'_>) -> Option<[u8; 32]> {
+    let (user, pass) = match (method, req.creds) {
+        (AuthMethod::Jwt, _) => return None,
+        (AuthMethod::Internal, Credentials::Basic { user, pass }) => (user.as_str(), pass.as_str()),
+        (AuthMethod::Internal, _) => return None,
+        (AuthMethod::Http, Credentials::Token(t)) => ("\0token", t.as_str()),
+        (AuthMethod::Http, Credentials::Basic { user, pass }) => (user.as_str(), pass.as_str()),
+        (AuthMethod::Http, _) => ("", ""),
+    };
+    let mut h = sha2::Sha256::new();
+    let ip = req.ip.to_canonical().to_string();
+    let query = if method == AuthMethod::Http {
+        req.query
+    } else {
+        ""
+    };
+    for part in [
+        ip.as_str(),
+        req.action.as_str(),
+        req.path,
+        user,
+        pass,
+        query,
+        req.protocol,
+    ] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    Some(h.finalize().into())
 }

@@ -153,6 +153,61 @@ pub fn digest_challenge(nonce: &str) -> String {
     format!("Digest realm=\"{REALM}\", nonce=\"{nonce}\"")
 }
 
+/// The `Authorization` value a client sends for `method` on `uri` after the server's
+/// `WWW-Authenticate` (one value, possibly several challenges): Digest when offered
+/// (MD5, with `qop=auth` when the server asks for it), else Basic.
+pub fn answer(challenge: &str, user: &str, pass: &str, method: &str, uri: &str) -> Option<String> {
+    let lower = challenge.to_ascii_lowercase();
+    if let Some(start) = lower.find("digest ") {
+        let rest = &challenge[start + 7..];
+        // The Digest parameters end where another scheme begins.
+        let end = rest
+            .to_ascii_lowercase()
+            .find("basic ")
+            .unwrap_or(rest.len());
+        let mut realm = String::new();
+        let mut nonce = String::new();
+        let mut opaque = None;
+        let mut qop_auth = false;
+        for (k, v) in params(rest[..end].trim_end_matches([' ', ','])).unwrap_or_default() {
+            match k.to_ascii_lowercase().as_str() {
+                "realm" => realm = v,
+                "nonce" => nonce = v,
+                "opaque" => opaque = Some(v),
+                "qop" => qop_auth = v.split(',').any(|q| q.trim() == "auth"),
+                "algorithm" if !v.eq_ignore_ascii_case("md5") => return None,
+                _ => {}
+            }
+        }
+        let ha1 = md5_hex(&[user, &realm, pass]);
+        let ha2 = md5_hex(&[method, uri]);
+        let q = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        let mut out = format!(
+            "Digest username=\"{}\", realm=\"{}\", nonce=\"{}\", uri=\"{}\"",
+            q(user),
+            q(&realm),
+            q(&nonce),
+            q(uri)
+        );
+        if qop_auth {
+            let cnonce = new_nonce();
+            let response = md5_hex(&[&ha1, &nonce, "00000001", &cnonce, "auth", &ha2]);
+            out +=
+                &format!(", response=\"{response}\", qop=auth, nc=00000001, cnonce=\"{cnonce}\"");
+        } else {
+            out += &format!(", response=\"{}\"", md5_hex(&[&ha1, &nonce, &ha2]));
+        }
+        if let Some(o) = opaque {
+            out += &format!(", opaque=\"{}\"", q(&o));
+        }
+        return Some(out);
+    }
+    lower.contains("basic").then(|| {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        format!("Basic {b64}")
+    })
+}
+
 /// A fresh nonce: 128 random bits in hex.
 pub fn new_nonce() -> String {
     let n: u128 = rand::random();
@@ -215,6 +270,43 @@ mod tests {
         assert!(d.verify(user, pass, "DESCRIBE"));
         assert!(!d.verify(user, "q", "DESCRIBE"));
         assert_eq!(parse(&format!("{h}, algorithm=SHA-256")), None);
+    }
+
+    #[test]
+    fn client_answers_verify_on_the_server_side() {
+        let nonce = new_nonce();
+        let uri = "rtsps://cam:322/live";
+        for challenge in [
+            format!("{}, {}", digest_challenge(&nonce), basic_challenge()),
+            format!("Digest realm=\"{REALM}\", nonce=\"{nonce}\", qop=\"auth\", opaque=\"x\""),
+        ] {
+            let a = answer(&challenge, "ad\"min", "p:ss", "DESCRIBE", uri).unwrap();
+            let Some(Authorization::Digest(d)) = parse(&a) else {
+                panic!("{a}");
+            };
+            assert_eq!((d.nonce.as_str(), d.uri.as_str()), (nonce.as_str(), uri));
+            assert!(d.verify("ad\"min", "p:ss", "DESCRIBE"), "{a}");
+            assert!(!d.verify("ad\"min", "wrong", "DESCRIBE"));
+        }
+        let a = answer(&basic_challenge(), "u", "p", "DESCRIBE", uri).unwrap();
+        assert_eq!(
+            parse(&a),
+            Some(Authorization::Basic {
+                user: "u".into(),
+                pass: "p".into()
+            })
+        );
+        assert_eq!(
+            answer(
+                "Digest realm=\"r\", nonce=\"n\", algorithm=SHA-256",
+                "u",
+                "p",
+                "DESCRIBE",
+                uri
+            ),
+            None
+        );
+        assert_eq!(answer("Negotiate", "u", "p", "DESCRIBE", uri), None);
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! publish, read or API call, and the log line and delay that follow a failure.
 
 pub mod credential;
+mod external;
 pub mod failures;
 mod gate;
 pub mod header;
+pub mod jwt;
 mod permission;
 
 pub use credential::{hash_password, Credential, REDACTED};
@@ -26,6 +28,22 @@ pub fn redact_url(url: &str) -> String {
         }
         _ => no_query.to_string(),
     }
+}
+
+/// A random version-4 UUID: a connection's id, as an auth server is sent it.
+pub fn new_id() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 /// A network of `ips`: a CIDR, or one address.
@@ -124,6 +142,41 @@ pub enum Credentials {
     },
     /// An RTSP Digest response, checked against the plain password.
     Digest(header::DigestResponse),
+    /// `Authorization: Bearer <token>` (a JWT, or whatever an auth server takes).
+    Token(String),
+}
+
+impl Credentials {
+    /// User and password as an auth server is sent them (empty when not Basic).
+    pub fn user_pass(&self) -> (&str, &str) {
+        match self {
+            Credentials::Basic { user, pass } => (user, pass),
+            _ => ("", ""),
+        }
+    }
+}
+
+/// The token `authMethod: http` and `jwt` check, found as MediaMTX finds it: a Bearer
+/// token, else the password, else (RTSP and RTMP, which have nowhere else to put one,
+/// and HTTP when `query_allowed`) the query's `token` or the older `jwt`.
+pub fn token(req: &Request<'_>, query_allowed: bool) -> String {
+    match req.creds {
+        Credentials::Token(t) if !t.is_empty() => return t.clone(),
+        Credentials::Basic { pass, .. } if !pass.is_empty() => return pass.clone(),
+        _ => {}
+    }
+    if matches!(req.protocol, "rtsp" | "rtmp") || query_allowed {
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(req.query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        for key in ["token", "jwt"] {
+            let mut found = pairs.iter().filter(|(k, _)| k == key);
+            if let (Some((_, v)), None) = (found.next(), found.next()) {
+                return v.clone();
+            }
+        }
+    }
+    String::new()
 }
 
 /// Why a request was refused.
@@ -155,7 +208,7 @@ pub fn authenticate(
         }
         could = true;
         let ok = match creds {
-            Credentials::None => false,
+            Credentials::None | Credentials::Token(_) => false,
             // Both compared, in constant time each: no early exit on the user name.
             Credentials::Basic { user, pass } => u.user.check(user) & u.pass.check(pass),
             Credentials::Digest(d) => match (u.user.plain(), u.pass.plain()) {
@@ -168,7 +221,7 @@ pub fn authenticate(
             return Ok(Some(match creds {
                 Credentials::Basic { user, .. } => user.clone(),
                 Credentials::Digest(d) => d.username.clone(),
-                Credentials::None => String::new(),
+                Credentials::None | Credentials::Token(_) => String::new(),
             }));
         }
     }

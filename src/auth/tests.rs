@@ -152,3 +152,59 @@ fn urls_in_logs_lose_their_password_and_query() {
     );
     assert_eq!(redact_url("not a url?pass=x"), "not a url");
 }
+
+#[test]
+fn tokens_from_bearer_password_or_query_as_mediamtx() {
+    let req = |creds: &'static Credentials, protocol: &'static str, query: &'static str| Request {
+        ip: ip("10.0.0.1"),
+        action: Action::Read,
+        path: "cam",
+        creds,
+        method: "",
+        protocol,
+        query,
+        id: None,
+        user_agent: "",
+    };
+    static BEARER: std::sync::LazyLock<Credentials> =
+        std::sync::LazyLock::new(|| Credentials::Token("tb".into()));
+    static PASS: std::sync::LazyLock<Credentials> = std::sync::LazyLock::new(|| basic("", "tp"));
+    static NONE: Credentials = Credentials::None;
+    assert_eq!(token(&req(&BEARER, "hls", "token=tq"), false), "tb");
+    assert_eq!(token(&req(&PASS, "rtsp", "token=tq"), false), "tp");
+    assert_eq!(token(&req(&NONE, "rtsp", "a=1&token=tq"), false), "tq");
+    assert_eq!(token(&req(&NONE, "rtmp", "jwt=tj"), false), "tj");
+    // HTTP takes the query only when configured to; a repeated key is ambiguous.
+    assert_eq!(token(&req(&NONE, "hls", "token=tq"), false), "");
+    assert_eq!(token(&req(&NONE, "hls", "token=tq"), true), "tq");
+    assert_eq!(token(&req(&NONE, "rtsp", "token=a&token=b"), false), "");
+}
+
+#[test]
+fn external_methods_are_validated_at_load() {
+    let parse = |extra: &str| {
+        crate::config::Config::parse(extra, "t")
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    assert!(parse("authMethod: http\n")
+        .unwrap_err()
+        .contains("authHTTPAddress"));
+    assert!(parse("authMethod: http\nauthHTTPAddress: ftp://x/\n").is_err());
+    parse("authMethod: http\nauthHTTPAddress: http://127.0.0.1:9/auth\n").unwrap();
+    assert!(parse("authMethod: jwt\n")
+        .unwrap_err()
+        .contains("authJWTJWKS"));
+    parse("authMethod: jwt\nauthJWTJWKS: https://idp.test/jwks\n").unwrap();
+    let digest = "authMethod: jwt\nauthJWTJWKS: https://idp.test/jwks\nrtspAuthMethods: [digest]\n";
+    assert!(parse(digest).unwrap_err().contains("digest"));
+}
+
+#[test]
+fn ids_are_version_4_uuids() {
+    let id = new_id();
+    assert_eq!(id.len(), 36);
+    assert_eq!(&id[14..15], "4");
+    assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"), "{id}");
+    assert_ne!(id, new_id());
+}

@@ -245,19 +245,55 @@ pub struct Config {
     pub hls_encryption: bool,
     pub hls_server_key: String,
     pub hls_server_cert: String,
+    /// Proxies whose `X-Forwarded-For` names the client (for auth and logs).
+    pub hls_trusted_proxies: Vec<crate::auth::IpNetwork>,
 
-    /// Only `internal` is built so far; MediaMTX's `http` and `jwt` are refused at load.
+    /// `internal` (the user list), `http` (ask an external server) or `jwt` (tokens
+    /// signed by an identity server whose keys are at `authJWTJWKS`).
     pub auth_method: AuthMethod,
     pub auth_internal_users: Vec<crate::auth::InternalUser>,
+    /// `authMethod: http`: the URL POSTed MediaMTX's JSON for each check; 2xx allows.
+    #[serde(rename = "authHTTPAddress")]
+    pub auth_http_address: String,
+    /// SHA-256 of the auth server's certificate, for a self-signed `https://` one.
+    #[serde(rename = "authHTTPFingerprint")]
+    pub auth_http_fingerprint: Option<crate::tls::Fingerprint>,
+    /// Requests these permissions cover are allowed without asking the server.
+    #[serde(rename = "authHTTPExclude")]
+    pub auth_http_exclude: Vec<crate::auth::Permission>,
+    /// `authMethod: jwt`: where the identity server's public keys (a JWK set) are.
+    #[serde(rename = "authJWTJWKS")]
+    pub auth_jwt_jwks: String,
+    #[serde(rename = "authJWTJWKSFingerprint")]
+    pub auth_jwt_jwks_fingerprint: Option<crate::tls::Fingerprint>,
+    /// The claim that holds the token's permissions.
+    #[serde(rename = "authJWTClaimKey")]
+    pub auth_jwt_claim_key: String,
+    #[serde(rename = "authJWTExclude")]
+    pub auth_jwt_exclude: Vec<crate::auth::Permission>,
+    /// Expected `iss` and `aud`; empty: not checked.
+    #[serde(rename = "authJWTIssuer")]
+    pub auth_jwt_issuer: String,
+    #[serde(rename = "authJWTAudience")]
+    pub auth_jwt_audience: String,
+    /// Deprecated in MediaMTX: also take `?token=` / `?jwt=` on HTTP (RTSP and RTMP
+    /// always take them, having no other place for a token).
+    #[serde(rename = "authJWTInHTTPQuery")]
+    pub auth_jwt_in_http_query: bool,
     /// How RTSP clients may send credentials: `basic`, `digest` (MD5, RFC 2617).
     pub rtsp_auth_methods: Vec<RtspAuthMethod>,
 
-    /// The control API (read-only for now).
+    /// The control API.
     pub api: bool,
     pub api_address: ListenAddress,
     pub api_encryption: bool,
     pub api_server_key: String,
     pub api_server_cert: String,
+    /// Origins a browser page may call the API from (`*`: any; `http://*.example.com`).
+    /// State-changing routes also need a JSON body, so a form can't reach them.
+    pub api_allow_origins: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` names the client (for auth and logs).
+    pub api_trusted_proxies: Vec<crate::auth::IpNetwork>,
 
     pub paths: IndexMap<PathPattern, Option<PathConf>>,
 }
@@ -309,14 +345,27 @@ impl Default for Config {
             hls_encryption: false,
             hls_server_key: "server.key".into(),
             hls_server_cert: "server.crt".into(),
+            hls_trusted_proxies: Vec::new(),
             auth_method: AuthMethod::Internal,
             auth_internal_users: crate::auth::default_users(),
+            auth_http_address: String::new(),
+            auth_http_fingerprint: None,
+            auth_http_exclude: Vec::new(),
+            auth_jwt_jwks: String::new(),
+            auth_jwt_jwks_fingerprint: None,
+            auth_jwt_claim_key: "mediamtx_permissions".into(),
+            auth_jwt_exclude: Vec::new(),
+            auth_jwt_issuer: String::new(),
+            auth_jwt_audience: String::new(),
+            auth_jwt_in_http_query: false,
             rtsp_auth_methods: vec![RtspAuthMethod::Basic],
             api: true,
             api_address: ListenAddress(([0, 0, 0, 0], 9997).into()),
             api_encryption: false,
             api_server_key: "server.key".into(),
             api_server_cert: "server.crt".into(),
+            api_allow_origins: vec!["*".to_string()],
+            api_trusted_proxies: Vec::new(),
             paths: IndexMap::new(),
         }
     }
@@ -440,15 +489,24 @@ impl Config {
     }
 
     fn validate_auth(&self) -> Result<(), String> {
+        let digest = self.rtsp_auth_methods.contains(&RtspAuthMethod::Digest);
+        let url = |key: &str, v: &str| match url::Url::parse(v) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
+            _ => Err(format!("{key}: want an http:// or https:// URL, got {v:?}")),
+        };
         match self.auth_method {
             AuthMethod::Internal => {}
-            m => {
-                return Err(format!(
-                    "authMethod: {m:?} is not supported yet (only internal)"
-                ))
+            AuthMethod::Http => url("authHTTPAddress", &self.auth_http_address)?,
+            AuthMethod::Jwt => {
+                url("authJWTJWKS", &self.auth_jwt_jwks)?;
+                if self.auth_jwt_claim_key.is_empty() {
+                    return Err("authJWTClaimKey: empty".into());
+                }
             }
         }
-        let digest = self.rtsp_auth_methods.contains(&RtspAuthMethod::Digest);
+        if digest && self.auth_method != AuthMethod::Internal {
+            return Err("rtspAuthMethods: digest needs authMethod: internal (an external server or a token can't check a Digest response)".into());
+        }
         for (i, u) in self.auth_internal_users.iter().enumerate() {
             if u.user.is_empty() {
                 return Err(format!("authInternalUsers[{i}]: user is empty"));
@@ -725,8 +783,8 @@ mod tests {
             ),
             ("udpMaxPayloadSize: 20\n", "udpMaxPayloadSize"),
             (
-                "paths:\n  cam:\n    source: rtsps://x/y\n",
-                "the RTSP client has no TLS",
+                "paths:\n  cam:\n    source: srt://x/y\n",
+                "unsupported source",
             ),
             (
                 "paths:\n  cam:\n    source: https://x/y.m3u8\n    sourceFingerprint: abc\n",

@@ -34,19 +34,17 @@ impl<'de> Deserialize<'de> for Source {
         let s = String::deserialize(d)?;
         match s.as_str() {
             "publisher" => Ok(Source::Publisher),
-            u if ["rtsp://", "rtmp://", "rtmps://", "http://", "https://"]
-                .iter()
-                .any(|p| u.starts_with(p)) =>
+            u if [
+                "rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://",
+            ]
+            .iter()
+            .any(|p| u.starts_with(p)) =>
             {
                 Ok(Source::Url(u.to_string()))
             }
-            u if u.starts_with("rtsps://") => Err(serde::de::Error::custom(format!(
-                "unsupported source '{u}': rtsps:// sources aren't supported (the RTSP client has no TLS); \
-                 pull the camera over rtsp://, or relay it over rtmps://"
-            ))),
             other => Err(serde::de::Error::custom(format!(
-                "unsupported source '{other}': use 'publisher' or an rtsp://, rtmp://, rtmps://, \
-                 http:// or https:// (HLS) URL"
+                "unsupported source '{other}': use 'publisher' or an rtsp://, rtsps://, rtmp://, \
+                 rtmps://, http:// or https:// (HLS) URL"
             ))),
         }
     }

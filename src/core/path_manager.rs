@@ -62,13 +62,19 @@ impl PathManager {
 
     /// Checks a client's request against the running `authInternalUsers`; failures
     /// are logged per burst. `what` names the request in that log line.
-    pub fn authenticate(
+    /// Runs `authMethod` over a request. Only the calling session waits (an auth server
+    /// or a JWKS fetch is bounded by `readTimeout`).
+    pub async fn authenticate(
         &self,
         req: &crate::auth::Request<'_>,
     ) -> Result<Option<String>, crate::auth::Denied> {
-        self.inner
-            .auth
-            .check(&self.config().auth_internal_users, req)
+        let config = self.config();
+        self.inner.auth.check(&config, req).await
+    }
+
+    /// `POST /v3/auth/jwks/refresh`: the next JWT check fetches the key set again.
+    pub async fn refresh_jwks(&self) {
+        self.inner.auth.jwks.refresh().await
     }
 
     /// Names of paths whose publisher has just made a stream readable.

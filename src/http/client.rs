@@ -5,14 +5,14 @@
 use crate::tls::{self, Fingerprint};
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, Response, Uri};
 use hyper_util::rt::TokioIo;
 
 pub struct HttpConn {
-    sender: SendRequest<Empty<Bytes>>,
+    sender: SendRequest<Full<Bytes>>,
     https: bool,
     authority: String,
     /// Bytes of response bodies read through `get_body`.
@@ -84,13 +84,42 @@ impl HttpConn {
         let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let req = Request::get(pq)
             .header(hyper::header::HOST, &self.authority)
-            .body(Empty::new())?;
+            .body(Full::new(Bytes::new()))?;
         self.sender.ready().await?;
         let resp = self.sender.send_request(req).await?;
         if !resp.status().is_success() {
             bail!("GET {uri}: {}", resp.status());
         }
         Ok(resp)
+    }
+
+    /// POSTs `body` as `content_type`; the response whatever its status.
+    pub async fn post(
+        &mut self,
+        uri: &Uri,
+        content_type: &str,
+        body: Bytes,
+    ) -> Result<Response<Incoming>> {
+        let pq = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let req = Request::post(pq)
+            .header(hyper::header::HOST, &self.authority)
+            .header(hyper::header::CONTENT_TYPE, content_type)
+            .body(Full::new(body))?;
+        self.sender.ready().await?;
+        Ok(self.sender.send_request(req).await?)
+    }
+
+    /// GET and collect the body, refused past `limit` bytes (for bodies from servers
+    /// the config names but we don't trust to be small).
+    pub async fn get_body_limited(&mut self, uri: &Uri, limit: usize) -> Result<Bytes> {
+        let resp = self.get(uri).await?;
+        let body = http_body_util::Limited::new(resp.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|e| anyhow!("{e}"))?
+            .to_bytes();
+        self.body_bytes += body.len() as u64;
+        Ok(body)
     }
 
     /// GET and collect the whole body.

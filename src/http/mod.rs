@@ -5,6 +5,7 @@ mod assets;
 pub(crate) mod auth;
 pub mod client;
 pub(crate) mod conn;
+pub(crate) mod cors;
 mod hls;
 
 use crate::config::Config;
@@ -29,14 +30,7 @@ pub(crate) struct HttpCtx {
 impl HttpCtx {
     /// The `Access-Control-Allow-Origin` value for a request from `origin`, if allowed.
     pub fn allow_origin(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
-        if self.allow_origins.iter().any(|o| o == "*") {
-            return Some(HeaderValue::from_static("*"));
-        }
-        let origin = origin?;
-        self.allow_origins
-            .iter()
-            .any(|o| o.as_bytes() == origin.as_bytes())
-            .then(|| origin.clone())
+        cors::allow_origin(&self.allow_origins, origin)
     }
 }
 
@@ -147,11 +141,16 @@ async fn route(
             .map(|(name, _)| (name, "hls")),
     };
     if let Some((name, protocol)) = target {
-        let ip = peer.ip();
-        let action = crate::auth::Action::Read;
-        if let Some(refused) =
-            auth::check(&ctx.manager, ip, req.headers(), action, name, protocol).await
-        {
+        let trusted = ctx.manager.config().hls_trusted_proxies.clone();
+        let asked = auth::Asked {
+            ip: auth::client_ip(peer.ip(), req.headers(), &trusted),
+            headers: req.headers(),
+            query: req.uri().query().unwrap_or_default(),
+            action: crate::auth::Action::Read,
+            path: name,
+            protocol,
+        };
+        if let Some(refused) = auth::check(&ctx.manager, asked).await {
             return refused;
         }
     }

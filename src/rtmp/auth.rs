@@ -1,5 +1,5 @@
-//! RTMP credentials, MediaMTX's way: `?user=U&pass=P` on the stream key (or the app),
-//! since RTMP has no authentication of its own.
+//! RTMP credentials, MediaMTX's way: `?user=U&pass=P` (or `?token=<jwt>`) on the stream
+//! key or the app, since RTMP has no authentication of its own.
 
 use crate::auth::Credentials;
 
@@ -27,6 +27,14 @@ pub(crate) fn credentials(app: &str, name: &str) -> Credentials {
     Credentials::None
 }
 
+/// The query that carries them: the stream key's, else the app's.
+pub(crate) fn query<'a>(app: &'a str, name: &'a str) -> &'a str {
+    [name, app]
+        .into_iter()
+        .find_map(|p| p.split_once('?').map(|(_, q)| q))
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,5 +53,8 @@ mod tests {
         assert_eq!(credentials("live", "cam?pass=x"), basic("", "x"));
         assert_eq!(credentials("live", "cam?key=1"), Credentials::None);
         assert_eq!(credentials("live", "cam"), Credentials::None);
+        assert_eq!(query("live", "cam?token=t"), "token=t");
+        assert_eq!(query("live?jwt=j", "cam"), "jwt=j");
+        assert_eq!(query("live", "cam"), "");
     }
 }

@@ -238,6 +238,9 @@ impl Conn {
         };
         let path = path_of(app, name);
         let creds = super::auth::credentials(app, name);
+        let query = super::auth::query(app, name);
+        // One stream per connection: the id is the connection's.
+        let id = crate::auth::new_id();
         let req = crate::auth::Request {
             ip: self.peer.ip(),
             action,
@@ -245,8 +248,11 @@ impl Conn {
             creds: &creds,
             method: "",
             protocol: "rtmp",
+            query,
+            id: Some(&id),
+            user_agent: "",
         };
-        let Err(denied) = self.ctx.manager.authenticate(&req) else {
+        let Err(denied) = self.ctx.manager.authenticate(&req).await else {
             return true;
         };
         if denied != crate::auth::Denied::AskCredentials {

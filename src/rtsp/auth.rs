@@ -24,6 +24,8 @@ pub(crate) enum Verdict {
 
 pub(crate) struct ConnAuth {
     nonce: String,
+    /// Sent to an auth server as the connection's id.
+    id: String,
     /// What this connection was already allowed, so SETUP and PLAY after DESCRIBE
     /// don't check again.
     allowed: Vec<(Action, String)>,
@@ -33,6 +35,7 @@ impl Default for ConnAuth {
     fn default() -> Self {
         ConnAuth {
             nonce: header::new_nonce(),
+            id: crate::auth::new_id(),
             allowed: Vec::new(),
         }
     }
@@ -49,18 +52,32 @@ fn digest_uri_path(uri: &str) -> Option<String> {
     }
 }
 
+/// An RTSP request to check, as the handler read it.
+pub(crate) struct Asked<'a> {
+    pub ip: IpAddr,
+    pub method: &'a str,
+    pub authorization: Option<&'a str>,
+    /// The request URI's path (a Digest `uri` may name it, or `path`).
+    pub request_path: &'a str,
+    pub query: &'a str,
+    pub user_agent: &'a str,
+    pub action: Action,
+    /// The path being read or published.
+    pub path: &'a str,
+}
+
 impl ConnAuth {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn check(
-        &mut self,
-        manager: &PathManager,
-        ip: IpAddr,
-        method: &str,
-        authorization: Option<&str>,
-        request_path: &str,
-        action: Action,
-        path: &str,
-    ) -> Verdict {
+    pub(crate) async fn check(&mut self, manager: &PathManager, a: Asked<'_>) -> Verdict {
+        let Asked {
+            ip,
+            method,
+            authorization,
+            request_path,
+            query,
+            user_agent,
+            action,
+            path,
+        } = a;
         if self.allowed.iter().any(|(a, p)| *a == action && p == path) {
             return Verdict::Allowed;
         }
@@ -97,8 +114,11 @@ impl ConnAuth {
             creds: &creds,
             method,
             protocol: "rtsp",
+            query,
+            id: Some(&self.id),
+            user_agent,
         };
-        match manager.authenticate(&req) {
+        match manager.authenticate(&req).await {
             Ok(_) => {
                 self.allowed.push((action, path.to_string()));
                 Verdict::Allowed

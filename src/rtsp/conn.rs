@@ -168,9 +168,9 @@ impl Conn {
                 Some(Incoming::Other) => continue,
                 Some(Incoming::Request(req)) => req,
             };
-            tracing::debug!(peer = %self.peer, method = ?req.method(), uri = ?req.request_uri().map(|u| u.as_str()), "RTSP request");
+            tracing::debug!(peer = %self.peer, method = ?req.method(), uri = ?req.request_uri().map(|u| crate::auth::redact_url(u.as_str())), "RTSP request");
             // Credentials first: a refused client must not start an on-demand source.
-            let refused = self.handler.authorize_request(&req);
+            let refused = self.handler.authorize(&req).await;
             if refused.is_none() && req.method() == rtsp_types::Method::Describe {
                 // An on-demand source starts here; DESCRIBE answers once it plays.
                 if let Some(uri) = req.request_uri() {

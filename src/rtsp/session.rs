@@ -146,9 +146,6 @@ impl Handler {
                 return only(req, &cseq, StatusCode::SessionNotFound);
             }
         }
-        if let Some(reply) = self.authorize(req, &cseq) {
-            return reply;
-        }
         let (mut resp, action) = match req.method() {
             Method::Options => {
                 let mut r = status(req, &cseq, StatusCode::Ok);
@@ -205,16 +202,11 @@ fn path_error(req: &Request<Vec<u8>>, cseq: &str, e: &PathError) -> Response<Vec
 }
 
 impl Handler {
-    /// The refusal to send when the request's credentials don't allow it (before
-    /// anything else runs for it), or `None` to go on with `handle`.
-    pub(crate) fn authorize_request(&mut self, req: &Request<Vec<u8>>) -> Option<Reply> {
-        let cseq = req.header(&headers::CSEQ)?.as_str().to_string();
-        self.authorize(req, &cseq)
-    }
-
     /// Checks the credentials of a request that starts reading or publishing (DESCRIBE,
-    /// ANNOUNCE, a SETUP without DESCRIBE); `Some` is the refusal to send.
-    fn authorize(&mut self, req: &Request<Vec<u8>>, cseq: &str) -> Option<Reply> {
+    /// ANNOUNCE, a SETUP without DESCRIBE) before `handle` runs it; `Some` is the refusal
+    /// to send instead. Only this connection waits for an auth server.
+    pub(crate) async fn authorize(&mut self, req: &Request<Vec<u8>>) -> Option<Reply> {
+        let cseq = req.header(&headers::CSEQ)?.as_str().to_string();
         let full = Self::request_path(req)?;
         let (action, path) = match req.method() {
             Method::Describe => (auth::Action::Read, full.clone()),
@@ -224,21 +216,28 @@ impl Handler {
             }
             _ => return None,
         };
-        let method: &str = req.method().into();
-        let authorization = req.header(&headers::AUTHORIZATION).map(|v| v.as_str());
-        let verdict = self.auth.check(
-            &self.ctx.manager,
-            self.peer.ip(),
-            method,
-            authorization,
-            &full,
+        let query = req
+            .request_uri()
+            .and_then(|u| u.query())
+            .unwrap_or_default()
+            .to_string();
+        let asked = super::auth::Asked {
+            ip: self.peer.ip(),
+            method: req.method().into(),
+            authorization: req.header(&headers::AUTHORIZATION).map(|v| v.as_str()),
+            request_path: &full,
+            query: &query,
+            user_agent: req
+                .header(&headers::USER_AGENT)
+                .map(|v| v.as_str())
+                .unwrap_or_default(),
             action,
-            &path,
-        );
-        match verdict {
+            path: &path,
+        };
+        match self.auth.check(&self.ctx.manager, asked).await {
             super::auth::Verdict::Allowed => None,
             super::auth::Verdict::Ask(challenge) => {
-                let mut r = status(req, cseq, StatusCode::Unauthorized);
+                let mut r = status(req, &cseq, StatusCode::Unauthorized);
                 r.insert_header(headers::WWW_AUTHENTICATE, challenge);
                 Some((r, Action::None))
             }
@@ -248,7 +247,7 @@ impl Handler {
                 } else {
                     StatusCode::Unauthorized
                 };
-                Some((status(req, cseq, code), Action::Refuse(delay)))
+                Some((status(req, &cseq, code), Action::Refuse(delay)))
             }
         }
     }

@@ -1,10 +1,11 @@
 //! Path sources: the server pulls a path's media instead of waiting for a publisher
-//! (`source: rtsp://…`, `rtmp://…` or an HLS `http://…` playlist). A source runs as one task per path, always-on for exact
+//! (`source: rtsp://…`, `rtsps://…`, `rtmp://…` or an HLS `http://…` playlist). A source runs as one task per path, always-on for exact
 //! names or on demand (`sourceOnDemand`), and reconnects with capped, jittered backoff.
 
 pub mod hls;
 pub mod rtmp;
 pub mod rtsp;
+pub mod rtsps;
 
 use crate::config::PathConf;
 use crate::core::{PathError, PathManager, Peer};
@@ -27,6 +28,8 @@ pub enum SourceError {
     Url(String),
     #[error("RTSP: {0}")]
     Rtsp(#[from] retina::Error),
+    #[error("RTSPS: {0}")]
+    Rtsps(String),
     #[error("RTMP: {0:#}")]
     Rtmp(anyhow::Error),
     #[error("bad media from the source: {0}")]
@@ -164,6 +167,8 @@ fn peer_of(url: &str) -> Peer {
         Peer::RtmpSource
     } else if url.starts_with("http") {
         Peer::HlsSource
+    } else if url.starts_with("rtsps") {
+        Peer::RtspsSource
     } else {
         Peer::RtspSource
     }
@@ -244,6 +249,7 @@ async fn run(
                 let r = match peer_of(&url) {
                     Peer::RtmpSource => rtmp::pull(pull).await,
                     Peer::HlsSource => hls::pull(pull).await,
+                    Peer::RtspsSource => rtsps::pull(pull).await,
                     _ => rtsp::pull(pull).await,
                 };
                 // Readers see the stream end now, not when a new one replaces it.

@@ -14,7 +14,7 @@ use retina::client::{
 };
 
 /// The URL without credentials, and the credentials it carried.
-fn split_credentials(url: &str) -> Result<(url::Url, Option<Credentials>), SourceError> {
+pub(super) fn split_credentials(url: &str) -> Result<(url::Url, Option<Credentials>), SourceError> {
     let mut u = url::Url::parse(url).map_err(|e| SourceError::Url(e.to_string()))?;
     let creds = (!u.username().is_empty()).then(|| Credentials {
         username: decode(u.username()),

@@ -1,0 +1,79 @@
+//! What every API request passes before its route: the `api` permission (by default:
+//! from localhost), the client's address behind `apiTrustedProxies`, and for routes
+//! that change state, the cross-site rule: a JSON body type (a page's form or
+//! `text/plain` POST can't send one without a CORS preflight) and an allowed `Origin`.
+
+use crate::core::PathManager;
+use crate::http::conn::Peer;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+pub(super) async fn guard(
+    State(manager): State<PathManager>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let config = manager.config();
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let cors = crate::http::cors::allow_origin(&config.api_allow_origins, origin.as_ref());
+    let with_cors = |mut r: Response| {
+        if let Some(o) = &cors {
+            r.headers_mut()
+                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o.clone());
+        }
+        r
+    };
+    if req.method() == Method::OPTIONS {
+        // A preflight carries no credentials; it only says what a page may send.
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        let h = r.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, PATCH, DELETE, OPTIONS"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Authorization, Content-Type"),
+        );
+        return with_cors(r);
+    }
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        if let Some(refused) = cross_site(&req, &config.api_allow_origins) {
+            tracing::warn!(peer = %peer, method = %req.method(), path = req.uri().path(), "API request refused: {refused}");
+            return with_cors((StatusCode::FORBIDDEN, format!("{refused}\n")).into_response());
+        }
+    }
+    let asked = crate::http::auth::Asked {
+        ip: crate::http::auth::client_ip(peer.ip(), req.headers(), &config.api_trusted_proxies),
+        headers: req.headers(),
+        query: req.uri().query().unwrap_or_default(),
+        action: crate::auth::Action::Api,
+        path: "",
+        protocol: "api",
+    };
+    if let Some(refused) = crate::http::auth::check(&manager, asked).await {
+        return with_cors(refused);
+    }
+    with_cors(next.run(req).await)
+}
+
+/// Why a state-changing request may have come from another site's page, if it may.
+fn cross_site(req: &Request, allow: &[String]) -> Option<&'static str> {
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Some("state-changing API requests need Content-Type: application/json");
+    }
+    match req.headers().get(header::ORIGIN).map(|o| o.to_str()) {
+        None => None,
+        Some(Ok(o)) if crate::http::cors::allowed(allow, o) => None,
+        Some(_) => Some("Origin not in apiAllowOrigins"),
+    }
+}
