@@ -416,3 +416,57 @@ fn mpegts_hls_readers() {
 fn fmp4_hls_readers() {
     hls_readers("fmp4");
 }
+
+/// Readers with credentials against a locked-down server: each client puts them where
+/// it can (VLC and rtmpdump: RTMP `?user=&pass=`, HTTP `user:pass@` answered after the
+/// 401; GStreamer: `user-id`/`user-pw`). Anonymous VLC gets nothing.
+#[test]
+fn readers_with_credentials() {
+    if !have_clients() {
+        return;
+    }
+    let viewer = mediarouter::auth::hash_password("Matrix-View-Secret");
+    let srv = TestServer::start(&format!(
+        "hlsAlwaysRemux: yes\nhlsVariant: mpegts\nauthInternalUsers:\n  - user: cam\n    pass: Matrix-Pub-Secret\n    permissions: [{{action: publish}}]\n  - user: viewer\n    pass: \"{viewer}\"\n    permissions: [{{action: read}}]\npaths:\n  all_others:\n"
+    ));
+    let url = srv
+        .url("live/cam")
+        .replace("rtsp://", "rtsp://cam:Matrix-Pub-Secret@");
+    let _publisher = Children(vec![publish(&clip(Clip::H264Aac, 10), &url, "tcp", true)]);
+    srv.wait_stream("live/cam");
+    let http = srv.server.http_addr().unwrap();
+    let creds = "viewer:Matrix-View-Secret@";
+    let rtmp = format!(
+        "{}?user=viewer&pass=Matrix-View-Secret",
+        srv.rtmp_url("live/cam")
+    );
+    let flv = format!("http://{creds}{http}/live/cam.flv");
+    let hls = format!("http://{creds}{http}/live/cam/index.m3u8");
+    let gst_auth = "user-id=viewer user-pw=Matrix-View-Secret";
+    let dir = shared_dir();
+    let d = dir.path();
+    run_matrix(
+        "readers with credentials (Basic over HTTP, ?user=&pass= over RTMP)",
+        vec![
+            cell("RTMP → VLC", || vlc_decoded(&rtmp, d, "vlc-auth-rtmp")),
+            cell("RTMP → rtmpdump --live", || rtmpdump_decoded(&rtmp, d)),
+            cell("HTTP-FLV → VLC", || vlc_decoded(&flv, d, "vlc-auth-flv")),
+            cell("HLS → VLC", || vlc_decoded(&hls, d, "vlc-auth-hls")),
+            cell("HTTP-FLV → GStreamer souphttpsrc", || {
+                gst_decoded(&format!(
+                    "souphttpsrc location=http://{http}/live/cam.flv {gst_auth} ! flvdemux name=d d.video"
+                ))
+            }),
+            cell("HLS → GStreamer hlsdemux", || {
+                gst_decoded(&format!(
+                    "souphttpsrc location=http://{http}/live/cam/index.m3u8 {gst_auth} ! hlsdemux"
+                ))
+            }),
+        ],
+    );
+    let anonymous = format!("http://{http}/live/cam.flv");
+    let frames = vlc_decoded(&anonymous, d, "vlc-anon").unwrap_or(0);
+    assert_eq!(frames, 0, "anonymous VLC decoded HTTP-FLV");
+    let text = logs().text();
+    assert!(!text.contains("Matrix-View-Secret") && !text.contains("Matrix-Pub-Secret"));
+}
