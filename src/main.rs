@@ -59,6 +59,9 @@ fn main() -> ExitCode {
             }
         }
     }
+    // Warnings the config load gives (a deprecated key, a misspelt variable) are
+    // printed; the file's logLevel takes over once it is read.
+    mediarouter::logging::init(mediarouter::config::LogLevel::Warn);
     if check {
         let Some(file) = explicit else {
             eprintln!("--check needs a file\n{USAGE}");
@@ -82,7 +85,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    mediarouter::logging::init(cfg.log_level);
+    mediarouter::logging::set_level(cfg.log_level);
     tracing::info!(
         "mediarouter {} using config {origin}",
         env!("CARGO_PKG_VERSION")

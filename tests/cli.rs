@@ -226,3 +226,36 @@ fn hash_password_prints_an_argon2_credential() {
     assert!(line.starts_with("argon2:$argon2id$"), "{line}");
     assert!(cred.check("c0rrect horse") && !cred.check("c0rrect horse\n"));
 }
+
+/// Kubernetes puts `MEDIAROUTER_SERVICE_HOST`, `MEDIAROUTER_PORT`, … into every pod of a
+/// namespace with a Service named `mediarouter`: they name no key, and the server starts.
+#[test]
+fn kubernetes_service_variables_do_not_stop_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\nrtmpAddress: 127.0.0.1:0\napiAddress: 127.0.0.1:0\n",
+    );
+    let (mut child, lines) = spawn_in(
+        Command::new(BIN)
+            .arg(&cfg)
+            .env("MEDIAROUTER_SERVICE_HOST", "10.0.0.1")
+            .env("MEDIAROUTER_PORT", "tcp://10.0.0.1:8554")
+            .env("MEDIAROUTER_PORT_8554_TCP_PORT", "8554")
+            .env("MEDIAROUTER_RTSPADRESS", ":1"),
+    );
+    wait_until(Duration::from_secs(10), "the listener", || {
+        find_line(&lines, "RTSP listener opened on 127.0.0.1:").is_some()
+    });
+    let typo = find_line(&lines, "MEDIAROUTER_RTSPADRESS").expect("a warning for the typo");
+    assert!(
+        typo.contains("WARN") && typo.contains("rtspAddress"),
+        "{typo}"
+    );
+    assert!(
+        find_line(&lines, "MEDIAROUTER_SERVICE_HOST").is_none(),
+        "k8s variables are not warned of"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -17,8 +17,19 @@ pub struct Override {
     pub value: String,
 }
 
-/// The overrides among `vars`; a variable with our prefix that names no key is an error
-/// (a typo must not be silently ignored).
+/// Whether `word` is within 2 edits of a key: a typo, worth a warning, rather than
+/// someone else's variable (Kubernetes gives every pod `MEDIAROUTER_SERVICE_HOST`,
+/// `MEDIAROUTER_PORT_8554_TCP`, … when a Service is named `mediarouter`).
+fn near(keys: &[&str], word: &str) -> Option<String> {
+    let word = word.to_ascii_lowercase();
+    keys.iter()
+        .filter(|k| **k != "paths")
+        .find(|k| strsim::levenshtein(&k.to_ascii_lowercase(), &word) <= 2)
+        .map(|k| k.to_string())
+}
+
+/// The overrides among `vars`. A `MEDIAROUTER_` variable that names no key is
+/// ignored: with a warning when it looks like a misspelt key, else with a debug line.
 pub fn overrides(
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Vec<Override>, String> {
@@ -61,7 +72,18 @@ pub fn overrides(
             }),
             // MTX_ variables may be meant for a MediaMTX on the same host.
             None if var.starts_with(PREFIXES[0]) => {
-                return Err(format!("{var}: names no config key"));
+                let typo = match rest.strip_prefix("PATHS_") {
+                    Some(p) => p
+                        .match_indices('_')
+                        .find_map(|(i, _)| near(path_keys, &p[i + 1..])),
+                    None => near(globals, rest),
+                };
+                match typo {
+                    Some(key) => {
+                        tracing::warn!("{var} names no config key (did you mean {key}?); ignored")
+                    }
+                    None => tracing::debug!("{var} names no config key; ignored"),
+                }
             }
             None => {}
         }
@@ -333,8 +355,28 @@ mod tests {
                 (Some("CAM_1"), "sourceOnDemand")
             ]
         );
-        let e = overrides(vars(&[("MEDIAROUTER_RTSPADRESS", "x")])).unwrap_err();
-        assert!(e.contains("MEDIAROUTER_RTSPADRESS"), "{e}");
+        // Not keys: ignored, so that Kubernetes' service variables never stop the server.
+        let k8s = overrides(vars(&[
+            ("MEDIAROUTER_RTSPADRESS", "x"),
+            ("MEDIAROUTER_SERVICE_HOST", "10.0.0.1"),
+            ("MEDIAROUTER_SERVICE_PORT", "8554"),
+            ("MEDIAROUTER_PORT", "tcp://10.0.0.1:8554"),
+            ("MEDIAROUTER_PORT_8554_TCP", "tcp://10.0.0.1:8554"),
+            ("MEDIAROUTER_PORT_8554_TCP_PROTO", "tcp"),
+            ("MEDIAROUTER_PORT_8554_TCP_PORT", "8554"),
+            ("MEDIAROUTER_PORT_8554_TCP_ADDR", "10.0.0.1"),
+        ]))
+        .unwrap();
+        assert!(k8s.is_empty(), "{k8s:?}");
+        let globals = fields::<Config>();
+        assert_eq!(near(globals, "RTSPADRESS").as_deref(), Some("rtspAddress"));
+        assert_eq!(
+            near(fields::<PathConf>(), "SOURCEONDEMMAND").as_deref(),
+            Some("sourceOnDemand")
+        );
+        for k8s in ["SERVICE_HOST", "SERVICE_PORT", "PORT", "PORT_8554_TCP_ADDR"] {
+            assert_eq!(near(globals, k8s), None, "{k8s}");
+        }
     }
 
     #[test]
