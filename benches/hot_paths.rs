@@ -206,11 +206,26 @@ fn fanout(c: &mut Criterion) {
     g.finish();
 }
 
+/// A read of `cam` from 10.0.0.1 with `creds`.
+fn read_cam(creds: &mediarouter::auth::Credentials) -> mediarouter::auth::Request<'_> {
+    mediarouter::auth::Request {
+        ip: "10.0.0.1".parse().unwrap(),
+        action: mediarouter::auth::Action::Read,
+        path: "cam",
+        creds,
+        method: "",
+        protocol: "bench",
+        query: "",
+        id: None,
+        user_agent: "",
+    }
+}
+
 /// The credential check a session pays once at its start: anonymous, plain, sha256,
 /// argon2 (the default parameters), and argon2 remembered (an HLS segment request).
 fn auth(c: &mut Criterion) {
     use futures_util::FutureExt;
-    use mediarouter::auth::{Action, Credentials, Gate, InternalUser, Request};
+    use mediarouter::auth::{Credentials, Gate, InternalUser, Request};
     // The user list never waits: its check completes at the first poll.
     let check = |gate: &Gate, cfg: &mediarouter::config::Config, req: &Request<'_>| {
         gate.check(cfg, req)
@@ -244,17 +259,7 @@ fn auth(c: &mut Criterion) {
             user: "u".into(),
             pass: "s3cret".into(),
         };
-        let req = Request {
-            ip: "10.0.0.1".parse().unwrap(),
-            action: Action::Read,
-            path: "cam",
-            creds: &creds,
-            method: "",
-            protocol: "bench",
-            query: "",
-            id: None,
-            user_agent: "",
-        };
+        let req = read_cam(&creds);
         g.bench_function(format!("check/{name}"), |b| {
             b.iter_batched(
                 Gate::default,
@@ -272,17 +277,7 @@ fn auth(c: &mut Criterion) {
     }
     let users = mediarouter::config::Config::default();
     let none = Credentials::None;
-    let req = Request {
-        ip: "10.0.0.1".parse().unwrap(),
-        action: Action::Read,
-        path: "cam",
-        creds: &none,
-        method: "",
-        protocol: "bench",
-        query: "",
-        id: None,
-        user_agent: "",
-    };
+    let req = read_cam(&none);
     let gate = Gate::default();
     g.bench_function("check/anonymous_default_users", |b| {
         b.iter(|| check(&gate, &users, &req))
@@ -295,7 +290,7 @@ fn auth(c: &mut Criterion) {
 /// against a JWKS and auth server in this process.
 fn auth_external(c: &mut Criterion) {
     use base64::Engine;
-    use mediarouter::auth::{Action, Credentials, Gate, Request};
+    use mediarouter::auth::{Credentials, Gate};
     use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair};
     let rt = tokio::runtime::Runtime::new().unwrap();
     let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
@@ -357,17 +352,7 @@ fn auth_external(c: &mut Criterion) {
     let gate = Gate::default();
     for (name, token) in &tokens {
         let creds = Credentials::Token(token.clone());
-        let req = Request {
-            ip: "10.0.0.1".parse().unwrap(),
-            action: Action::Read,
-            path: "cam",
-            creds: &creds,
-            method: "",
-            protocol: "bench",
-            query: "",
-            id: None,
-            user_agent: "",
-        };
+        let req = read_cam(&creds);
         assert!(rt.block_on(gate.check(&jwt_cfg, &req)).is_ok(), "{name}");
         g.bench_function(format!("check/{name}"), |b| {
             b.iter(|| rt.block_on(gate.check(&jwt_cfg, &req)))
@@ -382,17 +367,7 @@ fn auth_external(c: &mut Criterion) {
         user: "u".into(),
         pass: "p".into(),
     };
-    let req = Request {
-        ip: "10.0.0.1".parse().unwrap(),
-        action: Action::Read,
-        path: "cam",
-        creds: &creds,
-        method: "",
-        protocol: "bench",
-        query: "",
-        id: None,
-        user_agent: "",
-    };
+    let req = read_cam(&creds);
     // A fresh gate each time: a remembered success would skip the call.
     g.bench_function("check/http_server", |b| {
         b.iter_batched(

@@ -27,6 +27,20 @@ fn assert_plays(edge: &TestServer, path: &str, what: &str) {
     assert!(complete >= 0.9, "{what}: {complete}");
 }
 
+/// Each path's source fails at least twice, every time for `reason`, and never plays.
+fn assert_refused(edge: &TestServer, cases: &[(&str, &str)]) {
+    for (path, reason) in cases {
+        let needles = ["source failed", &format!("path={path}")];
+        wait_until(Duration::from_secs(30), "two retry cycles", || {
+            logs().lines_with("WARN", &needles).len() >= 2
+        });
+        for l in logs().lines_with("WARN", &needles) {
+            assert!(l.contains(reason), "{path}: {l}");
+        }
+        assert!(edge.stream(path).is_none(), "{path} has a stream");
+    }
+}
+
 #[test]
 fn an_https_hls_source_with_a_pinned_self_signed_certificate() {
     if !have_ffmpeg() {
@@ -87,19 +101,13 @@ fn an_rtsps_source_answers_digest_over_a_pinned_certificate() {
     ));
     edge.wait_stream("pulled");
     assert_plays(&edge, "pulled", "rtsps source");
-    for (path, reason) in [
-        ("rtspswrongpass", "401"),
-        ("rtspswrongcert", "is not sourceFingerprint"),
-    ] {
-        let needles = ["source failed", &format!("path={path}")];
-        wait_until(Duration::from_secs(30), "two retry cycles", || {
-            logs().lines_with("WARN", &needles).len() >= 2
-        });
-        for l in logs().lines_with("WARN", &needles) {
-            assert!(l.contains(reason), "{path}: {l}");
-        }
-        assert!(edge.stream(path).is_none(), "{path} has a stream");
-    }
+    assert_refused(
+        &edge,
+        &[
+            ("rtspswrongpass", "401"),
+            ("rtspswrongcert", "is not sourceFingerprint"),
+        ],
+    );
     let text = logs().text();
     assert!(!text.contains("Pull-Rtsps-Secret") && !text.contains("wrong-Pass"));
 }
@@ -120,19 +128,13 @@ fn tls_sources_refuse_a_wrong_or_untrusted_certificate() {
         other.fingerprint,
         rtmps.port()
     ));
-    for (path, reason) in [
-        ("tlswrong", "is not sourceFingerprint"),
-        ("tlsuntrusted", "invalid peer certificate"),
-    ] {
-        let needles = ["source failed", &format!("path={path}")];
-        wait_until(Duration::from_secs(20), "two retry cycles", || {
-            logs().lines_with("WARN", &needles).len() >= 2
-        });
-        for l in logs().lines_with("WARN", &needles) {
-            assert!(l.contains(reason), "{path}: {l}");
-        }
-        assert!(edge.stream(path).is_none(), "{path} has a stream");
-    }
+    assert_refused(
+        &edge,
+        &[
+            ("tlswrong", "is not sourceFingerprint"),
+            ("tlsuntrusted", "invalid peer certificate"),
+        ],
+    );
 }
 
 /// The pushing server runs as its own process, so that `SSL_CERT_FILE` (read by the

@@ -52,6 +52,8 @@ impl Gate {
                 return Ok(named(req.creds.user_pass().0));
             }
         }
+        let excluded =
+            |list: &[super::Permission]| list.iter().any(|p| p.matches(req.action, req.path));
         let (result, why) = match cfg.auth_method {
             AuthMethod::Internal => (
                 authenticate(
@@ -64,7 +66,9 @@ impl Gate {
                 ),
                 None,
             ),
+            AuthMethod::Http if excluded(&cfg.auth_http_exclude) => (Ok(None), None),
             AuthMethod::Http => self.external(cfg, req).await,
+            AuthMethod::Jwt if excluded(&cfg.auth_jwt_exclude) => (Ok(None), None),
             AuthMethod::Jwt => self.jwt(cfg, req).await,
         };
         match &result {
@@ -100,13 +104,6 @@ impl Gate {
         cfg: &Config,
         req: &Request<'_>,
     ) -> (Result<Option<String>, Denied>, Option<String>) {
-        if cfg
-            .auth_http_exclude
-            .iter()
-            .any(|p| p.matches(req.action, req.path))
-        {
-            return (Ok(None), None);
-        }
         let token = super::token(req, false);
         match super::external::ask(cfg, req, &token).await {
             Ok(()) => (Ok(named(req.creds.user_pass().0)), None),
@@ -119,13 +116,6 @@ impl Gate {
         cfg: &Config,
         req: &Request<'_>,
     ) -> (Result<Option<String>, Denied>, Option<String>) {
-        if cfg
-            .auth_jwt_exclude
-            .iter()
-            .any(|p| p.matches(req.action, req.path))
-        {
-            return (Ok(None), None);
-        }
         let token = super::token(req, cfg.auth_jwt_in_http_query);
         if token.is_empty() {
             return (Err(refusal(req, &token)), Some("no JWT".into()));
