@@ -348,6 +348,7 @@ fn jwt_tokens_checked_against_the_jwks() {
     let srv = TestServer::start(&format!(
         r#"hlsAlwaysRemux: yes
 authMethod: jwt
+authJWTInHTTPQuery: yes
 authJWTJWKS: http://{}/jwks
 authJWTIssuer: https://idp.test
 authJWTAudience: mediarouter
@@ -398,6 +399,47 @@ paths:
         get_status(http, playlist, Some(&basic("", &ed))).0,
         200,
         "token as the password"
+    );
+
+    // ?jwt= on the playlist URL only: the session cookie carries ffmpeg through the
+    // segments, whose URLs have no token.
+    let frames = ffmpeg_decoded(&[
+        "-t",
+        "2",
+        "-i",
+        &format!("http://{http}{playlist}?jwt={rs}"),
+    ]);
+    assert!(frames.expect("HLS read with ?jwt=") >= 30);
+    let (code, head) = get_status(http, playlist, Some(&bearer(&es)));
+    assert_eq!(code, 200);
+    let cookie = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    let with_cookie = |from: &str| {
+        let from = Some(from.parse().unwrap());
+        http::request_from(
+            from,
+            http,
+            &format!("GET {playlist} HTTP/1.0\r\nCookie: {cookie}"),
+            b"",
+        )
+        .0
+    };
+    assert_eq!(
+        with_cookie("127.0.0.1"),
+        200,
+        "the session, without credentials"
+    );
+    assert_eq!(
+        with_cookie("127.0.0.3"),
+        401,
+        "the session from another address"
     );
 
     // Refused: each of these fails one check.

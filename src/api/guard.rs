@@ -54,7 +54,7 @@ pub(super) async fn guard(
         path: "",
         protocol: "api",
     };
-    if let Some(refused) = crate::http::auth::check(&manager, asked).await {
+    if let Err(refused) = crate::http::auth::check(&manager, asked).await {
         return with_cors(refused);
     }
     with_cors(next.run(req).await)

@@ -41,6 +41,7 @@ pub struct Gate {
     /// counting.
     remembered: Mutex<HashMap<[u8; 32], Instant>>,
     pub jwks: super::jwt::Jwks,
+    pub sessions: super::sessions::Sessions,
 }
 
 impl Gate {
@@ -130,8 +131,9 @@ impl Gate {
         }
     }
 
-    /// Forgets remembered successes (the users or the method changed).
+    /// Forgets remembered successes and HLS sessions (the users or the method changed).
     pub fn forget(&self) {
+        self.sessions.clear();
         self.remembered
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -9,6 +9,7 @@ mod gate;
 pub mod header;
 pub mod jwt;
 mod permission;
+pub mod sessions;
 
 pub use credential::{hash_password, Credential, REDACTED};
 pub use gate::{Gate, Request};

@@ -72,6 +72,11 @@ impl PathManager {
         self.inner.auth.check(&config, req).await
     }
 
+    /// The HLS sessions that spare segment requests a credential check.
+    pub fn hls_sessions(&self) -> &crate::auth::sessions::Sessions {
+        &self.inner.auth.sessions
+    }
+
     /// `POST /v3/auth/jwks/refresh`: the next JWT check fetches the key set again.
     pub async fn refresh_jwks(&self) {
         self.inner.auth.jwks.refresh().await

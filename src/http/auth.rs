@@ -4,7 +4,7 @@
 //! Segment requests repeat the credentials; the auth gate remembers a success for a
 //! minute, so argon2 runs once per client, not once per segment.
 
-use crate::auth::{header, Action, Credentials, Denied, IpNetwork, Request};
+use crate::auth::{header, sessions, Action, Credentials, Denied, IpNetwork, Request};
 use crate::core::PathManager;
 use axum::http::{header as h, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -65,7 +65,30 @@ pub(crate) struct Asked<'a> {
     pub protocol: &'static str,
 }
 
-pub(crate) async fn check(manager: &PathManager, a: Asked<'_>) -> Option<Response> {
+/// The session id in the request's cookies, if any.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(h::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(sessions::COOKIE)?.strip_prefix('='))
+}
+
+/// `Ok` when the request may go on, with a `Set-Cookie` for a new HLS session when it
+/// came with credentials and had none; `Err` is the refusal (after a delay for wrong
+/// credentials).
+pub(crate) async fn check(
+    manager: &PathManager,
+    a: Asked<'_>,
+) -> Result<Option<HeaderValue>, Response> {
+    let hls = a.protocol == "hls";
+    if hls
+        && session_cookie(a.headers)
+            .is_some_and(|id| manager.hls_sessions().valid(id, a.ip, a.path))
+    {
+        return Ok(None);
+    }
     let creds = credentials(a.headers);
     let req = Request {
         ip: a.ip,
@@ -82,19 +105,36 @@ pub(crate) async fn check(manager: &PathManager, a: Asked<'_>) -> Option<Respons
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default(),
     };
-    let denied = manager.authenticate(&req).await.err()?;
+    let denied = match manager.authenticate(&req).await {
+        Ok(_) => {
+            let presented =
+                creds != Credentials::None || !crate::auth::token(&req, true).is_empty();
+            if !(hls && presented) {
+                return Ok(None);
+            }
+            let id = manager.hls_sessions().create(a.ip, a.path);
+            // No Max-Age: the server expires it; Path keeps it to this stream's files.
+            let cookie = format!(
+                "{}={id}; Path=/{}/; HttpOnly; SameSite=Strict",
+                sessions::COOKIE,
+                a.path
+            );
+            return Ok(HeaderValue::from_str(&cookie).ok());
+        }
+        Err(d) => d,
+    };
     if denied != Denied::AskCredentials {
         tokio::time::sleep(crate::auth::failures::Failures::delay()).await;
     }
     if denied == Denied::Forbidden {
-        return Some((StatusCode::FORBIDDEN, "forbidden\n").into_response());
+        return Err((StatusCode::FORBIDDEN, "forbidden\n").into_response());
     }
     let mut r = (StatusCode::UNAUTHORIZED, "authentication required\n").into_response();
     r.headers_mut().insert(
         h::WWW_AUTHENTICATE,
         HeaderValue::from_str(&header::basic_challenge()).expect("ASCII challenge"),
     );
-    Some(r)
+    Err(r)
 }
 
 #[cfg(test)]

@@ -140,6 +140,7 @@ async fn route(
             .filter(|(_, file)| *file != "hls.min.js")
             .map(|(name, _)| (name, "hls")),
     };
+    let mut set_cookie = None;
     if let Some((name, protocol)) = target {
         let trusted = ctx.manager.config().hls_trusted_proxies.clone();
         let asked = auth::Asked {
@@ -150,8 +151,9 @@ async fn route(
             path: name,
             protocol,
         };
-        if let Some(refused) = auth::check(&ctx.manager, asked).await {
-            return refused;
+        match auth::check(&ctx.manager, asked).await {
+            Ok(cookie) => set_cookie = cookie,
+            Err(refused) => return refused,
         }
     }
     if let Some(name) = path.strip_suffix(".flv") {
@@ -162,6 +164,9 @@ async fn route(
         if let Some(o) = origin {
             resp.headers_mut()
                 .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+        }
+        if let Some(c) = set_cookie {
+            resp.headers_mut().insert(header::SET_COOKIE, c);
         }
         return resp;
     }
