@@ -1,7 +1,7 @@
 //! `authMethod: http`: each check is a POST of MediaMTX's JSON to `authHTTPAddress`
 //! (a fresh connection, bounded by `readTimeout`); a 2xx reply allows.
 
-use super::Request;
+use super::{Refusal, Request};
 use crate::config::Config;
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -28,7 +28,7 @@ const MAX_REPLY_QUOTED: usize = 200;
 
 /// `Ok` when the server allows it; `Err` says why not (its status and reply, or why
 /// it couldn't be asked).
-pub async fn ask(cfg: &Config, req: &Request<'_>, token: &str) -> Result<(), String> {
+pub async fn ask(cfg: &Config, req: &Request<'_>, token: &str) -> Result<(), Refusal> {
     let (user, password) = req.creds.user_pass();
     let body = Body {
         ip: req.ip.to_canonical().to_string(),
@@ -42,22 +42,26 @@ pub async fn ask(cfg: &Config, req: &Request<'_>, token: &str) -> Result<(), Str
         query: req.query,
         user_agent: req.user_agent,
     };
-    let body = Bytes::from(serde_json::to_vec(&body).map_err(|e| e.to_string())?);
+    let body =
+        Bytes::from(serde_json::to_vec(&body).map_err(|e| Refusal::Unavailable(e.to_string()))?);
     let timeout = cfg.read_timeout.0;
     tokio::time::timeout(timeout, post(cfg, body))
         .await
-        .map_err(|_| format!("auth server didn't answer within {timeout:?}"))?
+        .map_err(|_| {
+            Refusal::Unavailable(format!("auth server didn't answer within {timeout:?}"))
+        })?
 }
 
-async fn post(cfg: &Config, body: Bytes) -> Result<(), String> {
-    let uri = crate::http::client::parse(&cfg.auth_http_address).map_err(|e| e.to_string())?;
+async fn post(cfg: &Config, body: Bytes) -> Result<(), Refusal> {
+    let down = |e: anyhow::Error| Refusal::Unavailable(format!("auth server: {e:#}"));
+    let uri = crate::http::client::parse(&cfg.auth_http_address).map_err(down)?;
     let mut conn = crate::http::client::HttpConn::open_pinned(&uri, cfg.auth_http_fingerprint)
         .await
-        .map_err(|e| format!("auth server: {e:#}"))?;
+        .map_err(down)?;
     let resp = conn
         .post(&uri, "application/json", body)
         .await
-        .map_err(|e| format!("auth server: {e:#}"))?;
+        .map_err(down)?;
     let status = resp.status();
     if status.is_success() {
         return Ok(());
@@ -69,9 +73,14 @@ async fn post(cfg: &Config, body: Bytes) -> Result<(), String> {
         .unwrap_or_default();
     let reply = String::from_utf8_lossy(&reply);
     let reply = reply.trim();
-    Err(if reply.is_empty() {
+    let why = if reply.is_empty() {
         format!("auth server replied {status}")
     } else {
         format!("auth server replied {status}: {reply:?}")
+    };
+    // A 5xx is the server failing, not the client being refused.
+    Err(match status.is_server_error() {
+        true => Refusal::Unavailable(why),
+        false => Refusal::Denied(why),
     })
 }

@@ -3,7 +3,7 @@
 //! requests don't re-run argon2 or re-ask the server, and the failure log.
 
 use super::failures::Failures;
-use super::{authenticate, Action, Credentials, Denied};
+use super::{authenticate, Action, Credentials, Denied, Refusal};
 use crate::config::{AuthMethod, Config};
 use sha2::Digest;
 use std::collections::HashMap;
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 /// without checking the password or asking the auth server again.
 pub const REMEMBER: Duration = Duration::from_secs(60);
 const MAX_REMEMBERED: usize = 10_000;
+const OUTAGE_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// One request to be allowed or refused.
 pub struct Request<'a> {
@@ -42,6 +43,9 @@ pub struct Gate {
     remembered: Mutex<HashMap<[u8; 32], Instant>>,
     pub jwks: super::jwt::Jwks,
     pub sessions: super::sessions::Sessions,
+    /// When the last outage of the auth server or JWKS was logged, and how many
+    /// refusals it caused since.
+    outage: Mutex<(Option<Instant>, u64)>,
 }
 
 impl Gate {
@@ -87,11 +91,17 @@ impl Gate {
                 }
             }
             Err(Denied::AskCredentials) => {}
+            // The method's own failure: logged as such, not held against the client.
+            Err(_) if matches!(why, Some(Refusal::Unavailable(_))) => {
+                if let Some(Refusal::Unavailable(why)) = &why {
+                    self.outage(cfg.auth_method, why);
+                }
+            }
             Err(_) => {
                 let what = format!("{} {} {:?}", req.protocol, req.action.as_str(), req.path);
                 let what = match why {
-                    Some(why) => format!("{what}: {why}"),
-                    None => what,
+                    Some(Refusal::Denied(why)) => format!("{what}: {why}"),
+                    _ => what,
                 };
                 self.failures.record(req.ip, &what)
             }
@@ -104,7 +114,7 @@ impl Gate {
         &self,
         cfg: &Config,
         req: &Request<'_>,
-    ) -> (Result<Option<String>, Denied>, Option<String>) {
+    ) -> (Result<Option<String>, Denied>, Option<Refusal>) {
         let token = super::token(req, false);
         match super::external::ask(cfg, req, &token).await {
             Ok(()) => (Ok(named(req.creds.user_pass().0)), None),
@@ -116,18 +126,39 @@ impl Gate {
         &self,
         cfg: &Config,
         req: &Request<'_>,
-    ) -> (Result<Option<String>, Denied>, Option<String>) {
+    ) -> (Result<Option<String>, Denied>, Option<Refusal>) {
         let token = super::token(req, cfg.auth_jwt_in_http_query);
         if token.is_empty() {
-            return (Err(refusal(req, &token)), Some("no JWT".into()));
+            return (
+                Err(refusal(req, &token)),
+                Some(Refusal::Denied("no JWT".into())),
+            );
         }
         match self.jwks.verify(cfg, &token).await {
             Ok(c) if c.allows(req.action, req.path) => (Ok(named(&c.subject)), None),
             Ok(c) => (
                 Err(Denied::Wrong),
-                Some(format!("JWT of {:?} doesn't allow it", c.subject)),
+                Some(Refusal::Denied(format!(
+                    "JWT of {:?} doesn't allow it",
+                    c.subject
+                ))),
             ),
             Err(why) => (Err(refusal(req, &token)), Some(why)),
+        }
+    }
+
+    /// Logs that the external method can't answer: at once, then at most every 10 s
+    /// with the refusals it caused meanwhile.
+    fn outage(&self, method: AuthMethod, why: &str) {
+        let mut o = self.outage.lock().unwrap_or_else(|e| e.into_inner());
+        o.1 += 1;
+        if o.0.is_none_or(|t| t.elapsed() >= OUTAGE_LOG_EVERY) {
+            tracing::warn!(
+                "authMethod {method:?} can't decide: {why}; {} request{} refused",
+                o.1,
+                if o.1 == 1 { "" } else { "s" }
+            );
+            *o = (Some(Instant::now()), 0);
         }
     }
 

@@ -3,7 +3,7 @@
 //! `POST /v3/auth/jwks/refresh`, and when a token names a key the set lacks).
 //! jsonwebtoken verifies; the permissions come from the `authJWTClaimKey` claim.
 
-use super::{Action, Permission};
+use super::{Action, Permission, Refusal};
 use crate::config::Config;
 use bytes::Bytes;
 use jsonwebtoken::jwk::JwkSet;
@@ -74,18 +74,22 @@ impl Jwks {
 
     /// Verifies `token` (signature, `exp`, `nbf`, and `iss`/`aud` when configured) and
     /// reads its permissions.
-    pub async fn verify(&self, cfg: &Config, token: &str) -> Result<Claims, String> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| format!("bad JWT: {e}"))?;
-        let mut keys = self.keys(cfg, None).await?;
+    pub async fn verify(&self, cfg: &Config, token: &str) -> Result<Claims, Refusal> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|e| Refusal::Denied(format!("bad JWT: {e}")))?;
+        let mut keys = self.keys(cfg, None).await.map_err(Refusal::Unavailable)?;
         if let Some(kid) = &header.kid {
             if keys.find(kid).is_none() {
                 let recent = Instant::now()
                     .checked_sub(UNKNOWN_KEY_REFETCH)
                     .unwrap_or_else(Instant::now);
-                keys = self.keys(cfg, Some(recent)).await?;
+                keys = self
+                    .keys(cfg, Some(recent))
+                    .await
+                    .map_err(Refusal::Unavailable)?;
             }
         }
-        verify_with(cfg, &keys, token, header)
+        verify_with(cfg, &keys, token, header).map_err(Refusal::Denied)
     }
 }
 

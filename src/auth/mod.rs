@@ -180,6 +180,15 @@ pub fn token(req: &Request<'_>, query_allowed: bool) -> String {
     String::new()
 }
 
+/// Why an external method (auth server, JWT) said no: the client's fault, or its
+/// own (unreachable, timed out, a 5xx, no key set), which must not count against the
+/// client's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    Denied(String),
+    Unavailable(String),
+}
+
 /// Why a request was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Denied {
