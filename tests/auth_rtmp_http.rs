@@ -236,3 +236,36 @@ paths:
         .lines_with("WARN", &["API request refused"])
         .is_empty());
 }
+
+/// A page on another origin that sends a JWT in `Authorization` gets its preflight
+/// answered; an origin not in `hlsAllowOrigins` gets no CORS headers.
+#[test]
+fn cors_preflight_allows_authorization_from_allowed_origins() {
+    let srv = TestServer::start("hlsAllowOrigins: [https://app.example]\npaths:\n  all_others:\n");
+    let http = srv.server.http_addr().unwrap();
+    let preflight = |origin: &str| {
+        http::request_from(
+            None,
+            http,
+            &format!("OPTIONS /cam/index.m3u8 HTTP/1.0\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: authorization"),
+            b"",
+        )
+    };
+    let (code, head, _) = preflight("https://app.example");
+    let head = head.to_lowercase();
+    assert_eq!(code, 204);
+    assert!(
+        head.contains("access-control-allow-origin: https://app.example"),
+        "{head}"
+    );
+    assert!(
+        head.contains("access-control-allow-headers: authorization"),
+        "{head}"
+    );
+    let (code, head, _) = preflight("https://evil.example");
+    assert_eq!(code, 204);
+    assert!(
+        !head.to_lowercase().contains("access-control-allow"),
+        "{head}"
+    );
+}

@@ -127,10 +127,27 @@ async fn route(
     req: Request,
 ) -> Response {
     let path = req.uri().path().trim_start_matches('/');
+    let origin = ctx.allow_origin(req.headers().get(header::ORIGIN));
+    if req.method() == axum::http::Method::OPTIONS {
+        // A page on another origin that sends `Authorization` (a JWT) asks first.
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        if let Some(o) = origin {
+            let h = r.headers_mut();
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, OPTIONS"),
+            );
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("Authorization, Range"),
+            );
+        }
+        return r;
+    }
     if req.method() != axum::http::Method::GET {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
-    let origin = ctx.allow_origin(req.headers().get(header::ORIGIN));
     // Everything of a path asks for read access, the player page too (so the browser
     // asks once, at the page); the player's script is public.
     let target = match path.strip_suffix(".flv") {
