@@ -6,7 +6,7 @@
 use crate::core::PathManager;
 use crate::http::conn::Peer;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -27,18 +27,11 @@ pub(super) async fn guard(
         r
     };
     if req.method() == Method::OPTIONS {
-        // A preflight carries no credentials; it only says what a page may send.
-        let mut r = StatusCode::NO_CONTENT.into_response();
-        let h = r.headers_mut();
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, POST, PATCH, DELETE, OPTIONS"),
+        return crate::http::cors::preflight(
+            cors.clone(),
+            "GET, POST, PATCH, DELETE, OPTIONS",
+            "Authorization, Content-Type",
         );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("Authorization, Content-Type"),
-        );
-        return with_cors(r);
     }
     if !matches!(*req.method(), Method::GET | Method::HEAD) {
         if let Some(refused) = cross_site(&req, &config.api_allow_origins) {

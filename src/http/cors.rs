@@ -27,6 +27,31 @@ pub fn allow_origin(allow: &[String], origin: Option<&HeaderValue>) -> Option<He
     allowed(allow, origin.to_str().ok()?).then(|| origin.clone())
 }
 
+/// The answer to a preflight (`OPTIONS`): what a page at an allowed origin may send;
+/// nothing for another origin. A preflight carries no credentials, so no check runs.
+pub fn preflight(
+    origin: Option<HeaderValue>,
+    methods: &'static str,
+    headers: &'static str,
+) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let mut r = axum::http::StatusCode::NO_CONTENT.into_response();
+    if let Some(o) = origin {
+        let h = r.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static(methods),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(headers),
+        );
+    }
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

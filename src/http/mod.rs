@@ -130,20 +130,7 @@ async fn route(
     let origin = ctx.allow_origin(req.headers().get(header::ORIGIN));
     if req.method() == axum::http::Method::OPTIONS {
         // A page on another origin that sends `Authorization` (a JWT) asks first.
-        let mut r = StatusCode::NO_CONTENT.into_response();
-        if let Some(o) = origin {
-            let h = r.headers_mut();
-            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("GET, OPTIONS"),
-            );
-            h.insert(
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("Authorization, Range"),
-            );
-        }
-        return r;
+        return cors::preflight(origin, "GET, OPTIONS", "Authorization, Range");
     }
     if req.method() != axum::http::Method::GET {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
