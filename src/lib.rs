@@ -9,6 +9,7 @@ pub mod core;
 pub mod flv;
 pub mod format;
 pub mod hls;
+pub mod hooks;
 pub mod http;
 pub mod logging;
 pub mod net;

@@ -150,7 +150,7 @@ async fn run(cfg: Config, origin: ConfigOrigin) -> ExitCode {
             _ = changed => reload(&server, file.as_deref(), "the file changed").await,
         }
     }
-    server.shutdown();
+    server.stop().await;
     ExitCode::SUCCESS
 }
 

@@ -35,7 +35,7 @@ impl Relays {
         };
         let mut started = 0;
         for url in &m.conf.push {
-            let key = (name.to_string(), url.0.clone());
+            let key = (name.to_string(), url.for_path(name, &m.captures));
             let manager = manager.clone();
             let (n, u) = key.clone();
             started += usize::from(self.0.start(key, (), move |stop| async move {
@@ -52,9 +52,12 @@ impl Relays {
     pub fn reconcile(&self, manager: &PathManager) -> (usize, usize) {
         let config = manager.config();
         let stopped = self.0.retain(|(name, url), _| {
-            config
-                .find_path(name)
-                .is_some_and(|m| m.conf.push.iter().any(|u| &u.0 == url))
+            config.find_path(name).is_some_and(|m| {
+                m.conf
+                    .push
+                    .iter()
+                    .any(|u| &u.for_path(name, &m.captures) == url)
+            })
         });
         let started = manager
             .path_names()

@@ -297,6 +297,7 @@ impl Server {
         }
         guard.disarm();
         manager.start_sources();
+        manager.start_hooks();
         Ok(server)
     }
 
@@ -318,7 +319,10 @@ impl Server {
                     Some(AnyServer::Rtsp(r)) => Some(r),
                     _ => None,
                 };
-                AnyServer::Rtsp(RtspServer::start(config, m, s, st, previous, false).await?)
+                let r = RtspServer::start(config, m, s, st, previous, false).await?;
+                // Hooks publish back to us at $RTSP_PORT: the port bound, not asked.
+                self.manager.hooks().set_rtsp_port(r.local_addr.port());
+                AnyServer::Rtsp(r)
             }
             Listener::Rtsps => {
                 AnyServer::Rtsp(RtspServer::start(config, m, s, st, None, true).await?)
@@ -471,10 +475,18 @@ impl Server {
         }
     }
 
-    /// Stops listeners and tells every connection to close.
+    /// Stops listeners and tells every connection to close, and every hook to stop.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
         self.manager.stop_sources();
+        self.manager.hooks().stop_all();
+    }
+
+    /// `shutdown`, then waits for the hooks' processes to be gone (SIGINT, and SIGKILL
+    /// for those still there after the grace period).
+    pub async fn stop(&self) {
+        self.shutdown();
+        self.manager.hooks().shutdown().await;
     }
 }
 

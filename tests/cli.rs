@@ -3,9 +3,7 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mediarouter");
@@ -26,9 +24,132 @@ fn check_reports_a_typo_with_line_and_column() {
     let out = Command::new(BIN).arg("--check").arg(&cfg).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("maxReadres"), "{err}");
-    assert!(err.contains("line 4 column 5"), "{err}");
-    assert!(err.contains(cfg.to_str().unwrap()), "{err}");
+    let at = format!(
+        "{}:4:5: unknown field `maxReadres` (did you mean maxReaders?)",
+        cfg.display()
+    );
+    assert!(err.contains(&at), "{err}");
+}
+
+/// The keys of a YAML mapping, in order.
+fn keys_of(v: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    v.as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+/// A file with every MediaMTX key at its default loads: one warning per key mediarouter
+/// doesn't implement (and per deprecated name), nothing else; one typo fails it.
+#[test]
+fn check_accepts_every_mediamtx_key_and_still_catches_typos() {
+    use mediarouter::config::mediamtx::{Scope, Status, GLOBAL, PATH};
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/mediamtx-all-keys.yml"
+    );
+    let text = std::fs::read_to_string(fixture).unwrap();
+    let doc: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    let mut expected = Vec::new();
+    let mut seen_global = Vec::new();
+    let mut seen_path = Vec::new();
+    for (k, v) in keys_of(&doc) {
+        let status = Scope::Global.status(&k).unwrap_or_else(|| panic!("{k}"));
+        seen_global.push(k.clone());
+        if status != Status::Implemented {
+            expected.push(k.clone());
+        }
+        let confs: Vec<serde_json::Value> = match k.as_str() {
+            "pathDefaults" => vec![v],
+            "paths" => keys_of(&v).into_iter().map(|(_, c)| c).collect(),
+            _ => continue,
+        };
+        for (pk, _) in confs.iter().flat_map(keys_of) {
+            seen_path.push(pk.clone());
+            if Scope::Path.status(&pk).unwrap_or_else(|| panic!("{pk}")) != Status::Implemented {
+                expected.push(pk);
+            }
+        }
+    }
+    // Every key of the table is in the fixture, but those that turn authentication on.
+    let auth = [
+        "externalAuthenticationURL",
+        "publishUser",
+        "publishPass",
+        "publishIPs",
+        "readUser",
+        "readPass",
+        "readIPs",
+    ];
+    for (table, seen) in [(GLOBAL, &seen_global), (PATH, &seen_path)] {
+        for (k, _) in table {
+            assert!(
+                seen.iter().any(|s| s == k) || auth.contains(k),
+                "{k} is not in the fixture"
+            );
+        }
+    }
+
+    let out = Command::new(BIN)
+        .args(["--check", fixture])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert!(
+        err.lines()
+            .all(|l| l.contains(" WARN ") || l.ends_with(": ok")),
+        "{err}"
+    );
+    let named: Vec<String> = warnings
+        .iter()
+        .map(|l| {
+            l.split(": ")
+                .nth(1)
+                .and_then(|w| w.split(' ').next())
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    let (mut named, mut expected) = (named, expected);
+    named.sort();
+    expected.sort();
+    assert_eq!(named, expected, "{err}");
+    // The warning names the file and the line: mediamtx-all-keys.yml:8: logDestinations …
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("logDestinations:"))
+        .unwrap()
+        + 1;
+    assert!(
+        err.contains(&format!("{fixture}:{line}: logDestinations is a MediaMTX key that mediarouter does not implement yet; ignored")),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let typo = write_config(
+        dir.path(),
+        &text.replace("\n  rtspAnyPort:", "\n  rtspAnyPrt:"),
+    );
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("  rtspAnyPort:"))
+        .unwrap()
+        + 1;
+    let out = Command::new(BIN)
+        .arg("--check")
+        .arg(&typo)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!(
+            "{}:{line}:3: unknown field `rtspAnyPrt` (did you mean rtspAnyPort?)",
+            typo.display()
+        )),
+        "{err}"
+    );
 }
 
 #[test]
@@ -88,39 +209,6 @@ fn a_port_in_use_is_a_clear_error() {
         "{err}"
     );
     assert!(err.to_lowercase().contains("in use"), "{err}");
-}
-
-/// Runs the binary and collects its log lines.
-fn spawn_server(cfg: &std::path::Path) -> (Child, Arc<Mutex<Vec<String>>>) {
-    spawn_in(Command::new(BIN).arg(cfg))
-}
-
-fn spawn_in(cmd: &mut Command) -> (Child, Arc<Mutex<Vec<String>>>) {
-    let mut child = cmd
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let l = lines.clone();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[server] {line}");
-            l.lock().unwrap().push(line);
-        }
-    });
-    (child, lines)
-}
-
-fn find_line(lines: &Mutex<Vec<String>>, needle: &str) -> Option<String> {
-    lines
-        .lock()
-        .unwrap()
-        .iter()
-        .find(|l| l.contains(needle))
-        .cloned()
 }
 
 #[test]

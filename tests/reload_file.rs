@@ -188,7 +188,7 @@ fn file_edits_of_every_kind_apply_and_bad_files_are_refused() {
     replace(&config, &format!("{base}bogusKey: 1\npaths:\n  a:\n"));
     let line = p.wait_log(n, "failed, keeping the running config");
     assert!(
-        line.contains("bogusKey") && line.contains("line 6 column 1"),
+        line.contains("mediarouter.yml:6:1: unknown field `bogusKey`"),
         "{line}"
     );
     assert!(p.has_stream("b"), "b was dropped by a refused file");

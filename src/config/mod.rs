@@ -4,9 +4,12 @@
 mod address;
 mod duration;
 pub mod env;
+pub mod mediamtx;
+mod node;
 mod path;
 pub mod transcode;
 pub mod watch;
+pub mod webhook;
 
 pub use address::{parse_address, ListenAddress};
 pub use duration::{parse_duration, ConfDuration};
@@ -183,8 +186,9 @@ impl<'de> Deserialize<'de> for MulticastRange {
 /// Default `writeMerge`, in milliseconds.
 const MERGE_MS: u64 = 100;
 
+/// Unknown keys are found by the key check (`mediamtx::check`), which knows MediaMTX's.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default)]
 pub struct Config {
     pub log_level: LogLevel,
     pub read_timeout: ConfDuration,
@@ -194,6 +198,11 @@ pub struct Config {
     pub udp_max_payload_size: u32,
     /// Longest media waits to be merged into one write per reader (SRS's merged write).
     pub write_merge: ConfDuration,
+    /// While an RTSP or RTMP connection is open (`MTX_CONN_TYPE`, `MTX_CONN_ID`).
+    pub run_on_connect: String,
+    pub run_on_connect_restart: bool,
+    /// When it closes.
+    pub run_on_disconnect: String,
 
     pub rtsp: bool,
     pub rtsp_transports: Vec<RtspTransport>,
@@ -295,6 +304,8 @@ pub struct Config {
     /// Proxies whose `X-Forwarded-For` names the client (for auth and logs).
     pub api_trusted_proxies: Vec<crate::auth::IpNetwork>,
 
+    /// Settings every path entry starts from (merged into `paths` at load).
+    pub path_defaults: Option<PathConf>,
     pub paths: IndexMap<PathPattern, Option<PathConf>>,
 }
 
@@ -305,8 +316,11 @@ impl Default for Config {
             read_timeout: ConfDuration::secs(10),
             write_timeout: ConfDuration::secs(10),
             write_queue_size: QueueSize(512),
-            udp_max_payload_size: 1472,
+            udp_max_payload_size: 1452,
             write_merge: ConfDuration(std::time::Duration::from_millis(MERGE_MS)),
+            run_on_connect: String::new(),
+            run_on_connect_restart: false,
+            run_on_disconnect: String::new(),
             rtsp: true,
             rtsp_transports: vec![
                 RtspTransport::Udp,
@@ -359,13 +373,14 @@ impl Default for Config {
             auth_jwt_audience: String::new(),
             auth_jwt_in_http_query: false,
             rtsp_auth_methods: vec![RtspAuthMethod::Basic],
-            api: true,
+            api: false,
             api_address: ListenAddress(([0, 0, 0, 0], 9997).into()),
             api_encryption: false,
             api_server_key: "server.key".into(),
             api_server_cert: "server.crt".into(),
             api_allow_origins: vec!["*".to_string()],
             api_trusted_proxies: Vec::new(),
+            path_defaults: None,
             paths: IndexMap::new(),
         }
     }
@@ -377,6 +392,9 @@ pub enum ConfigError {
     Parse { file: String, message: String },
     #[error("{file}: {message}")]
     Invalid { file: String, message: String },
+    /// An unknown or refused key; the message names the file, line and column.
+    #[error("{message}")]
+    Key { message: String },
     #[error("can't read {file}: {source}")]
     Io {
         file: String,
@@ -396,40 +414,72 @@ pub struct PathMatch {
 impl Config {
     /// Parses and validates YAML; `file` names the source in errors.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let cfg: Config = serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
-            file: file.to_string(),
-            message: e.to_string(),
-        })?;
-        let mut cfg = cfg;
-        cfg.validate()
-            .and_then(|()| cfg.convert_deprecated_credentials())
-            .and_then(|()| cfg.validate_auth())
-            .map_err(|message| ConfigError::Invalid {
-                file: file.to_string(),
-                message,
-            })?;
-        Ok(cfg)
+        Config::parse_with_env(text, file, std::iter::empty())
     }
 
-    /// `parse`, then the environment overrides among `vars` (`MEDIAROUTER_…`, `MTX_…`)
-    /// merged in. Errors in the file keep its line:column.
+    /// `load_text`, with its warnings logged.
     pub fn parse_with_env(
         text: &str,
         file: &str,
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let cfg = Config::parse(text, file)?;
-        let invalid = |message| ConfigError::Invalid {
+        let (cfg, warnings) = Config::load_text(text, file, vars)?;
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(cfg)
+    }
+
+    /// Parses `text` with the environment overrides among `vars` (`MEDIAROUTER_…`,
+    /// `MTX_…`) merged in, and returns the warnings its keys give (MediaMTX keys that
+    /// mediarouter ignores, deprecated ones). Errors in the file keep its line:column:
+    /// the file is parsed as written first, then again as merged with `pathDefaults`,
+    /// the deprecated keys' new names and the overrides.
+    pub fn load_text(
+        text: &str,
+        file: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
+        let parse = |message: String| ConfigError::Parse {
             file: file.to_string(),
             message,
         };
-        let overrides = env::overrides(vars).map_err(invalid)?;
-        if overrides.is_empty() {
-            return Ok(cfg);
+        let invalid = |message: String| ConfigError::Invalid {
+            file: file.to_string(),
+            message,
+        };
+        let mut doc = match text.trim() {
+            "" => node::Node::Null,
+            _ => node::Node::parse(text).map_err(parse)?,
+        };
+        let mut warnings = mediamtx::check(&doc, file)
+            .map_err(|message| ConfigError::Key { message })?
+            .warnings;
+        let nulls = doc.drop_nulls();
+        let mut cfg: Config = serde_saphyr::from_str(&node::blank_keys(text, &nulls))
+            .map_err(|e| parse(e.to_string()))?;
+
+        let overrides = env::overrides(vars);
+        let as_written = doc.clone();
+        mediamtx::convert_renamed(&mut doc);
+        warnings.extend(env::apply(&mut doc, &overrides).map_err(invalid)?);
+        mediamtx::apply_path_defaults(&mut doc);
+        if doc != as_written {
+            let names: Vec<&str> = overrides.iter().map(|o| o.var.as_str()).collect();
+            let with = match names.is_empty() {
+                true => "pathDefaults and renamed keys applied".to_string(),
+                false => format!("with {}", names.join(", ")),
+            };
+            cfg = serde_saphyr::from_str(&doc.to_yaml()).map_err(|e| ConfigError::Parse {
+                file: format!("{file} ({with})"),
+                message: e.to_string(),
+            })?;
         }
-        let merged = env::apply(text, &overrides).map_err(invalid)?;
-        let names: Vec<&str> = overrides.iter().map(|o| o.var.as_str()).collect();
-        Config::parse(&merged, &format!("{file} with {}", names.join(", ")))
+        cfg.validate()
+            .and_then(|()| cfg.convert_deprecated_credentials())
+            .and_then(|()| cfg.validate_auth())
+            .map_err(invalid)?;
+        Ok((cfg, warnings))
     }
 
     /// MediaMTX's conversion of the per-path `publishUser/Pass/IPs` and
@@ -570,6 +620,16 @@ impl Config {
             }
         }
         for (pattern, conf) in &self.paths {
+            let hooks = conf.as_ref().map_or(&[][..], |c| &c.webhooks[..]);
+            if hooks
+                .iter()
+                .any(|h| h.allow && !h.wants(webhook::Event::Publish))
+            {
+                return Err(format!(
+                    "paths: '{}': webhooks: allow decides publish events, and events leaves publish out",
+                    pattern.entry_name()
+                ));
+            }
             if let Some(t) = conf.as_ref().and_then(|c| c.transcode.as_ref()) {
                 t.validate()
                     .map_err(|e| format!("paths: '{}': {e}", pattern.entry_name()))?;
@@ -732,8 +792,10 @@ mod tests {
         let err = Config::parse("logLevel: info\nrtspAdress: :8554\n", "f.yml").unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("rtspAdress"), "{msg}");
-        assert!(msg.contains("line 2 column 1"), "{msg}");
-        assert!(msg.starts_with("f.yml"), "{msg}");
+        assert!(
+            msg.starts_with("f.yml:2:1: unknown field `rtspAdress`"),
+            "{msg}"
+        );
     }
 
     /// The README's examples stay valid configs.

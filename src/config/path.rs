@@ -62,8 +62,9 @@ pub enum SourceTransport {
 }
 
 /// Settings of one `paths:` entry. Keys follow MediaMTX.
+/// Unknown keys are found by the key check (`mediamtx::check`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default)]
 pub struct PathConf {
     pub source: Source,
     /// 0 means unlimited.
@@ -94,6 +95,33 @@ pub struct PathConf {
     pub read_pass: Option<crate::auth::Credential>,
     #[serde(rename = "readIPs")]
     pub read_ips: Option<Vec<crate::auth::IpNetwork>>,
+
+    /// Hooks (commands; `$MTX_PATH`, `$RTSP_PORT`, `$G1`… expand), as in MediaMTX.
+    /// While the path's entry is loaded (exact names only).
+    pub run_on_init: String,
+    pub run_on_init_restart: bool,
+    /// When a reader asks for the path and no one publishes; it should publish.
+    pub run_on_demand: String,
+    pub run_on_demand_restart: bool,
+    pub run_on_demand_start_timeout: super::ConfDuration,
+    pub run_on_demand_close_after: super::ConfDuration,
+    /// Once `runOnDemand` stopped for want of readers.
+    pub run_on_un_demand: String,
+    /// While the stream is readable (`runOnReady` in older MediaMTX).
+    pub run_on_available: String,
+    pub run_on_available_restart: bool,
+    pub run_on_unavailable: String,
+    /// While the stream is readable from a live source (always the same as available
+    /// here: mediarouter has no offline segments).
+    pub run_on_online: String,
+    pub run_on_online_restart: bool,
+    pub run_on_offline: String,
+    /// While a reader reads.
+    pub run_on_read: String,
+    pub run_on_read_restart: bool,
+    pub run_on_unread: String,
+    /// HTTP endpoints told of this path's events (mediarouter's own).
+    pub webhooks: Vec<super::webhook::Webhook>,
 }
 
 impl PathConf {
@@ -118,9 +146,54 @@ impl std::ops::Deref for PushUrl {
     }
 }
 
+impl PushUrl {
+    /// The destination for path `name`: `$MTX_PATH` is its name, `$G1`… the groups of
+    /// a regex entry.
+    pub fn for_path(&self, name: &str, captures: &[String]) -> String {
+        let url = Source::Url(self.0.replace("$MTX_PATH", name));
+        url.url_for(captures).unwrap_or_default()
+    }
+}
+
+/// A destination as written: a URL, or MediaMTX's `forward` entry.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PushEntry {
+    Url(String),
+    Forward(ForwardDest),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ForwardDest {
+    dest: String,
+    #[serde(default)]
+    dest_fingerprint: String,
+    #[serde(default)]
+    whip_bearer_token: String,
+}
+
 impl<'de> Deserialize<'de> for PushUrl {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
+        let s = match PushEntry::deserialize(d)? {
+            PushEntry::Url(s) => s,
+            PushEntry::Forward(f) => {
+                if !f.dest_fingerprint.is_empty() || !f.whip_bearer_token.is_empty() {
+                    return Err(serde::de::Error::custom(format!(
+                        "forward '{}': destFingerprint and whipBearerToken are not implemented yet",
+                        f.dest
+                    )));
+                }
+                f.dest
+            }
+        };
+        // MediaMTX writes an RTMP stream key after '#': rtmp://host/app#key.
+        let s = match s.split_once('#') {
+            Some((url, key)) if s.starts_with("rtmp") && !key.is_empty() => {
+                format!("{}/{key}", url.trim_end_matches('/'))
+            }
+            _ => s,
+        };
         let parts = |rest: &str| rest.split('/').filter(|p| !p.is_empty()).count();
         let rtmp = s
             .strip_prefix("rtmp://")
@@ -154,6 +227,23 @@ impl Default for PathConf {
             read_user: None,
             read_pass: None,
             read_ips: None,
+            run_on_init: String::new(),
+            run_on_init_restart: false,
+            run_on_demand: String::new(),
+            run_on_demand_restart: false,
+            run_on_demand_start_timeout: super::ConfDuration::secs(10),
+            run_on_demand_close_after: super::ConfDuration::secs(10),
+            run_on_un_demand: String::new(),
+            run_on_available: String::new(),
+            run_on_available_restart: false,
+            run_on_unavailable: String::new(),
+            run_on_online: String::new(),
+            run_on_online_restart: false,
+            run_on_offline: String::new(),
+            run_on_read: String::new(),
+            run_on_read_restart: false,
+            run_on_unread: String::new(),
+            webhooks: Vec::new(),
         }
     }
 }

@@ -11,7 +11,7 @@ mod tasks;
 mod track;
 mod unit;
 
-pub use path::{kicked, Kick, Path, PathError, PathInfo, Peer, Publisher, Reader};
+pub use path::{kicked, Client, Kick, Path, PathError, PathInfo, Peer, Publisher, Reader};
 pub use path_manager::PathManager;
 pub use reader::{ReadEnd, StreamReader};
 pub use reconfigure::{changed_keys, PathsDiff};

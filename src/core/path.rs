@@ -2,7 +2,10 @@
 //! `maxReaders` and the API).
 
 use super::Stream;
+use crate::config::webhook::Event;
 use crate::config::PathConf;
+use crate::hooks::{Hooks, Running, Spec};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
@@ -102,6 +105,60 @@ impl Peer {
     }
 }
 
+impl Peer {
+    /// The protocol webhooks name (`rtsp`, `rtmp`, `hls`, …).
+    pub fn protocol(self) -> &'static str {
+        match self {
+            Peer::RtspSession => "rtsp",
+            Peer::RtmpConn => "rtmp",
+            Peer::RtspSource | Peer::RtspsSource => "rtspSource",
+            Peer::RtmpSource => "rtmpSource",
+            Peer::HlsSource => "hlsSource",
+            Peer::HlsMuxer => "hls",
+            Peer::FlvConn => "httpFlv",
+            Peer::Push => "push",
+            Peer::Transcoder => "transcoder",
+        }
+    }
+}
+
+/// Who holds a slot: its kind, and where it came from and with what query when a
+/// client does (for hooks and webhooks).
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub peer: Peer,
+    pub addr: Option<SocketAddr>,
+    pub query: String,
+}
+
+impl Client {
+    /// A client at `addr`; the credentials its query may carry (`pass`, `token`,
+    /// `jwt`) are left out, so hooks and webhooks never see them.
+    pub fn new(peer: Peer, addr: SocketAddr, query: &str) -> Client {
+        let secret = |k: &str| matches!(k, "pass" | "password" | "token" | "jwt");
+        let query = query
+            .split('&')
+            .filter(|kv| !kv.is_empty() && !secret(kv.split('=').next().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join("&");
+        Client {
+            peer,
+            addr: Some(addr),
+            query,
+        }
+    }
+}
+
+impl From<Peer> for Client {
+    fn from(peer: Peer) -> Client {
+        Client {
+            peer,
+            addr: None,
+            query: String::new(),
+        }
+    }
+}
+
 /// A path as it is now, for the API.
 #[derive(Debug, Clone)]
 pub struct PathInfo {
@@ -114,12 +171,21 @@ pub struct PathInfo {
     pub readers: Vec<(Peer, u64)>,
 }
 
+/// The stream is readable: the hooks that run while it is, and who fills it.
+struct Ready {
+    running: Vec<Running>,
+    env: Vec<(String, String)>,
+    client: Client,
+    id: u64,
+}
+
 #[derive(Default)]
 struct PathState {
-    publisher: Option<(u64, Kick, Peer)>,
+    publisher: Option<(u64, Kick, Client)>,
     stream: Option<Arc<Stream>>,
     ready_time: Option<SystemTime>,
     readers: Vec<(u64, Peer)>,
+    ready: Option<Ready>,
 }
 
 pub struct Path {
@@ -132,6 +198,9 @@ pub struct Path {
     on_idle: Box<dyn Fn(&str) + Send + Sync>,
     /// Told the path's name each time a publisher makes a stream readable.
     ready: tokio::sync::broadcast::Sender<String>,
+    hooks: Arc<Hooks>,
+    /// The groups of the regex entry that matched (`G1`… in hooks).
+    captures: Mutex<Vec<String>>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -143,6 +212,8 @@ impl Path {
         conf: Arc<PathConf>,
         on_idle: Box<dyn Fn(&str) + Send + Sync>,
         ready: tokio::sync::broadcast::Sender<String>,
+        hooks: Arc<Hooks>,
+        captures: Vec<String>,
     ) -> Arc<Path> {
         Arc::new(Path {
             name,
@@ -150,7 +221,123 @@ impl Path {
             state: Mutex::new(PathState::default()),
             on_idle,
             ready,
+            hooks,
+            captures: Mutex::new(captures),
         })
+    }
+
+    /// What every hook of this path gets: `MTX_PATH`, `RTSP_PORT`, `G1`….
+    fn hook_env(&self) -> Vec<(String, String)> {
+        let captures = self.captures.lock().unwrap_or_else(|e| e.into_inner());
+        self.hooks.path_env(&self.name, &captures)
+    }
+
+    /// Tells the path's webhooks of `event` by `client` (slot `id`).
+    fn webhook(&self, event: Event, client: &Client, id: u64) {
+        let conf = self.conf();
+        if conf.webhooks.is_empty() {
+            return;
+        }
+        let reader = matches!(event, Event::Read | Event::Unread);
+        let time = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let kind = || Some(client.peer.api_name());
+        let payload = crate::hooks::webhook::Payload {
+            event,
+            path: self.name.clone(),
+            protocol: client.peer.protocol(),
+            peer: client.addr.map(|a| a.to_string()),
+            source_type: if reader { None } else { kind() },
+            source_id: (!reader).then(|| id.to_string()),
+            reader_type: if reader { kind() } else { None },
+            reader_id: reader.then(|| id.to_string()),
+            query: client.query.clone(),
+            time,
+        };
+        self.hooks.notify(&conf.webhooks, payload);
+    }
+
+    /// The stream became readable: `runOnAvailable` and `runOnOnline` start.
+    fn stream_ready(&self, st: &mut PathState) {
+        let Some((id, _, client)) = st.publisher.clone() else {
+            return;
+        };
+        self.webhook(Event::Ready, &client, id);
+        let conf = self.conf();
+        let mut ready = Ready {
+            running: Vec::new(),
+            env: Vec::new(),
+            client,
+            id,
+        };
+        let commands = [
+            &conf.run_on_available,
+            &conf.run_on_online,
+            &conf.run_on_unavailable,
+            &conf.run_on_offline,
+        ];
+        if commands.iter().any(|c| !c.trim().is_empty()) {
+            let mut env = self.hook_env();
+            env.push((
+                "MTX_SOURCE_TYPE".into(),
+                ready.client.peer.api_name().into(),
+            ));
+            env.push(("MTX_SOURCE_ID".into(), id.to_string()));
+            env.push(("MTX_QUERY".into(), ready.client.query.clone()));
+            ready.running = [
+                (
+                    "runOnAvailable",
+                    &conf.run_on_available,
+                    conf.run_on_available_restart,
+                ),
+                (
+                    "runOnOnline",
+                    &conf.run_on_online,
+                    conf.run_on_online_restart,
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(hook, cmd, restart)| {
+                self.hooks.start(Spec {
+                    hook,
+                    cmd: cmd.clone(),
+                    env: env.clone(),
+                    restart,
+                })
+            })
+            .collect();
+            ready.env = env;
+        }
+        st.ready = Some(ready);
+    }
+
+    /// Ends the current stream, if any (readers see its end): the ready hooks stop and
+    /// `runOnUnavailable`/`runOnOffline` run.
+    fn end_stream(&self, st: &mut PathState) {
+        if let Some(s) = st.stream.take() {
+            s.close();
+        }
+        let Some(ready) = st.ready.take() else {
+            return;
+        };
+        drop(ready.running);
+        self.webhook(Event::NotReady, &ready.client, ready.id);
+        if ready.env.is_empty() {
+            return;
+        }
+        let conf = self.conf();
+        for (hook, cmd) in [
+            ("runOnUnavailable", &conf.run_on_unavailable),
+            ("runOnOffline", &conf.run_on_offline),
+        ] {
+            self.hooks.run(Spec {
+                hook,
+                cmd: cmd.clone(),
+                env: ready.env.clone(),
+                restart: false,
+            });
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, PathState> {
@@ -175,8 +362,9 @@ impl Path {
 
     /// A reload's new entry and settings; they apply to publishers and readers that
     /// come next (a lower `maxReaders` disconnects no one).
-    pub(crate) fn set_conf(&self, conf_name: String, conf: Arc<PathConf>) {
+    pub(crate) fn set_conf(&self, conf_name: String, conf: Arc<PathConf>, captures: Vec<String>) {
         *self.conf_lock() = (conf_name, conf);
+        *self.captures.lock().unwrap_or_else(|e| e.into_inner()) = captures;
     }
 
     /// Ends the path for a reload that removed it: its publisher is told to go (the
@@ -186,9 +374,7 @@ impl Path {
         if let Some((_, token, _)) = &st.publisher {
             token.kick(reason);
         }
-        if let Some(s) = st.stream.take() {
-            s.close();
-        }
+        self.end_stream(&mut st);
     }
 
     pub fn stream(&self) -> Option<Arc<Stream>> {
@@ -203,7 +389,7 @@ impl Path {
         let st = self.lock();
         PathInfo {
             name: self.name.clone(),
-            source: st.publisher.as_ref().map(|(id, _, peer)| (*peer, *id)),
+            source: st.publisher.as_ref().map(|(id, _, c)| (c.peer, *id)),
             ready_time: st.stream.as_ref().and(st.ready_time),
             tracks: st.stream.as_ref().map_or_else(Vec::new, |s| {
                 s.tracks()
@@ -222,28 +408,30 @@ impl Path {
 
     /// Claims the publisher slot. With `overridePublisher` the current publisher is
     /// cancelled (its connection closes) and its stream ends.
-    pub(crate) fn add_publisher(self: &Arc<Self>, peer: Peer) -> Result<Publisher, PathError> {
+    pub(crate) fn add_publisher(self: &Arc<Self>, client: Client) -> Result<Publisher, PathError> {
         let mut st = self.lock();
         if let Some((_, token, _)) = &st.publisher {
             if !self.conf().override_publisher {
                 return Err(PathError::PublisherExists(self.name.clone()));
             }
             token.kick("replaced by another publisher");
-            if let Some(s) = st.stream.take() {
-                s.close();
-            }
+            self.end_stream(&mut st);
         }
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let token = Kick::default();
-        st.publisher = Some((id, token.clone(), peer));
+        st.publisher = Some((id, token.clone(), client.clone()));
+        drop(st);
+        self.webhook(Event::Publish, &client, id);
         Ok(Publisher {
             path: self.clone(),
             id,
             cancelled: token,
+            client,
         })
     }
 
-    pub(crate) fn add_reader(self: &Arc<Self>, peer: Peer) -> Result<Reader, PathError> {
+    pub(crate) fn add_reader(self: &Arc<Self>, client: Client) -> Result<Reader, PathError> {
+        let peer = client.peer;
         let mut st = self.lock();
         let stream = st
             .stream
@@ -255,10 +443,29 @@ impl Path {
         }
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         st.readers.push((id, peer));
+        drop(st);
+        self.webhook(Event::Read, &client, id);
+        let conf = self.conf();
+        let hooks = (!conf.run_on_read.trim().is_empty() || !conf.run_on_unread.trim().is_empty())
+            .then(|| {
+                let mut env = self.hook_env();
+                env.push(("MTX_READER_TYPE".into(), peer.api_name().into()));
+                env.push(("MTX_READER_ID".into(), id.to_string()));
+                env.push(("MTX_QUERY".into(), client.query.clone()));
+                let running = self.hooks.start(Spec {
+                    hook: "runOnRead",
+                    cmd: conf.run_on_read.clone(),
+                    env: env.clone(),
+                    restart: conf.run_on_read_restart,
+                });
+                (running, env)
+            });
         Ok(Reader {
             path: self.clone(),
             id,
             stream,
+            hooks,
+            client,
         })
     }
 
@@ -274,6 +481,7 @@ pub struct Publisher {
     path: Arc<Path>,
     id: u64,
     cancelled: Kick,
+    client: Client,
 }
 
 impl Publisher {
@@ -295,9 +503,7 @@ impl Publisher {
             .as_ref()
             .is_some_and(|(id, _, _)| *id == self.id)
         {
-            if let Some(s) = st.stream.take() {
-                s.close();
-            }
+            self.path.end_stream(&mut st);
         }
     }
 
@@ -306,10 +512,10 @@ impl Publisher {
         let mut st = self.path.lock();
         match &st.publisher {
             Some((id, _, _)) if *id == self.id => {
-                if let Some(old) = st.stream.replace(stream) {
-                    old.close();
-                }
+                self.path.end_stream(&mut st);
+                st.stream = Some(stream);
                 st.ready_time = Some(SystemTime::now());
+                self.path.stream_ready(&mut st);
                 drop(st);
                 // No receiver is fine: nobody asked to hear of streams starting.
                 let _ = self.path.ready.send(self.path.name.clone());
@@ -330,11 +536,10 @@ impl Drop for Publisher {
                 .is_some_and(|(id, _, _)| *id == self.id)
             {
                 st.publisher = None;
-                if let Some(s) = st.stream.take() {
-                    s.close();
-                }
+                self.path.end_stream(&mut st);
             }
         }
+        self.path.webhook(Event::Unpublish, &self.client, self.id);
         self.path.after_release();
     }
 }
@@ -344,6 +549,9 @@ pub struct Reader {
     path: Arc<Path>,
     id: u64,
     stream: Arc<Stream>,
+    /// `runOnRead` while reading, and the environment `runOnUnread` gets.
+    hooks: Option<(Option<Running>, crate::hooks::Env)>,
+    client: Client,
 }
 
 impl Reader {
@@ -359,6 +567,16 @@ impl Reader {
 impl Drop for Reader {
     fn drop(&mut self) {
         self.path.lock().readers.retain(|(id, _)| *id != self.id);
+        self.path.webhook(Event::Unread, &self.client, self.id);
+        if let Some((running, env)) = self.hooks.take() {
+            drop(running);
+            self.path.hooks.run(Spec {
+                hook: "runOnUnread",
+                cmd: self.path.conf().run_on_unread.clone(),
+                env,
+                restart: false,
+            });
+        }
         self.path.after_release();
     }
 }

@@ -1,7 +1,7 @@
 //! The PathManager owns the running config and the live paths: it maps a requested
 //! name to its `paths:` entry, creates paths on first use and forgets idle ones.
 
-use super::path::{Path, PathError, Peer, Publisher, Reader};
+use super::path::{Client, Path, PathError, Publisher, Reader};
 use super::{Stream, StreamConfig};
 use crate::config::{validate_path_name, Config};
 use std::collections::HashMap;
@@ -15,6 +15,7 @@ pub(super) struct Inner {
     /// The running transcode stages' status, by the path they publish.
     stages: Mutex<HashMap<String, Arc<crate::transcode::StageStatus>>>,
     pub(super) auth: crate::auth::Gate,
+    pub(super) hooks: Arc<crate::hooks::Hooks>,
 }
 
 impl Inner {
@@ -38,6 +39,7 @@ impl PathManager {
                 sources: Default::default(),
                 stages: Default::default(),
                 auth: Default::default(),
+                hooks: Default::default(),
             }),
         }
     }
@@ -69,7 +71,47 @@ impl PathManager {
         req: &crate::auth::Request<'_>,
     ) -> Result<Option<String>, crate::auth::Denied> {
         let config = self.config();
-        self.inner.auth.check(&config, req).await
+        let who = self.inner.auth.check(&config, req).await?;
+        if req.action == crate::auth::Action::Publish {
+            self.ask_webhooks(&config, req).await?;
+        }
+        Ok(who)
+    }
+
+    /// A publish that the path's `allow: yes` webhooks must let through.
+    async fn ask_webhooks(
+        &self,
+        config: &Config,
+        req: &crate::auth::Request<'_>,
+    ) -> Result<(), crate::auth::Denied> {
+        use crate::config::webhook::Event;
+        let Some(m) = config.find_path(req.path) else {
+            return Ok(());
+        };
+        if !m.conf.webhooks.iter().any(|h| h.decides(Event::Publish)) {
+            return Ok(());
+        }
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let payload = crate::hooks::webhook::Payload {
+            event: Event::Publish,
+            path: req.path.to_string(),
+            protocol: req.protocol,
+            peer: Some(req.ip.to_canonical().to_string()),
+            source_type: None,
+            source_id: req.id.map(str::to_string),
+            reader_type: None,
+            reader_id: None,
+            query: req.query.to_string(),
+            time,
+        };
+        crate::hooks::webhook::ask(&m.conf.webhooks, &payload, config.read_timeout.0)
+            .await
+            .map_err(|why| {
+                tracing::warn!(path = req.path, ip = %req.ip, protocol = req.protocol, "publish refused: {why}");
+                crate::auth::Denied::Forbidden
+            })
     }
 
     /// The HLS sessions that spare segment requests a credential check.
@@ -142,6 +184,8 @@ impl PathManager {
                 }
             }),
             self.inner.ready.clone(),
+            self.inner.hooks.clone(),
+            found.captures,
         );
         paths.insert(name.to_string(), path.clone());
         Ok(path)
@@ -149,7 +193,11 @@ impl PathManager {
 
     /// A client's publisher slot; refused on paths that pull from a source. On a
     /// transcoding path the publisher fills `<name>/source`.
-    pub fn add_publisher(&self, name: &str, peer: Peer) -> Result<Publisher, PathError> {
+    pub fn add_publisher(
+        &self,
+        name: &str,
+        peer: impl Into<Client>,
+    ) -> Result<Publisher, PathError> {
         let config = self.config();
         if config.rendition_of(name).is_some() || config.transcode_input_of(name).is_some() {
             return Err(PathError::StageOutput(name.to_string()));
@@ -166,7 +214,7 @@ impl PathManager {
     pub(crate) fn add_source_publisher(
         &self,
         name: &str,
-        peer: Peer,
+        peer: impl Into<Client>,
     ) -> Result<Publisher, PathError> {
         let target = self.config().publish_target(name);
         self.add_publisher_exact(&target, peer)
@@ -176,19 +224,19 @@ impl PathManager {
     pub(crate) fn add_publisher_exact(
         &self,
         name: &str,
-        peer: Peer,
+        peer: impl Into<Client>,
     ) -> Result<Publisher, PathError> {
         let path = self.get_or_create(name)?;
-        let r = path.add_publisher(peer);
+        let r = path.add_publisher(peer.into());
         if r.is_err() {
             self.forget_if_idle(&path);
         }
         r
     }
 
-    pub fn add_reader(&self, name: &str, peer: Peer) -> Result<Reader, PathError> {
+    pub fn add_reader(&self, name: &str, peer: impl Into<Client>) -> Result<Reader, PathError> {
         let path = self.existing(name)?;
-        path.add_reader(peer)
+        path.add_reader(peer.into())
     }
 
     /// What the path's source is doing, if the path has one running.
@@ -238,6 +286,62 @@ impl PathManager {
         }
     }
 
+    /// The hook runner (for `runOnConnect`, the RTSP port hooks are told, shutdown).
+    pub fn hooks(&self) -> &Arc<crate::hooks::Hooks> {
+        &self.inner.hooks
+    }
+
+    /// Makes the running `runOnInit` commands those of the config's exact path names.
+    pub fn start_hooks(&self) {
+        let config = self.config();
+        let hooks = &self.inner.hooks;
+        let wanted = config
+            .paths
+            .iter()
+            .filter_map(|(pattern, conf)| match (pattern, conf) {
+                (crate::config::PathPattern::Exact(name), Some(c))
+                    if !c.run_on_init.trim().is_empty() =>
+                {
+                    let spec = crate::hooks::Spec {
+                        hook: "runOnInit",
+                        cmd: c.run_on_init.clone(),
+                        env: hooks.path_env(name, &[]),
+                        restart: c.run_on_init_restart,
+                    };
+                    Some((name.clone(), spec))
+                }
+                _ => None,
+            })
+            .collect();
+        hooks.set_init(wanted);
+    }
+
+    /// The `runOnDemand` and `runOnUnDemand` commands for `name`, if its entry has one
+    /// (and clients publish to it).
+    pub(super) fn demand_spec(
+        &self,
+        name: &str,
+        m: &crate::config::PathMatch,
+    ) -> Option<(crate::hooks::Spec, crate::hooks::Spec)> {
+        let c = &m.conf;
+        if c.run_on_demand.trim().is_empty()
+            || !matches!(c.source, crate::config::Source::Publisher)
+        {
+            return None;
+        }
+        let env = self.inner.hooks.path_env(name, &m.captures);
+        let spec = |hook, cmd: &String, restart| crate::hooks::Spec {
+            hook,
+            cmd: cmd.clone(),
+            env: env.clone(),
+            restart,
+        };
+        Some((
+            spec("runOnDemand", &c.run_on_demand, c.run_on_demand_restart),
+            spec("runOnUnDemand", &c.run_on_un_demand, false),
+        ))
+    }
+
     /// Stops every source (server shutdown).
     pub fn stop_sources(&self) {
         self.inner.sources.stop_all();
@@ -261,15 +365,35 @@ impl PathManager {
         let Some(m) = config.find_path(name) else {
             return;
         };
-        if !m.conf.source_on_demand {
-            return;
-        }
-        let Some(url) = m.conf.source.url_for(&m.captures) else {
-            return;
-        };
         let mut ready = self.subscribe_ready();
-        crate::source::ensure(self, name, url, m.conf.clone());
-        let deadline = tokio::time::Instant::now() + m.conf.source_on_demand_start_timeout.0;
+        let timeout = if let Some((spec, undemand)) = self.demand_spec(name, &m) {
+            let weak = Arc::downgrade(&self.inner);
+            let path = name.to_string();
+            self.inner.hooks.demand(
+                name,
+                crate::hooks::Demand {
+                    spec,
+                    close_after: m.conf.run_on_demand_close_after.0,
+                    undemand,
+                    readers: Box::new(move || {
+                        weak.upgrade()
+                            .and_then(|i| i.paths().get(&path).map(|p| p.readers()))
+                            .unwrap_or(0)
+                    }),
+                },
+            );
+            m.conf.run_on_demand_start_timeout.0
+        } else {
+            if !m.conf.source_on_demand {
+                return;
+            }
+            let Some(url) = m.conf.source.url_for(&m.captures) else {
+                return;
+            };
+            crate::source::ensure(self, name, url, m.conf.clone());
+            m.conf.source_on_demand_start_timeout.0
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
         while self.stream(wanted).is_err() {
             match tokio::time::timeout_at(deadline, ready.recv()).await {
                 Err(_) => return,
@@ -306,7 +430,7 @@ impl PathManager {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::{Codec, Track};
+    use crate::core::{Codec, Peer, Track};
 
     fn manager(yaml: &str) -> PathManager {
         PathManager::new(Arc::new(Config::parse(yaml, "t").unwrap()))

@@ -39,6 +39,23 @@ pub fn changed_keys(a: &PathConf, b: &PathConf) -> Vec<&'static str> {
         read_user,
         read_pass,
         read_ips,
+        run_on_init,
+        run_on_init_restart,
+        run_on_demand,
+        run_on_demand_restart,
+        run_on_demand_start_timeout,
+        run_on_demand_close_after,
+        run_on_un_demand,
+        run_on_available,
+        run_on_available_restart,
+        run_on_unavailable,
+        run_on_online,
+        run_on_online_restart,
+        run_on_offline,
+        run_on_read,
+        run_on_read_restart,
+        run_on_unread,
+        webhooks,
     } = a;
     let mut out = Vec::new();
     let mut check = |differs: bool, key: &'static str| {
@@ -78,6 +95,46 @@ pub fn changed_keys(a: &PathConf, b: &PathConf) -> Vec<&'static str> {
         (read_user, read_pass, read_ips) != (&b.read_user, &b.read_pass, &b.read_ips),
         "readUser/Pass/IPs",
     );
+    // Hooks: runOnInit and runOnDemand restart with the new command (Hooks::set_init,
+    // OnDemand::retain); the others apply from the next time they fire.
+    check(
+        (run_on_init, run_on_init_restart) != (&b.run_on_init, &b.run_on_init_restart),
+        "runOnInit",
+    );
+    check(
+        (run_on_demand, run_on_demand_restart, run_on_un_demand)
+            != (
+                &b.run_on_demand,
+                &b.run_on_demand_restart,
+                &b.run_on_un_demand,
+            )
+            || (run_on_demand_start_timeout, run_on_demand_close_after)
+                != (&b.run_on_demand_start_timeout, &b.run_on_demand_close_after),
+        "runOnDemand",
+    );
+    check(
+        (
+            run_on_available,
+            run_on_available_restart,
+            run_on_unavailable,
+        ) != (
+            &b.run_on_available,
+            &b.run_on_available_restart,
+            &b.run_on_unavailable,
+        ) || (run_on_online, run_on_online_restart, run_on_offline)
+            != (
+                &b.run_on_online,
+                &b.run_on_online_restart,
+                &b.run_on_offline,
+            ),
+        "runOnAvailable/Online",
+    );
+    check(
+        (run_on_read, run_on_read_restart, run_on_unread)
+            != (&b.run_on_read, &b.run_on_read_restart, &b.run_on_unread),
+        "runOnRead",
+    );
+    check(*webhooks != b.webhooks, "webhooks");
     out
 }
 
@@ -129,6 +186,14 @@ impl PathManager {
             self.forget_if_idle(&path);
         }
         self.start_sources();
+        self.start_hooks();
+        let hooks = &self.inner.hooks;
+        hooks.on_demand.retain(|name, spec| {
+            new.find_path(name).is_some_and(|m| {
+                self.demand_spec(name, &m)
+                    .is_some_and(|(s, _)| (&s.cmd, s.restart) == (&spec.cmd, spec.restart))
+            })
+        });
         diff
     }
 
@@ -153,7 +218,7 @@ impl PathManager {
             .and_then(|o| o.conf.source.url_for(&o.captures));
         let new_url = m.conf.source.url_for(&m.captures);
         let keys = changed_keys(&was, &m.conf);
-        path.set_conf(m.entry.clone(), m.conf.clone());
+        path.set_conf(m.entry.clone(), m.conf.clone(), m.captures.clone());
         // Turning transcode on or off moves where publishers write (`<path>/source`).
         let moved =
             cfg!(feature = "transcode") && was.transcode.is_some() != m.conf.transcode.is_some();

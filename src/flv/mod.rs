@@ -20,7 +20,8 @@ pub(crate) async fn serve(
     origin: Option<HeaderValue>,
 ) -> Response {
     ctx.manager.demand(name).await;
-    let reader = match ctx.manager.add_reader(name, crate::core::Peer::FlvConn) {
+    let client = crate::core::Client::new(crate::core::Peer::FlvConn, peer, "");
+    let reader = match ctx.manager.add_reader(name, client) {
         Ok(r) => r,
         Err(e) => {
             tracing::info!(%peer, path = name, "HTTP-FLV read refused: {e}");

@@ -54,6 +54,9 @@ struct Window {
     discontinuity_seq: u64,
     variant: Option<VariantInfo>,
     last_request: Option<Instant>,
+    /// Requests waiting for the window (a first segment, a blocking reload): the
+    /// muxer isn't idle while one does.
+    waiting: usize,
     /// The largest target duration announced so far.
     target_duration: u64,
 }
@@ -161,11 +164,22 @@ impl HlsMuxer {
     }
 
     pub(super) fn idle_for(&self, d: Duration) -> bool {
-        self.lock().last_request.is_none_or(|t| t.elapsed() >= d)
+        let w = self.lock();
+        w.waiting == 0 && w.last_request.is_none_or(|t| t.elapsed() >= d)
     }
 
     /// Waits (up to `wait`) until `done` holds for the window.
     async fn wait_for(&self, wait: Duration, done: impl Fn(&Window) -> bool) -> bool {
+        struct Waiting<'a>(&'a HlsMuxer);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                let mut w = self.0.lock();
+                w.waiting -= 1;
+                w.last_request = Some(Instant::now());
+            }
+        }
+        self.lock().waiting += 1;
+        let _waiting = Waiting(self);
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let changed = self.changed.notified();

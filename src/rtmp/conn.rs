@@ -60,10 +60,19 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
+    let conn_type = if tls.is_some() {
+        "rtmpsConn"
+    } else {
+        "rtmpConn"
+    };
     let Some((mut rd, wr)) = net::accept_halves(sock, peer, tls, ctx.read_timeout, "RTMPS").await
     else {
         return;
     };
+    let _hooks = ctx
+        .manager
+        .hooks()
+        .connect(&ctx.manager.config(), conn_type);
     let mut c = Conn {
         ctx,
         peer,
@@ -286,7 +295,7 @@ impl Conn {
                 match self
                     .ctx
                     .manager
-                    .add_publisher(&path, crate::core::Peer::RtmpConn)
+                    .add_publisher(&path, self.client(&app, &name))
                 {
                     Ok(publisher) => {
                         self.session.accept_publish(stream_id);
@@ -313,7 +322,7 @@ impl Conn {
                 let reader = self
                     .ctx
                     .manager
-                    .add_reader(&path, crate::core::Peer::RtmpConn)
+                    .add_reader(&path, self.client(&app, &name))
                     .and_then(|r| {
                         let sub = r
                             .stream()
@@ -475,6 +484,17 @@ impl Conn {
 }
 
 /// `rtmp://host/live/room?key=x` → `live/room`; the query is kept out of the path.
+impl Conn {
+    /// Who this connection is, for the slot it takes (hooks and webhooks read it).
+    fn client(&self, app: &str, name: &str) -> crate::core::Client {
+        crate::core::Client::new(
+            crate::core::Peer::RtmpConn,
+            self.peer,
+            super::auth::query(app, name),
+        )
+    }
+}
+
 pub(crate) fn path_of(app: &str, stream_key: &str) -> String {
     let key = stream_key.split('?').next().unwrap_or_default();
     let app = app.split('?').next().unwrap_or_default();

@@ -40,11 +40,20 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
+    let conn_type = if tls.is_some() {
+        "rtspsConn"
+    } else {
+        "rtspConn"
+    };
     let Some((mut rd, wr)) =
         crate::net::accept_halves(sock, peer, tls, ctx.read_timeout, "RTSPS").await
     else {
         return;
     };
+    let _hooks = ctx
+        .manager
+        .hooks()
+        .connect(&ctx.manager.config(), conn_type);
     let (udp_tx, mut udp_rx) = mpsc::channel(4096);
     let handler = Handler::new(ctx.clone(), peer, udp_tx);
     let mut c = Conn {

@@ -78,6 +78,11 @@ pub(crate) struct Handler {
 type Reply = (Response<Vec<u8>>, Action);
 
 impl Handler {
+    /// Who this session is, for the slot it takes (hooks and webhooks read it).
+    fn client<B>(&self, req: &rtsp_types::Request<B>) -> crate::core::Client {
+        crate::core::Client::new(crate::core::Peer::RtspSession, self.peer, &query_of(req))
+    }
+
     pub(crate) fn new(ctx: Arc<Ctx>, peer: SocketAddr, udp_tx: mpsc::Sender<UdpIn>) -> Self {
         Handler {
             ctx,
@@ -216,11 +221,7 @@ impl Handler {
             }
             _ => return None,
         };
-        let query = req
-            .request_uri()
-            .and_then(|u| u.query())
-            .unwrap_or_default()
-            .to_string();
+        let query = query_of(req);
         let asked = super::auth::Asked {
             ip: self.peer.ip(),
             method: req.method().into(),
@@ -300,11 +301,7 @@ impl Handler {
                 )
             }
         };
-        let publisher = match self
-            .ctx
-            .manager
-            .add_publisher(&path, crate::core::Peer::RtspSession)
-        {
+        let publisher = match self.ctx.manager.add_publisher(&path, self.client(req)) {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(peer = %self.peer, %path, "publish refused: {e}");
@@ -375,11 +372,7 @@ impl Handler {
 
         let (base, track) = split_track_id(&full);
         if let Role::Idle = self.role {
-            match self
-                .ctx
-                .manager
-                .add_reader(base, crate::core::Peer::RtspSession)
-            {
+            match self.ctx.manager.add_reader(base, self.client(req)) {
                 Ok(reader) => {
                     let n = reader.stream().tracks().len();
                     self.session_id = Some(new_session_id());
@@ -610,4 +603,12 @@ fn transport_name(setups: &[Option<TrackTransport>]) -> &'static str {
 
 fn new_session_id() -> String {
     format!("{:016x}", rand::random::<u64>())
+}
+
+/// The request URL's query, as sent.
+fn query_of<B>(req: &rtsp_types::Request<B>) -> String {
+    req.request_uri()
+        .and_then(|u| u.query())
+        .unwrap_or_default()
+        .to_string()
 }

@@ -213,8 +213,13 @@ impl TestServer {
     /// `extra` is appended to a config that listens on loopback with free ports.
     pub fn start(extra: &str) -> TestServer {
         logs();
+        // The API is off by default (as in MediaMTX); the tests read it.
+        let api = match extra.starts_with("api:") || extra.contains("\napi:") {
+            true => "",
+            false => "api: yes\n",
+        };
         let yaml = format!(
-            "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\nrtmpAddress: 127.0.0.1:0\napiAddress: 127.0.0.1:0\n{extra}"
+            "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\nrtmpAddress: 127.0.0.1:0\napiAddress: 127.0.0.1:0\n{api}{extra}"
         );
         TestServer::with_config(Config::parse(&yaml, "test").expect("test config"))
     }
@@ -892,6 +897,59 @@ impl Drop for Counter {
         // The thread ends when the server closes the connection; don't block on it.
         drop(self.handle.take());
     }
+}
+
+// ---------------------------------------------------------------- the binary
+
+/// Runs the binary and collects its log lines.
+pub fn spawn_server(cfg: &std::path::Path) -> (Child, Arc<Mutex<Vec<String>>>) {
+    spawn_in(Command::new(env!("CARGO_BIN_EXE_mediarouter")).arg(cfg))
+}
+
+pub fn spawn_in(cmd: &mut Command) -> (Child, Arc<Mutex<Vec<String>>>) {
+    let mut child = cmd
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let l = lines.clone();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            eprintln!("[server] {line}");
+            l.lock().unwrap().push(line);
+        }
+    });
+    (child, lines)
+}
+
+pub fn find_line(lines: &Mutex<Vec<String>>, needle: &str) -> Option<String> {
+    lines
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|l| l.contains(needle))
+        .cloned()
+}
+
+/// The address a listener of the binary's log says it opened (`RTSP`, `RTMP`, `HTTP`…),
+/// waited for.
+pub fn listen_addr(lines: &Mutex<Vec<String>>, what: &str) -> SocketAddr {
+    let needle = format!("{what} listener opened on ");
+    let mut line = None;
+    wait_until(Duration::from_secs(10), &needle, || {
+        line = find_line(lines, &needle);
+        line.is_some()
+    });
+    let line = line.unwrap_or_default();
+    let addr = line
+        .split(&needle)
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next());
+    addr.and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
 }
 
 // ---------------------------------------------------------------- bounded runs
