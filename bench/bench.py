@@ -270,6 +270,37 @@ def run_load(target, proto, n, window, base, work):
     }
 
 
+def run_latency(target, proto, n, window, clip, work):
+    """Server-added latency: the load tool publishes the clip itself (RTMP) and its
+    readers match each video frame to the moment it was written (same clock)."""
+    url = target.read_urls[proto].replace("/bench", "/lat")
+    out = os.path.join(work, f"{target.name}-{proto}-{n}-latency.json")
+    cmd = [LOAD, "-n", str(n), "--ramp", "1000", "--warmup", "2", "-d", str(window),
+           "--fps", str(FPS), "--timeout", "10", "--json", out,
+           "--publish", target.publish_url.replace("/bench", "/lat"), "--clip", clip, url]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"load tool failed for {target.name} {proto} latency:\n{r.stderr}")
+    with open(out) as f:
+        s = json.load(f)["summary"]
+    return {
+        "phase": "latency", "server": target.name, "protocol": proto, "readers": n,
+        "connected": s["connected"], "failed": s["failed"],
+        "latency_median_ms": s.get("latency_median_ms"), "latency_p95_ms": s.get("latency_p95_ms"),
+        "latency_samples": s.get("latency_samples", 0),
+    }
+
+
+def latency_table(rows):
+    lines = ["| server | protocol | readers | server-added latency median / p95 ms | frames |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['server']} | {r['protocol']} | {r['readers']} "
+                     f"| {fmt(r['latency_median_ms'], '.1f')} / {fmt(r['latency_p95_ms'], '.1f')} "
+                     f"| {r['latency_samples']} |")
+    return "\n".join(lines)
+
+
 def fmt(v, spec):
     return "-" if v is None else format(v, spec)
 
@@ -297,7 +328,13 @@ def median_of(rows, server, proto, n, key):
 def targets(all_rows, repeat_n):
     res = []
     paired_rows = [r for r in all_rows if r.get("phase") == "paired"] or all_rows
-    rows = [r for r in all_rows if r.get("phase") != "paired"]
+    lat = [r for r in all_rows if r.get("phase") == "latency"]
+    rows = [r for r in all_rows if r.get("phase") not in ("paired", "latency")]
+    for r in lat:
+        if r["server"] == "mediarouter" and r["latency_median_ms"] is not None:
+            ok = r["latency_median_ms"] <= 15 and r["latency_p95_ms"] <= 30
+            res.append((f"{r['protocol']}: server-added latency median <= 15 ms and p95 <= 30 ms "
+                        f"(median; p95 {r['latency_p95_ms']:.1f})", r["latency_median_ms"], ok))
     mr = lambda p, n, k="cpu_per_reader_s": median_of(rows, "mediarouter", p, n, k)
     paired = lambda p: median_of(paired_rows, "mediarouter", p, repeat_n, "cpu_per_reader_s")
     ng = median_of(paired_rows, "nginx-rtmp", "rtmp", repeat_n, "cpu_per_reader_s")
@@ -309,6 +346,8 @@ def targets(all_rows, repeat_n):
         v = paired(p)
         if v is not None and rtmp:
             res.append((f"{p} CPU <= 1.2 x mediarouter RTMP at N={repeat_n}", v / rtmp, v / rtmp <= 1.2))
+    if not rows:
+        return res
     top = max(r["readers"] for r in rows)
     for p in ("rtmp", "rtsp-tcp", "http-flv", "rtsp-udp", "hls"):
         v = mr(p, top, "delivery_mean")
@@ -355,6 +394,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3, help="paired rounds for the CPU targets (median)")
     ap.add_argument("--repeat-readers", type=int, default=1000)
     ap.add_argument("--no-nginx", action="store_true")
+    ap.add_argument("--latency-readers", type=int, default=100,
+                    help="readers of the latency runs (0: no latency runs)")
     ap.add_argument("--no-markdown", action="store_true")
     ap.add_argument("--set", action="append", default=[],
                     help="extra top-level mediarouter.yml line, e.g. 'writeMerge: 100ms'")
@@ -401,6 +442,21 @@ def main():
                     print(table([r]).splitlines()[-1], flush=True)
             finally:
                 t.stop()
+        # Latency: the load tool publishes and reads, both servers side by side.
+        if args.latency_readers > 0:
+            lat_targets = [start_mediarouter(work, log)]
+            if not args.no_nginx:
+                lat_targets.append(start_nginx(work, log))
+            try:
+                for t in lat_targets:
+                    for p in ([q for q in ("rtmp", "http-flv", "rtsp-tcp") if q in protos]
+                              if t.name == "mediarouter" else ["rtmp"]):
+                        r = run_latency(t, p, args.latency_readers, args.window, clip, work)
+                        rows.append(r)
+                        print(latency_table([r]).splitlines()[-1], flush=True)
+            finally:
+                for t in lat_targets:
+                    t.stop()
         # Paired: the runs the CPU targets compare, round-robin over both servers
         # (running side by side) and the protocols, so drift in the machine's load
         # hits every side alike; the targets take the median of each.
@@ -448,7 +504,9 @@ def report(args, rows, bases, started, date, duration):
         json.dump(doc, f, indent=2)
     md = (f"Last run: {date} on {cpu} ({os.cpu_count()} cores), {doc['duration_s']:.0f} s, window {args.window:.0f} s, "
           f"medians of {args.repeat} at N={args.repeat_readers}; raw figures in `bench/results/{date}.json`.\n\n"
-          + table(rows) + "\n\n" + "\n".join(f"- {l}" for l in lines))
+          + table([r for r in rows if r.get("phase") != "latency"]) + "\n\n"
+          + latency_table([r for r in rows if r.get("phase") == "latency"]) + "\n\n"
+          + "\n".join(f"- {l}" for l in lines))
     if not args.no_markdown:
         update_markdown(os.path.join(ROOT, "BENCHMARKS.md"), md)
     print(f"\nwrote {out}")

@@ -33,21 +33,12 @@ struct AuthServer {
 
 impl AuthServer {
     fn start() -> AuthServer {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
         let s = Shared::default();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
         let app = axum::Router::new()
             .route("/auth", post(auth))
             .route("/jwks", get(jwks))
             .with_state(s.clone());
-        rt.spawn(async move { axum::serve(listener, app).await });
+        let (rt, addr) = http::serve(app);
         AuthServer { _rt: rt, addr, s }
     }
 

@@ -58,14 +58,6 @@ fn on_demand(clip: &std::path::Path, marker: &str) -> String {
     )
 }
 
-/// One second of video read from `url` (ffmpeg input options first).
-fn read_a_second(opts: &[&str], url: &str) {
-    let mut args = opts.to_vec();
-    args.extend(["-t", "1", "-i", url]);
-    let frames = ffmpeg_decoded(&args).unwrap_or_else(|e| panic!("{url}: {e}"));
-    assert!(frames > 0, "{url}: no frames");
-}
-
 #[test]
 fn run_on_demand_serves_every_protocol_and_leaves_no_process() {
     if !present(have_ffmpeg(), "ffmpeg missing", "skipping: no ffmpeg") {

@@ -26,22 +26,13 @@ struct Receiver {
 
 impl Receiver {
     fn start() -> Receiver {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
         let bodies = Bodies::default();
-        let listener = rt
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
         let app = axum::Router::new()
             .route("/events", post(events))
             .route("/deny", post(deny))
             .route("/hang", post(hang))
             .with_state(bodies.clone());
-        rt.spawn(async move { axum::serve(listener, app).await });
+        let (rt, addr) = http::serve(app);
         Receiver {
             _rt: rt,
             addr,
@@ -84,12 +75,6 @@ async fn hang(State(b): State<Bodies>, axum::Json(v): axum::Json<Value>) -> Stat
     StatusCode::OK
 }
 
-fn read_a_second(url: &str) {
-    let args = ["-rtsp_transport", "tcp", "-t", "1", "-i", url];
-    let frames = ffmpeg_decoded(&args).unwrap_or_else(|e| panic!("{url}: {e}"));
-    assert!(frames > 0, "{url}: no frames");
-}
-
 #[test]
 fn events_reach_the_receiver_with_their_fields() {
     if !present(have_ffmpeg(), "ffmpeg missing", "skipping: no ffmpeg") {
@@ -119,7 +104,7 @@ fn events_reach_the_receiver_with_their_fields() {
     let r = rx.wait("hooked", "ready");
     assert_eq!(r["sourceId"], p["sourceId"], "{r}");
 
-    read_a_second(&url);
+    read_a_second(&["-rtsp_transport", "tcp"], &url);
     let read = rx.wait("hooked", "read");
     assert_eq!(read["readerType"], "rtspSession", "{read}");
     let unread = rx.wait("hooked", "unread");

@@ -139,26 +139,57 @@ pub struct Stream {
 
 /// What a stream shares with its flusher task: units written after a wake wait in the
 /// ring for the next one, and when the publisher pauses there is no next write, so
-/// the flusher wakes readers `writeMerge` later.
-#[derive(Default)]
+/// the flusher wakes readers when the earliest waiting unit is due: a frame
+/// `writeMerge` after the last wake, other units `MAX_WAKE_DELAY` after it.
 struct Flush {
     asked: Notify,
     pending: std::sync::atomic::AtomicBool,
+    /// When readers are due a wake, in nanoseconds since the stream's start; `NONE`.
+    due_ns: AtomicU64,
 }
 
-async fn flusher(stream: std::sync::Weak<Stream>, flush: Arc<Flush>, delay: Duration) {
+impl Default for Flush {
+    fn default() -> Self {
+        Flush {
+            asked: Notify::new(),
+            pending: Default::default(),
+            due_ns: AtomicU64::new(NONE),
+        }
+    }
+}
+
+const NONE: u64 = u64::MAX;
+
+async fn flusher(stream: std::sync::Weak<Stream>, flush: Arc<Flush>, start: Instant) {
     loop {
         flush.asked.notified().await;
-        tokio::time::sleep(delay).await;
-        let Some(s) = stream.upgrade() else {
-            return;
-        };
-        if s.is_closed() {
-            return;
-        }
-        if flush.pending.swap(false, Ordering::AcqRel) {
-            s.lock().last_wake = Instant::now();
-            s.wake.notify_waiters();
+        loop {
+            let due = flush.due_ns.load(Ordering::Acquire);
+            if due == NONE {
+                break;
+            }
+            let left =
+                (start + Duration::from_nanos(due)).saturating_duration_since(Instant::now());
+            tokio::select! {
+                _ = tokio::time::sleep(left) => {}
+                // An earlier deadline came in: sleep for that one instead.
+                _ = flush.asked.notified() => continue,
+            }
+            let Some(s) = stream.upgrade() else {
+                return;
+            };
+            if s.is_closed() {
+                return;
+            }
+            // Still the deadline slept for (or an earlier one): readers are due.
+            if flush.due_ns.load(Ordering::Acquire) <= due {
+                flush.due_ns.store(NONE, Ordering::Release);
+                if flush.pending.swap(false, Ordering::AcqRel) {
+                    s.lock().last_wake = Instant::now();
+                    s.wake.notify_waiters();
+                }
+                break;
+            }
         }
     }
 }
@@ -227,8 +258,7 @@ impl Stream {
         });
         // Outside a runtime (unit tests of the fan-out) readers are woken by writes only.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let delay = merge.max(MAX_WAKE_DELAY);
-            rt.spawn(flusher(Arc::downgrade(&stream), flush, delay));
+            rt.spawn(flusher(Arc::downgrade(&stream), flush, stream.start));
         }
         stream
     }
@@ -339,12 +369,21 @@ impl Stream {
         // frames also wait until that much time has passed since the last wake.
         let frame = self.key_track.is_none_or(|k| k == i);
         let since = now.duration_since(st.last_wake);
-        if (frame && since >= self.merge) || since >= MAX_WAKE_DELAY.max(self.merge) {
+        let wait = match frame {
+            true => self.merge,
+            false => MAX_WAKE_DELAY.max(self.merge),
+        };
+        if since >= wait {
             st.last_wake = now;
             self.flush.pending.store(false, Ordering::Release);
+            self.flush.due_ns.store(NONE, Ordering::Release);
             self.wake.notify_waiters();
-        } else if !self.flush.pending.swap(true, Ordering::AcqRel) {
-            self.flush.asked.notify_one();
+        } else {
+            self.flush.pending.store(true, Ordering::Release);
+            let due = (st.last_wake + wait).duration_since(self.start).as_nanos() as u64;
+            if due < self.flush.due_ns.fetch_min(due, Ordering::AcqRel) {
+                self.flush.asked.notify_one();
+            }
         }
     }
 
@@ -709,19 +748,59 @@ mod tests {
         assert!(n >= 5, "merged frames are all delivered: {n}");
     }
 
+    /// A task that reads `r` and sends what `f` says of each unit, with when it came.
+    fn arrivals(
+        mut r: StreamReader,
+        f: fn(&Unit) -> i64,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<(i64, tokio::time::Instant)> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(item) = r.next().await {
+                if let StreamItem::Unit(e) = item {
+                    let _ = tx.send((f(&e.unit), tokio::time::Instant::now()));
+                }
+            }
+        });
+        rx
+    }
+
+    /// A held frame is due `writeMerge` after the last wake, not when the (longer)
+    /// wait for audio-only stretches ends; audio alone waits that longer time.
+    #[tokio::test(start_paused = true)]
+    async fn held_units_are_woken_when_due() {
+        let merge = Duration::from_millis(10);
+        let s = av_stream(merge);
+        let mut rx = arrivals(s.subscribe().unwrap(), |u| u.track as i64);
+        tokio::task::yield_now().await;
+        let start = tokio::time::Instant::now();
+        s.write(audio(0));
+        s.write(frame(0, true));
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            let (track, at) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            got.push((track, at - start));
+        }
+        for (_, waited) in &got {
+            assert!(*waited <= merge, "{got:?}");
+        }
+        let start = tokio::time::Instant::now();
+        s.write(audio(1));
+        let (_, at) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let waited = at - start;
+        assert!(waited > merge && waited <= MAX_WAKE_DELAY, "{waited:?}");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_paused_publisher_s_last_units_reach_readers_one_merge_later() {
         let merge = Duration::from_millis(100);
         let s = av_stream(merge);
-        let mut r = s.subscribe().unwrap();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            while let Ok(item) = r.next().await {
-                if let StreamItem::Unit(e) = item {
-                    let _ = tx.send((e.unit.pts, tokio::time::Instant::now()));
-                }
-            }
-        });
+        let mut rx = arrivals(s.subscribe().unwrap(), |u| u.pts);
         let mut next = async || {
             tokio::time::timeout(Duration::from_secs(5), rx.recv())
                 .await

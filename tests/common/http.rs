@@ -57,3 +57,19 @@ pub fn request_from(
     let body = resp.get(split + 4..).unwrap_or_default().to_vec();
     (status, head, body)
 }
+
+/// Serves `app` on a loopback port from a runtime of its own (a test's auth server,
+/// webhook receiver, …); the server lives as long as the returned runtime.
+pub fn serve(app: axum::Router) -> (tokio::runtime::Runtime, SocketAddr) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move { axum::serve(listener, app).await });
+    (rt, addr)
+}

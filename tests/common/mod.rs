@@ -995,6 +995,15 @@ pub fn output_within(
     ))
 }
 
+/// Reads one second of video from `url` (ffmpeg input options `opts` first); fails
+/// the test unless frames came.
+pub fn read_a_second(opts: &[&str], url: &str) {
+    let mut args = opts.to_vec();
+    args.extend(["-t", "1", "-i", url]);
+    let frames = ffmpeg_decoded(&args).unwrap_or_else(|e| panic!("{url}: {e}"));
+    assert!(frames > 0, "{url}: no frames");
+}
+
 /// Video frames ffmpeg decodes from the input its `input` arguments open (input
 /// options, then `-i URL`), within 40 s; `Err` with ffmpeg's message when it fails.
 pub fn ffmpeg_decoded(input: &[&str]) -> Result<usize, String> {

@@ -54,11 +54,14 @@ pub async fn read(url: &str, c: &mut Counter, timeout: Duration) -> Result<()> {
         let mut used = 0;
         while let Some((tag, n)) = parse_tag(&buf[used..])? {
             match tag.typ {
-                VIDEO if is_video_frame(tag.body) => c.video(
-                    Some(i64::from(tag.timestamp_ms)),
-                    true,
-                    is_keyframe(tag.body),
-                ),
+                VIDEO if is_video_frame(tag.body) => {
+                    c.video(
+                        Some(i64::from(tag.timestamp_ms)),
+                        true,
+                        is_keyframe(tag.body),
+                    );
+                    c.arrived(crate::latency::key_flv(tag.body));
+                }
                 AUDIO if is_audio_frame(tag.body) => c.audio(),
                 _ => {}
             }

@@ -5,6 +5,7 @@
 
 mod flv;
 mod hls;
+mod latency;
 
 mod publish;
 mod rtmp;
@@ -299,6 +300,14 @@ fn print_summary(s: &stats::Summary) {
         "window {:.1} s at {:.2} fps: frames/reader min {} median {} max {}; delivery min {:.4} mean {:.4}",
         s.window_s, s.fps, s.frames_min, s.frames_median, s.frames_max, s.delivery_min, s.delivery_mean
     );
+    if s.latency_samples > 0 {
+        eprintln!(
+            "server-added latency median {} p95 {} ({} frames)",
+            ms(s.latency_median_ms),
+            ms(s.latency_p95_ms),
+            s.latency_samples
+        );
+    }
     eprintln!(
         "gaps {} (readers with gaps {}); time to first frame median {} p95 {}; {:.1} MB/s in; load tool CPU {:.2} s/s",
         s.gaps_total,

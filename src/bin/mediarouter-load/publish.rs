@@ -17,6 +17,8 @@ pub struct ClipTag {
     pub body: Bytes,
     /// A sequence header (sent once, not on every loop).
     pub header: bool,
+    /// A video frame's content key, for latency (`latency::key_flv`).
+    pub key: Option<u64>,
 }
 
 pub struct Clip {
@@ -55,11 +57,15 @@ pub fn load_clip(path: &Path) -> Result<Clip> {
                     }
                     _ => body.first().is_some_and(|b| b >> 4 == 10) && body.get(1) == Some(&0),
                 };
+                let key = (tag.typ == 9)
+                    .then(|| crate::latency::key_flv(&body))
+                    .flatten();
                 tags.push(ClipTag {
                     typ: tag.typ,
                     ts: tag.timestamp_ms,
                     body,
                     header,
+                    key,
                 });
             }
             _ => {}
@@ -96,14 +102,17 @@ pub async fn publish(
         c.queue_raw_data(id, m);
     }
     let mut pacer = Pacer::new(stop, started);
+    let mut queued = Vec::new();
     for (t, ts) in looped(&clip) {
         if let Some(due) = pacer.due(ts) {
             c.flush_publish().await?;
+            pacer.sent(&mut queued);
             if !pacer.sleep(due).await {
                 return Ok(());
             }
         }
         c.queue_media(id, t.typ == 9, ts, &t.body);
+        queued.extend(t.key);
     }
     Ok(())
 }
@@ -134,6 +143,14 @@ impl Pacer {
             t0: Instant::now(),
             stop,
             started: Some(started),
+        }
+    }
+
+    /// The frames of `keys` have just been written: their send time, for latency.
+    pub fn sent(&self, keys: &mut Vec<u64>) {
+        let now = std::time::Instant::now();
+        for k in keys.drain(..) {
+            crate::latency::CLOCK.sent(k, now);
         }
     }
 

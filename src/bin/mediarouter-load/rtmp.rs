@@ -58,7 +58,8 @@ pub async fn read(url: RtmpUrl, c: &mut Counter, timeout: Duration) -> Result<()
         for m in pending.drain(..) {
             match m {
                 Media::Video { ts, body } if is_video_frame(&body) => {
-                    c.video(Some(i64::from(ts)), true, is_keyframe(&body))
+                    c.video(Some(i64::from(ts)), true, is_keyframe(&body));
+                    c.arrived(crate::latency::key_flv(&body));
                 }
                 Media::Audio { body, .. } if is_audio_frame(&body) => c.audio(),
                 _ => {}

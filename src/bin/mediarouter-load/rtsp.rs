@@ -26,6 +26,8 @@ struct TrackState {
     /// The access unit being received holds an IDR/IRAP picture.
     key: bool,
     h265: bool,
+    /// Rebuilds each access unit's largest NAL unit, for latency.
+    frames: crate::latency::RtpFrames,
 }
 
 impl TrackState {
@@ -44,10 +46,13 @@ impl TrackState {
         }
         self.last_seq = Some(seq);
         if self.video {
-            self.key |= self.keyframe_nal(&p[rtp_header_len(p)..]);
+            let payload = p.get(rtp_header_len(p)..).unwrap_or_default();
+            self.key |= self.keyframe_nal(payload);
+            let frame = self.frames.packet(payload, marker);
             if marker {
                 let ms = self.unwrap_ms(ts);
                 c.video(Some(ms), false, std::mem::take(&mut self.key));
+                c.arrived(frame);
             }
         } else {
             c.audio();
@@ -189,6 +194,10 @@ async fn setup(url: &str, udp: bool) -> Result<(Conn, Vec<TrackState>, Sockets)>
             last_ts: 0,
             key: false,
             h265: matches!(m.track.codec, mediarouter::core::Codec::H265 { .. }),
+            frames: crate::latency::RtpFrames::new(matches!(
+                m.track.codec,
+                mediarouter::core::Codec::H265 { .. }
+            )),
         });
     }
     conn.request(Method::Play, &base, &[]).await?;

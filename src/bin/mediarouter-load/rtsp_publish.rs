@@ -158,6 +158,7 @@ pub async fn publish(
 
     let mut pacer = Pacer::new(stop, started);
     let mut out = Vec::with_capacity(256 * 1024);
+    let mut queued = Vec::new();
     for (tag, ts) in looped(&clip) {
         if tag.header {
             continue;
@@ -165,6 +166,7 @@ pub async fn publish(
         if let Some(due) = pacer.due(ts) {
             conn.write_raw(&out).await?;
             out.clear();
+            pacer.sent(&mut queued);
             if !pacer.sleep(due).await {
                 return Ok(());
             }
@@ -172,6 +174,7 @@ pub async fn publish(
         let Some(u) = unit(&t, tag.typ, ts, &tag.body)? else {
             continue;
         };
+        queued.extend(tag.key);
         let ch = (2 * u.track) as u8;
         for p in packetizers[u.track].packetize(&u) {
             let len = u16::try_from(p.len()).map_err(|_| anyhow!("RTP packet too large"))?;

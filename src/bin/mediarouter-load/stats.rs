@@ -43,6 +43,10 @@ pub struct ReaderStats {
     /// Discontinuities: lost RTP sequence numbers, timestamp jumps, skipped segments.
     pub gaps: u64,
     pub bytes: u64,
+    /// Server-added latency of the window's video frames a publisher of this run
+    /// sent, milliseconds (`latency`).
+    #[serde(skip)]
+    pub latency_ms: Vec<f64>,
 }
 
 /// A reader's counters plus the run's phase.
@@ -133,6 +137,16 @@ impl Counter {
         }
     }
 
+    /// A video frame with content key `key` arrived (see `latency`).
+    pub fn arrived(&mut self, key: Option<u64>) {
+        if self.phase() != MEASURE {
+            return;
+        }
+        if let Some(d) = key.and_then(|k| crate::latency::CLOCK.latency(k, Instant::now())) {
+            self.stats.latency_ms.push(d.as_secs_f64() * 1000.0);
+        }
+    }
+
     /// `n` video frames without timestamps spanning `media` (an HLS segment's
     /// samples and duration; a segment starts with a keyframe).
     pub fn video_frames(&mut self, n: u64, media: Duration) {
@@ -192,6 +206,10 @@ pub struct Summary {
     pub readers_with_gaps: usize,
     pub ttff_median_ms: Option<f64>,
     pub ttff_p95_ms: Option<f64>,
+    /// Server-added latency over every reader's window frames (with publishers).
+    pub latency_median_ms: Option<f64>,
+    pub latency_p95_ms: Option<f64>,
+    pub latency_samples: usize,
     pub bytes_per_s: f64,
     /// CPU seconds this load tool used during the window, per second of window.
     pub tool_cpu_per_s: f64,
@@ -272,6 +290,11 @@ pub fn summarise(info: RunInfo, readers: &mut [ReaderStats]) -> Summary {
     ratios.sort_by(f64::total_cmp);
     let mut ttff: Vec<f64> = readers.iter().filter_map(|r| r.ttff_ms).collect();
     ttff.sort_by(f64::total_cmp);
+    let mut latency: Vec<f64> = readers
+        .iter()
+        .flat_map(|r| r.latency_ms.iter().copied())
+        .collect();
+    latency.sort_by(f64::total_cmp);
     let mut first_errors: Vec<String> = Vec::new();
     for e in readers.iter().filter_map(|r| r.error.as_ref()) {
         if first_errors.len() < 5 && !first_errors.contains(e) {
@@ -304,6 +327,9 @@ pub fn summarise(info: RunInfo, readers: &mut [ReaderStats]) -> Summary {
         readers_with_gaps: readers.iter().filter(|r| r.gaps > 0).count(),
         ttff_median_ms: percentile(&ttff, 0.5),
         ttff_p95_ms: percentile(&ttff, 0.95),
+        latency_median_ms: percentile(&latency, 0.5),
+        latency_p95_ms: percentile(&latency, 0.95),
+        latency_samples: latency.len(),
         bytes_per_s: if window_s > 0.0 {
             readers.iter().map(|r| r.window_bytes).sum::<u64>() as f64 / window_s
         } else {
