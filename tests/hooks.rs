@@ -73,7 +73,7 @@ fn run_on_demand_serves_every_protocol_and_leaves_no_process() {
     );
     let paths = |with_reload: bool| {
         let mut p = format!(
-            "paths:\n  ondemand:\n    runOnDemand: {}\n    runOnDemandCloseAfter: 1s\n    runOnDemandStartTimeout: 20s\n    runOnUnDemand: touch {}/undemand-$MTX_PATH\n",
+            "paths:\n  ondemand:\n    runOnDemand: {}\n    runOnDemandCloseAfter: 1s\n    runOnDemandStartTimeout: 20s\n    runOnUnDemand: sh -c 'env > {}/undemand-$MTX_PATH'\n",
             on_demand(&clip, &idle),
             dir.path().display()
         );
@@ -104,7 +104,7 @@ fn run_on_demand_serves_every_protocol_and_leaves_no_process() {
     let start = Instant::now();
     read_a_second(
         &["-rtsp_transport", "tcp"],
-        &format!("rtsp://{rtsp}/ondemand"),
+        &format!("rtsp://{rtsp}/ondemand?camera=front&pass=Secret-Pass"),
     );
     let first = start.elapsed();
     let pid = wait_process(&idle);
@@ -118,8 +118,11 @@ fn run_on_demand_serves_every_protocol_and_leaves_no_process() {
     );
     let undemand = dir.path().join("undemand-ondemand");
     wait_until(Duration::from_secs(10), "runOnUnDemand", || {
-        undemand.exists()
+        std::fs::read_to_string(&undemand).is_ok_and(|t| t.contains("MTX_PATH="))
     });
+    // The first reader's query, without its credentials.
+    let env = std::fs::read_to_string(&undemand).unwrap();
+    assert!(env.lines().any(|l| l == "MTX_QUERY=camera=front"), "{env}");
     assert!(pids_with(&idle).into_iter().all(|p| !alive(p)));
 
     // A reload that removes the path stops its command.

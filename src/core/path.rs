@@ -135,18 +135,23 @@ impl Client {
     /// A client at `addr`; the credentials its query may carry (`pass`, `token`,
     /// `jwt`) are left out, so hooks and webhooks never see them.
     pub fn new(peer: Peer, addr: SocketAddr, query: &str) -> Client {
-        let secret = |k: &str| matches!(k, "pass" | "password" | "token" | "jwt");
-        let query = query
-            .split('&')
-            .filter(|kv| !kv.is_empty() && !secret(kv.split('=').next().unwrap_or_default()))
-            .collect::<Vec<_>>()
-            .join("&");
         Client {
             peer,
             addr: Some(addr),
-            query,
+            query: without_credentials(query),
         }
     }
+}
+
+/// A URL query without the credentials it may carry (`pass`, `password`, `token`,
+/// `jwt`), for hooks and webhooks.
+pub fn without_credentials(query: &str) -> String {
+    let secret = |k: &str| matches!(k, "pass" | "password" | "token" | "jwt");
+    query
+        .split('&')
+        .filter(|kv| !kv.is_empty() && !secret(kv.split('=').next().unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 impl From<Peer> for Client {

@@ -351,6 +351,11 @@ impl PathManager {
     /// and waits for its stream, up to `sourceOnDemandStartTimeout`. Returns at once
     /// for other paths.
     pub async fn demand(&self, name: &str) {
+        self.demand_with(name, "").await
+    }
+
+    /// `demand`, with the reader's URL query (`MTX_QUERY` of `runOnDemand`).
+    pub async fn demand_with(&self, name: &str, query: &str) {
         if validate_path_name(name).is_err() {
             return;
         }
@@ -366,7 +371,13 @@ impl PathManager {
             return;
         };
         let mut ready = self.subscribe_ready();
-        let timeout = if let Some((spec, undemand)) = self.demand_spec(name, &m) {
+        let timeout = if let Some((mut spec, mut undemand)) = self.demand_spec(name, &m) {
+            let q = (
+                "MTX_QUERY".to_string(),
+                super::path::without_credentials(query),
+            );
+            spec.env.push(q.clone());
+            undemand.env.push(q);
             let weak = Arc::downgrade(&self.inner);
             let path = name.to_string();
             self.inner.hooks.demand(

@@ -67,7 +67,9 @@ pub(super) async fn serve(ctx: &HttpCtx, name: &str, file: &str, query: Option<&
             .into_response()
     };
     if matches!(file, "index.m3u8" | "stream.m3u8") {
-        ctx.manager.demand(name).await;
+        ctx.manager
+            .demand_with(name, query.unwrap_or_default())
+            .await;
     }
     let Some(m) = ctx.hls.get(name) else {
         return not_found();

@@ -218,7 +218,11 @@ impl Conn {
             }
             if let Event::Play { app, name, .. } = &e {
                 // An on-demand source starts here; play proceeds once it plays.
-                self.ctx.manager.demand(&path_of(app, name)).await;
+                let query = super::auth::query(app, name);
+                self.ctx
+                    .manager
+                    .demand_with(&path_of(app, name), query)
+                    .await;
             }
             self.event(e)?;
         }

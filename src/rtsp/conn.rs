@@ -183,7 +183,9 @@ impl Conn {
             if refused.is_none() && req.method() == rtsp_types::Method::Describe {
                 // An on-demand source starts here; DESCRIBE answers once it plays.
                 if let Some(uri) = req.request_uri() {
-                    self.ctx.manager.demand(&super::url::url_path(uri)).await;
+                    let (path, query) =
+                        (super::url::url_path(uri), uri.query().unwrap_or_default());
+                    self.ctx.manager.demand_with(&path, query).await;
                 }
             }
             let (resp, action) = refused.unwrap_or_else(|| self.handler.handle(&req));
