@@ -244,9 +244,6 @@ impl Path {
             return;
         }
         let reader = matches!(event, Event::Read | Event::Unread);
-        let time = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
         let kind = || Some(client.peer.api_name());
         let payload = crate::hooks::webhook::Payload {
             event,
@@ -258,7 +255,7 @@ impl Path {
             reader_type: if reader { kind() } else { None },
             reader_id: reader.then(|| id.to_string()),
             query: client.query.clone(),
-            time,
+            time: crate::hooks::webhook::now_ms(),
         };
         self.hooks.notify(&conf.webhooks, payload);
     }

@@ -91,9 +91,6 @@ impl PathManager {
         if !m.conf.webhooks.iter().any(|h| h.decides(Event::Publish)) {
             return Ok(());
         }
-        let time = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
         let payload = crate::hooks::webhook::Payload {
             event: Event::Publish,
             path: req.path.to_string(),
@@ -104,7 +101,7 @@ impl PathManager {
             reader_type: None,
             reader_id: None,
             query: req.query.to_string(),
-            time,
+            time: crate::hooks::webhook::now_ms(),
         };
         crate::hooks::webhook::ask(&m.conf.webhooks, &payload, config.read_timeout.0)
             .await

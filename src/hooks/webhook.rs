@@ -40,6 +40,13 @@ pub struct Payload {
     pub time: u64,
 }
 
+/// The time now, as `Payload::time` gives it.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 struct Queue {
     tx: tokio::sync::mpsc::Sender<Bytes>,
     dropped: Arc<AtomicU64>,
