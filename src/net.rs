@@ -4,8 +4,12 @@
 use std::future::Future;
 use std::io::IoSlice;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
@@ -116,6 +120,80 @@ pub async fn write_all_vectored<W: AsyncWriteExt + Unpin>(
     }
 }
 
+/// A connection's write half: plain TCP, which a `core::Sink` can write to from the
+/// stream's side too, or any other stream (TLS), which only the connection writes to.
+pub enum Out {
+    Tcp(Arc<OwnedWriteHalf>),
+    Other(BoxWriter),
+}
+
+impl Out {
+    /// The TCP half, for a sink.
+    pub fn tcp(&self) -> Option<Arc<OwnedWriteHalf>> {
+        match self {
+            Out::Tcp(t) => Some(t.clone()),
+            Out::Other(_) => None,
+        }
+    }
+
+    /// `write_all_vectored` on either kind.
+    pub async fn write_all_vectored(
+        &mut self,
+        parts: &[&[u8]],
+        timeout: Duration,
+    ) -> Result<usize, WriteError> {
+        match self {
+            Out::Tcp(t) => write_all_vectored(&mut SharedTcp(t), parts, timeout).await,
+            Out::Other(w) => write_all_vectored(w, parts, timeout).await,
+        }
+    }
+}
+
+/// Writes through a shared TCP half (tokio's `AsyncWrite` wants it unshared).
+struct SharedTcp<'a>(&'a OwnedWriteHalf);
+
+impl tokio::io::AsyncWrite for SharedTcp<'_> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            match self.0.try_write_vectored(bufs) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                r => return Poll::Ready(r),
+            }
+            // Writable again since the failed try, or registered to be woken when it is.
+            let sock: &tokio::net::TcpStream = self.0.as_ref();
+            match sock.poll_write_ready(cx) {
+                Poll::Ready(Ok(())) => continue,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
 /// Waits for the token, or forever without one (for `select!` branches).
 pub async fn cancelled(t: Option<&CancellationToken>) {
     match t {
@@ -151,17 +229,17 @@ pub async fn accept_halves(
     tls: Option<tokio_rustls::TlsAcceptor>,
     timeout: Duration,
     what: &str,
-) -> Option<(BoxReader, BoxWriter)> {
+) -> Option<(BoxReader, Out)> {
     let _ = sock.set_nodelay(true);
     limit_send_buffer(&sock);
     let Some(acceptor) = tls else {
         let (rd, wr) = sock.into_split();
-        return Some((Box::new(rd), Box::new(wr)));
+        return Some((Box::new(rd), Out::Tcp(Arc::new(wr))));
     };
     match tokio::time::timeout(timeout, acceptor.accept(sock)).await {
         Ok(Ok(tls)) => {
             let (rd, wr) = tokio::io::split(tls);
-            Some((Box::new(rd), Box::new(wr)))
+            Some((Box::new(rd), Out::Other(Box::new(wr))))
         }
         Ok(Err(e)) => {
             tracing::debug!(%peer, "{what} handshake failed: {e}");

@@ -6,6 +6,7 @@ mod path;
 mod path_manager;
 mod reader;
 mod reconfigure;
+mod sink;
 mod stream;
 mod tasks;
 mod track;
@@ -15,6 +16,7 @@ pub use path::{kicked, Client, Kick, Path, PathError, PathInfo, Peer, Publisher,
 pub use path_manager::PathManager;
 pub use reader::{ReadEnd, StreamReader};
 pub use reconfigure::{changed_keys, PathsDiff};
+pub use sink::{Encoder, Sink, SinkEnd};
 pub use stream::{Stream, StreamConfig, StreamItem, StreamStats, UnitEntry};
 pub use tasks::Tasks;
 #[cfg(test)]

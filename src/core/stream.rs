@@ -9,13 +9,14 @@
 
 use super::params::track_and_inject;
 use super::reader::{Ring, StreamReader};
+use super::sink::{Group, Sink, GROUP_SIZE};
 use super::{Codec, Track, Unit};
 use crate::format::flv;
 use crate::format::rtp::{self, rtcp, Packetizer};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
 
@@ -132,6 +133,8 @@ pub struct Stream {
     state: Mutex<State>,
     pub(super) ring: RwLock<Ring>,
     pub(super) wake: Notify,
+    /// Readers the stream writes to itself (see `sink`), in groups of one task each.
+    groups: Mutex<Vec<Arc<Group>>>,
     /// A write that didn't wake readers asks the flusher to, one merge later.
     flush: Arc<Flush>,
     pub stats: StreamStats,
@@ -186,7 +189,7 @@ async fn flusher(stream: std::sync::Weak<Stream>, flush: Arc<Flush>, start: Inst
                 flush.due_ns.store(NONE, Ordering::Release);
                 if flush.pending.swap(false, Ordering::AcqRel) {
                     s.lock().last_wake = Instant::now();
-                    s.wake.notify_waiters();
+                    s.wake_readers();
                 }
                 break;
             }
@@ -196,8 +199,16 @@ async fn flusher(stream: std::sync::Weak<Stream>, flush: Arc<Flush>, start: Inst
 
 impl Drop for Stream {
     fn drop(&mut self) {
-        // Lets the flusher see the stream is gone and end.
+        // Lets the flusher and the group tasks see the stream is gone and end.
         self.flush.asked.notify_one();
+        for g in self
+            .groups
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            g.wake.notify_one();
+        }
     }
 }
 
@@ -240,6 +251,7 @@ impl Stream {
             start_wall: SystemTime::now(),
             ring: RwLock::new(Ring::new(queue_size.max(2))),
             wake: Notify::new(),
+            groups: Mutex::new(Vec::new()),
             state: Mutex::new(State {
                 shared_tracks: Arc::new(tracks.clone()),
                 tracks,
@@ -295,8 +307,37 @@ impl Stream {
     pub fn close(&self) {
         let _st = self.lock();
         self.ring.write().unwrap_or_else(|e| e.into_inner()).closed = true;
-        self.wake.notify_waiters();
+        self.wake_readers();
         self.flush.asked.notify_one();
+    }
+
+    /// Wakes the readers that wait for items and the tasks that write to sinks.
+    fn wake_readers(&self) {
+        self.wake.notify_waiters();
+        for g in self.groups.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            g.wake.notify_one();
+        }
+    }
+
+    /// Adds a sink to a group with room, or to a new group and its task.
+    pub(super) fn attach(self: &Arc<Self>, sink: Weak<Sink>) {
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        for g in groups.iter() {
+            let mut members = g.lock();
+            members.retain(|m| m.strong_count() > 0);
+            if members.len() < GROUP_SIZE {
+                members.push(sink);
+                return;
+            }
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let g = Group::new();
+        g.lock().push(sink);
+        let stream = Arc::downgrade(self);
+        rt.spawn(g.clone().run(move || stream.strong_count() > 0));
+        groups.push(g);
     }
 
     fn push(&self, item: StreamItem) {
@@ -377,7 +418,7 @@ impl Stream {
             st.last_wake = now;
             self.flush.pending.store(false, Ordering::Release);
             self.flush.due_ns.store(NONE, Ordering::Release);
-            self.wake.notify_waiters();
+            self.wake_readers();
         } else {
             self.flush.pending.store(true, Ordering::Release);
             let due = (st.last_wake + wait).duration_since(self.start).as_nanos() as u64;

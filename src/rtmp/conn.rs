@@ -3,10 +3,11 @@
 //! sequence headers, then the stream's FLV tag bodies (built once per unit) as messages.
 
 use super::ingest::Ingest;
+use super::play::PlayEncoder;
 use super::session::{Event, Session};
 use super::Ctx;
-use crate::core::{self, Publisher, ReadEnd, Stream, StreamItem, StreamReader};
-use crate::format::flv::{mux, TagType, TAG_HEADER_LEN};
+use crate::core::{self, Publisher, ReadEnd, Sink, SinkEnd, Stream};
+use crate::format::flv::mux;
 use crate::net::{self, End};
 use bytes::Bytes;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
@@ -16,10 +17,8 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 type Reader = net::BoxReader;
-type Writer = net::BoxWriter;
 use tokio::time::Instant;
 
-const BATCH: usize = 64;
 const CONTROL_BUF: usize = 4 * 1024;
 const MEDIA_BUF: usize = 64 * 1024;
 
@@ -32,9 +31,8 @@ struct Publishing {
 struct Playing {
     path: String,
     _slot: core::Reader,
-    stream_id: u32,
-    sub: StreamReader,
-    started: bool,
+    /// The stream writes media to the player itself; the connection writes through it.
+    sink: Arc<Sink>,
 }
 
 enum Role {
@@ -46,7 +44,7 @@ enum Role {
 struct Conn {
     ctx: Arc<Ctx>,
     peer: SocketAddr,
-    wr: Writer,
+    wr: net::Out,
     session: Session,
     role: Role,
     close_after: Option<End>,
@@ -87,16 +85,18 @@ pub(crate) async fn serve(
         End::Normal(r) => c.end_role(&r),
         End::Bad(r) => {
             let (role, path) = c.describe();
-            tracing::warn!(%peer, path, bytes_in = c.bytes_in, bytes_out = c.bytes_out, "closing RTMP {role}: {r}");
+            let bytes_out = c.bytes_out();
+            tracing::warn!(%peer, path, bytes_in = c.bytes_in, bytes_out, "closing RTMP {role}: {r}");
             c.role = Role::None;
         }
     }
     tracing::debug!(%peer, bytes_in = c.bytes_in, bytes_out = c.bytes_out, "RTMP connection closed");
 }
 
-async fn next_media(role: &mut Role) -> Result<StreamItem, ReadEnd> {
+/// Resolves when a player's sink needs the connection to write.
+async fn sink_attention(role: &Role) {
     match role {
-        Role::Play(p) => p.sub.next().await,
+        Role::Play(p) => p.sink.attention().await,
         _ => std::future::pending().await,
     }
 }
@@ -110,12 +110,22 @@ impl Conn {
         }
     }
 
+    /// Bytes written, by this task and by a player's sink.
+    fn bytes_out(&self) -> u64 {
+        match &self.role {
+            Role::Play(p) => self.bytes_out + p.sink.bytes_out(),
+            _ => self.bytes_out,
+        }
+    }
+
     /// Releases the publisher or player slot, with one log line for a session that ran.
     fn end_role(&mut self, reason: &str) {
         let (role, path) = self.describe();
+        let bytes_out = self.bytes_out();
         if !matches!(self.role, Role::None) {
-            tracing::info!(peer = %self.peer, path, bytes_in = self.bytes_in, bytes_out = self.bytes_out, "RTMP {role} closed: {reason}");
+            tracing::info!(peer = %self.peer, path, bytes_in = self.bytes_in, bytes_out, "RTMP {role} closed: {reason}");
         }
+        self.bytes_out = bytes_out;
         self.role = Role::None;
     }
 
@@ -157,8 +167,8 @@ impl Conn {
                     }
                     Err(e) => return End::Normal(format!("read error: {e}")),
                 },
-                item = next_media(&mut self.role) => {
-                    if let Err(e) = self.play(item).await {
+                _ = sink_attention(&self.role) => {
+                    if let Err(e) = self.play().await {
                         return e;
                     }
                 }
@@ -196,15 +206,27 @@ impl Conn {
     }
 
     async fn write(&mut self, parts: &[&[u8]]) -> Result<(), End> {
-        let n = net::write_all_vectored(&mut self.wr, parts, self.ctx.write_timeout).await?;
+        let n = self
+            .wr
+            .write_all_vectored(parts, self.ctx.write_timeout)
+            .await?;
         self.bytes_out += n as u64;
         Ok(())
     }
 
-    /// Sends whatever the session queued.
+    /// Sends whatever the session queued; a player's goes in order with its media.
     async fn flush(&mut self) -> Result<(), End> {
         let out = self.session.take_output();
-        self.write(&[&out]).await
+        if out.is_empty() {
+            return Ok(());
+        }
+        match &self.role {
+            Role::Play(p) => {
+                p.sink.send_own(Bytes::from(out));
+                Ok(())
+            }
+            _ => self.write(&[&out]).await,
+        }
     }
 
     async fn input(&mut self, bytes: &[u8]) -> Result<(), End> {
@@ -334,6 +356,7 @@ impl Conn {
                             .ok_or_else(|| core::PathError::NoPublisher(path.clone()))?;
                         Ok((r, sub))
                     });
+                let media_out = self.session.media_out(stream_id);
                 let fit = reader.as_ref().ok().map(|(r, _)| {
                     mux::fit(&r.stream().tracks(), self.session.plays_fourcc("hvc1"))
                         .map(|skipped| skipped.join(", "))
@@ -352,12 +375,14 @@ impl Conn {
                         }
                         tracing::info!(peer = %self.peer, %path, "RTMP player started");
                         self.session.accept_play(stream_id);
+                        let encoder = Box::new(PlayEncoder::new(media_out));
+                        let sink = Sink::attach(sub, encoder, self.wr.tcp());
+                        // The play status, queued ahead of the media.
+                        sink.send_own(Bytes::from(self.session.take_output()));
                         self.role = Role::Play(Box::new(Playing {
                             path,
                             _slot: slot,
-                            stream_id,
-                            sub,
-                            started: false,
+                            sink,
                         }));
                     }
                     Err(e) => {
@@ -417,72 +442,29 @@ impl Conn {
         Ok(())
     }
 
-    /// Sends a stream item (and whatever else is queued) to a player.
-    async fn play(&mut self, first: Result<StreamItem, ReadEnd>) -> Result<(), End> {
-        let Role::Play(p) = &mut self.role else {
+    /// Writes what the player's sink hands over until it is caught up.
+    async fn play(&mut self) -> Result<(), End> {
+        let Role::Play(p) = &self.role else {
             return Ok(());
         };
-        let mut items = Vec::with_capacity(BATCH);
-        let mut end = None;
-        match first {
-            Ok(it) => items.push(it),
-            Err(e) => end = Some(e),
-        }
-        while end.is_none() && items.len() < BATCH {
-            match p.sub.try_next() {
-                Ok(Some(it)) => items.push(it),
-                Ok(None) => break,
-                Err(e) => end = Some(e),
-            }
-        }
-        // Control output first, then media: pre-chunked messages shared by all players
-        // where possible, so a unit costs a player an iovec entry, not a copy.
-        let mut own: Vec<Bytes> = Vec::new();
-        let mut media: Vec<&Bytes> = Vec::with_capacity(items.len());
-        let shareable = self.session.media_is_shareable(p.stream_id);
-        for item in &items {
-            let StreamItem::Unit(entry) = item else {
-                continue;
-            };
-            if !p.started {
-                p.started = true;
-                let tracks = &entry.tracks;
-                let ts = mux::to_ms(entry.unit.dts, entry.track().clock_rate);
-                self.session
-                    .send_metadata(p.stream_id, &mux::metadata(tracks));
-                for (typ, body) in mux::sequence_bodies(tracks) {
-                    self.session
-                        .send_media(p.stream_id, typ == TagType::Video, ts, &body);
+        let sink = p.sink.clone();
+        loop {
+            match sink.take() {
+                Ok(Some(parts)) => {
+                    let parts: Vec<&[u8]> = parts.iter().map(|b| &b[..]).collect();
+                    self.write(&parts).await?;
                 }
-            }
-            let chunk = |tag: &Bytes| {
-                // The message body is the FLV tag without its header and trailing size.
-                let body = &tag[TAG_HEADER_LEN..tag.len() - 4];
-                let ts = u32::from_be_bytes([tag[7], tag[4], tag[5], tag[6]]);
-                let video = tag[0] == TagType::Video as u8;
-                Bytes::from(self.session.media_chunks(p.stream_id, video, ts, body))
-            };
-            if shareable {
-                if let Some(b) = entry.rtmp_chunks(chunk) {
-                    media.push(b);
+                Ok(None) => return Ok(()),
+                Err(SinkEnd::Read(ReadEnd::Closed)) => {
+                    return Err(End::Normal("stream ended".into()))
                 }
-            } else if let Some(tag) = entry.flv_tag() {
-                own.push(chunk(tag));
+                Err(SinkEnd::Read(ReadEnd::TooSlow)) => {
+                    return Err(End::Bad(
+                        "player too slow: kept falling behind the stream".into(),
+                    ))
+                }
+                Err(SinkEnd::Write(e)) => return Err(End::Normal(format!("write error: {e}"))),
             }
-        }
-        let control = self.session.take_output();
-        let parts: Vec<&[u8]> = std::iter::once(&control[..])
-            .chain(media.iter().map(|b| &b[..]))
-            .chain(own.iter().map(|b| &b[..]))
-            .collect();
-        let n = net::write_all_vectored(&mut self.wr, &parts, self.ctx.write_timeout).await?;
-        self.bytes_out += n as u64;
-        match end {
-            None => Ok(()),
-            Some(ReadEnd::Closed) => Err(End::Normal("stream ended".into())),
-            Some(ReadEnd::TooSlow) => Err(End::Bad(
-                "player too slow: kept falling behind the stream".into(),
-            )),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod chunk;
 pub mod client;
 mod conn;
 pub(crate) mod ingest;
+mod play;
 mod session;
 
 use crate::config::Config;

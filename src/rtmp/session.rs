@@ -381,7 +381,31 @@ impl Session {
         self.send(CS_STATUS, AMF0_DATA, stream_id, 0, &access);
     }
 
-    pub(crate) fn send_metadata(&mut self, stream_id: u32, props: &[(&str, f64)]) {
+    /// How this session frames a player's media on `stream_id`, for a `core::Sink`.
+    pub(crate) fn media_out(&self, stream_id: u32) -> MediaOut {
+        MediaOut {
+            stream_id,
+            chunk_size: self.out_chunk_size,
+        }
+    }
+}
+
+/// A player's media messages in chunks. Each starts with a full (type 0) header, so
+/// they need no chunk-stream state and can go out between the session's own messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MediaOut {
+    stream_id: u32,
+    chunk_size: usize,
+}
+
+impl MediaOut {
+    /// Whether `media` equals what every other player of the usual set-up (stream 1,
+    /// our chunk size) gets, so one copy can serve them all.
+    pub(crate) fn shareable(&self) -> bool {
+        self.stream_id == SHARED_STREAM_ID && self.chunk_size == OUT_CHUNK_SIZE
+    }
+
+    pub(crate) fn metadata(&self, out: &mut Vec<u8>, props: &[(&str, f64)]) {
         let arr = Value::EcmaArray(
             props
                 .iter()
@@ -389,47 +413,27 @@ impl Session {
                 .collect(),
         );
         let body = amf0::encode_all(&[Value::String("onMetaData".into()), arr]);
-        self.send(CS_STATUS, AMF0_DATA, stream_id, 0, &body);
+        self.message(out, CS_STATUS, AMF0_DATA, 0, &body);
     }
 
-    /// A media message in chunks, as `send_media` would queue it, for players to share.
-    pub(crate) fn media_chunks(
-        &self,
-        stream_id: u32,
-        video: bool,
-        timestamp: u32,
-        body: &[u8],
-    ) -> Vec<u8> {
+    pub(crate) fn media(&self, out: &mut Vec<u8>, video: bool, timestamp: u32, body: &[u8]) {
         let (csid, type_id) = if video {
             (CS_VIDEO, VIDEO)
         } else {
             (CS_AUDIO, AUDIO)
         };
+        out.reserve(body.len() + 12 + body.len() / self.chunk_size.max(1) + 1);
+        self.message(out, csid, type_id, timestamp, body);
+    }
+
+    fn message(&self, out: &mut Vec<u8>, csid: u8, type_id: u8, timestamp: u32, payload: &[u8]) {
         let m = MessageRef {
             timestamp,
             type_id,
-            stream_id,
-            payload: body,
+            stream_id: self.stream_id,
+            payload,
         };
-        let mut out =
-            Vec::with_capacity(body.len() + 12 + body.len() / self.out_chunk_size.max(1) + 1);
-        write_message(&mut out, csid, &m, self.out_chunk_size);
-        out
-    }
-
-    /// Whether `media_chunks` for this stream id equals what every other player of the
-    /// usual set-up (stream 1, our chunk size) gets, so one copy can serve them all.
-    pub(crate) fn media_is_shareable(&self, stream_id: u32) -> bool {
-        stream_id == SHARED_STREAM_ID && self.out_chunk_size == OUT_CHUNK_SIZE
-    }
-
-    pub(crate) fn send_media(&mut self, stream_id: u32, video: bool, timestamp: u32, body: &[u8]) {
-        let (csid, typ) = if video {
-            (CS_VIDEO, VIDEO)
-        } else {
-            (CS_AUDIO, AUDIO)
-        };
-        self.send(csid, typ, stream_id, timestamp, body);
+        write_message(out, csid, &m, self.chunk_size);
     }
 }
 

@@ -3,10 +3,11 @@
 //! `writeTimeout`). Malformed input closes this connection only, logged at warn.
 
 use super::framing::{next_message, Incoming};
+use super::play::PlayEncoder;
 use super::session::{Action, Handler, Playback, SESSION_TIMEOUT_SECS};
 use super::transport::TrackTransport;
 use super::Ctx;
-use crate::core::{ReadEnd, StreamItem};
+use crate::core::{ReadEnd, Sink, SinkEnd, StreamItem};
 use crate::net::{self, End};
 use bytes::BytesMut;
 use std::net::SocketAddr;
@@ -15,7 +16,6 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-type Writer = crate::net::BoxWriter;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -28,8 +28,11 @@ const BATCH: usize = 64;
 struct Conn {
     ctx: Arc<Ctx>,
     peer: SocketAddr,
-    wr: Writer,
+    wr: net::Out,
     handler: Handler,
+    /// A playing reader over TCP: the stream writes its media itself (see `core::sink`),
+    /// and responses go through it, in order with the media.
+    sink: Option<Arc<Sink>>,
     bytes_in: u64,
     bytes_out: u64,
 }
@@ -61,6 +64,7 @@ pub(crate) async fn serve(
         peer,
         wr,
         handler,
+        sink: None,
         bytes_in: 0,
         bytes_out: 0,
     };
@@ -90,6 +94,8 @@ pub(crate) async fn serve(
                 )
             });
             udp.then(|| last_read.max(last_udp) + Duration::from_secs(SESSION_TIMEOUT_SECS))
+        } else if c.sink.is_some() {
+            None
         } else {
             Some(last_read + read_timeout)
         };
@@ -121,6 +127,11 @@ pub(crate) async fn serve(
                 }
                 Err(e) => break End::Normal(format!("read error: {e}")),
             },
+            _ = sink_attention(&c.sink) => {
+                if let Err(end) = c.write_sink().await {
+                    break end;
+                }
+            }
             item = next_media(&mut playback) => {
                 let result = match item {
                     Ok(first) => c.write_media(first, &mut playback).await,
@@ -148,8 +159,16 @@ pub(crate) async fn serve(
             r.clone()
         }
     };
+    c.end_sink();
     c.handler.end_session(&reason, c.bytes_in, c.bytes_out);
     tracing::debug!(peer = %c.peer, bytes_in = c.bytes_in, bytes_out = c.bytes_out, "RTSP connection closed: {reason}");
+}
+
+async fn sink_attention(s: &Option<Arc<Sink>>) {
+    match s {
+        Some(s) => s.attention().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn next_media(p: &mut Option<Playback>) -> Result<StreamItem, ReadEnd> {
@@ -196,12 +215,26 @@ impl Conn {
             let mut out = Vec::with_capacity(256);
             resp.write(&mut out)
                 .map_err(|e| format!("can't serialize response: {e:?}"))?;
-            if let Err(e) = self.write_all(&[&out]).await {
+            if let Some(sink) = &self.sink {
+                sink.send_own(out.into());
+                if matches!(action, Action::Pause | Action::Teardown) {
+                    // The response goes out before the reader stops.
+                    if let Err(e) = self.write_sink().await {
+                        return Ok(Some(e));
+                    }
+                    self.end_sink();
+                }
+            } else if let Err(e) = self.write_all(&[&out]).await {
                 return Ok(Some(e));
             }
             match action {
                 Action::None => {}
-                Action::Play(p) => *playback = Some(p),
+                Action::Play(p) => match PlayEncoder::tcp_only(&p.tracks) {
+                    Some(enc) => {
+                        self.sink = Some(Sink::attach(p.reader, Box::new(enc), self.wr.tcp()))
+                    }
+                    None => *playback = Some(p),
+                },
                 Action::Pause => *playback = None,
                 Action::Record(token) => *replaced = Some(token),
                 Action::Teardown => {
@@ -217,9 +250,44 @@ impl Conn {
     }
 
     async fn write_all(&mut self, parts: &[&[u8]]) -> Result<(), End> {
-        let n = net::write_all_vectored(&mut self.wr, parts, self.ctx.write_timeout).await?;
+        let n = self
+            .wr
+            .write_all_vectored(parts, self.ctx.write_timeout)
+            .await?;
         self.bytes_out += n as u64;
         Ok(())
+    }
+
+    /// Writes what the reader's sink hands over until it is caught up.
+    async fn write_sink(&mut self) -> Result<(), End> {
+        let Some(sink) = self.sink.clone() else {
+            return Ok(());
+        };
+        loop {
+            match sink.take() {
+                Ok(Some(parts)) => {
+                    let parts: Vec<&[u8]> = parts.iter().map(|b| &b[..]).collect();
+                    self.write_all(&parts).await?;
+                }
+                Ok(None) => return Ok(()),
+                Err(SinkEnd::Read(ReadEnd::Closed)) => {
+                    return Err(End::Normal("stream ended".into()))
+                }
+                Err(SinkEnd::Read(ReadEnd::TooSlow)) => {
+                    return Err(End::Bad(
+                        "reader too slow: kept falling behind the stream".into(),
+                    ))
+                }
+                Err(SinkEnd::Write(e)) => return Err(End::Normal(format!("write error: {e}"))),
+            }
+        }
+    }
+
+    /// Stops the sink's reader, keeping the count of what it wrote.
+    fn end_sink(&mut self) {
+        if let Some(s) = self.sink.take() {
+            self.bytes_out += s.bytes_out();
+        }
     }
 
     /// Writes `first` and whatever else is already queued, in one vectored write for TCP

@@ -7,6 +7,7 @@ mod conn;
 pub mod framing;
 pub(crate) mod ingest;
 pub mod multicast;
+mod play;
 mod session;
 pub mod transport;
 mod udp;

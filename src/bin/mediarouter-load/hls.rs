@@ -23,9 +23,17 @@ pub async fn read(url: &str, c: &mut Counter, timeout: Duration) -> Result<()> {
         if c.phase() == DONE {
             return Ok(());
         }
-        let body = tokio::time::timeout(timeout, conn.get_body(&uri))
-            .await
-            .map_err(|_| anyhow!("playlist GET timed out"))??;
+        let body = match tokio::time::timeout(timeout, conn.get_body(&uri)).await {
+            Ok(Ok(b)) => b,
+            // A stream that was just published has no playlist until its first segment
+            // is cut (nginx-rtmp answers 404 until then): retry as players do.
+            Ok(Err(_)) if next_seq.is_none() && last_new.elapsed() < timeout => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => bail!("playlist GET timed out"),
+        };
         let pl =
             m3u8_rs::parse_playlist_res(&body).map_err(|_| anyhow!("playlist does not parse"))?;
         let media = match pl {
@@ -62,15 +70,19 @@ pub async fn read(url: &str, c: &mut Counter, timeout: Duration) -> Result<()> {
             let before = conn.body_bytes;
             let data = conn.get_body(&seg_uri).await?;
             c.bytes((conn.body_bytes - before) as usize);
-            let (video, audio) = if data.first() == Some(&0x47) {
-                ts_frames(&data)
+            let m = if data.first() == Some(&0x47) {
+                ts_media(&data)
             } else {
-                (fmp4_samples(&data, video_track), 0)
+                fmp4_media(&data, video_track)
             };
             let media = Duration::try_from_secs_f32(seg.duration).unwrap_or_default();
-            c.video_frames(video, media);
-            for _ in 0..audio {
+            c.video_frames(m.video, media);
+            for _ in 0..m.audio {
                 c.audio();
+            }
+            // Every frame of a segment arrives when the segment has.
+            for key in m.keys {
+                c.arrived(Some(key));
             }
             next_seq = Some(seq + 1);
             fetched = true;
@@ -88,12 +100,30 @@ pub async fn read(url: &str, c: &mut Counter, timeout: Duration) -> Result<()> {
     }
 }
 
-/// Video and audio PES packets in an MPEG-TS segment (one PES per frame for video).
-pub fn ts_frames(data: &[u8]) -> (u64, u64) {
+/// What a segment holds: video frames, their latency keys, and audio frames (MPEG-TS:
+/// PES packets; fMP4: not counted).
+#[derive(Debug, Default)]
+pub struct Media {
+    pub video: u64,
+    pub audio: u64,
+    pub keys: Vec<u64>,
+}
+
+/// The frames of an MPEG-TS segment (one PES per frame for video).
+pub fn ts_media(data: &[u8]) -> Media {
     let mut pmt_pid = None;
     let mut video_pids = Vec::new();
     let mut audio_pids = Vec::new();
-    let (mut video, mut audio) = (0, 0);
+    let mut m = Media::default();
+    // The video PES being put together, and its PID.
+    let mut pes: Option<(u16, Vec<u8>)> = None;
+    let finish = |pes: Option<(u16, Vec<u8>)>, m: &mut Media| {
+        if let Some(key) =
+            pes.and_then(|(_, p)| pes_payload(&p).and_then(crate::latency::key_annex_b))
+        {
+            m.keys.push(key);
+        }
+    };
     for p in data.chunks_exact(188) {
         if p[0] != 0x47 {
             continue;
@@ -113,13 +143,28 @@ pub fn ts_frames(data: &[u8]) -> (u64, u64) {
             pmt_pid = pat_pmt_pid(payload);
         } else if Some(pid) == pmt_pid && start {
             (video_pids, audio_pids) = pmt_streams(payload);
-        } else if start && video_pids.contains(&pid) {
-            video += 1;
+        } else if video_pids.contains(&pid) {
+            if start {
+                m.video += 1;
+                finish(pes.take(), &mut m);
+                pes = Some((pid, payload.to_vec()));
+            } else if let Some((_, p)) = pes.as_mut().filter(|(p, _)| *p == pid) {
+                p.extend_from_slice(payload);
+            }
         } else if start && audio_pids.contains(&pid) {
-            audio += 1;
+            m.audio += 1;
         }
     }
-    (video, audio)
+    finish(pes, &mut m);
+    m
+}
+
+/// A PES packet's payload, after its header.
+fn pes_payload(pes: &[u8]) -> Option<&[u8]> {
+    if pes.get(..3)? != [0, 0, 1] {
+        return None;
+    }
+    pes.get(9 + usize::from(*pes.get(8)?)..)
 }
 
 fn section(payload: &[u8]) -> Option<&[u8]> {
@@ -210,29 +255,85 @@ pub fn fmp4_video_track(init: &[u8]) -> Option<u32> {
         })
 }
 
-/// Samples of the video track (or of every track when it is unknown) in a media segment.
-pub fn fmp4_samples(seg: &[u8], video_track: Option<u32>) -> u64 {
-    let mut n = 0;
+/// Samples of the video track (or of every track when it is unknown) in a media
+/// segment, with the latency keys of those the segment's `mdat` holds.
+pub fn fmp4_media(seg: &[u8], video_track: Option<u32>) -> Media {
+    let mut m = Media::default();
     for (t, moof) in boxes(seg) {
         if &t != b"moof" {
             continue;
         }
+        // Where the moof box starts: sample offsets count from it (default-base-is-moof).
+        let moof_start = (moof.as_ptr() as usize - seg.as_ptr() as usize).saturating_sub(8);
         for (t, traf) in boxes(moof) {
             if &t != b"traf" {
                 continue;
             }
-            let id = child(traf, b"tfhd").and_then(|h| be32(h, 4));
+            let tfhd = child(traf, b"tfhd");
+            let id = tfhd.and_then(|h| be32(h, 4));
             if video_track.is_some() && id != video_track {
                 continue;
             }
+            let default_size = tfhd.and_then(tfhd_default_size);
             for (t, trun) in boxes(traf) {
                 if &t == b"trun" {
-                    n += u64::from(be32(trun, 4).unwrap_or(0));
+                    m.video += u64::from(be32(trun, 4).unwrap_or(0));
+                    for (at, size) in trun_samples(trun, default_size).unwrap_or_default() {
+                        let start = moof_start as i64 + at;
+                        let sample = usize::try_from(start)
+                            .ok()
+                            .and_then(|s| seg.get(s..s.checked_add(size)?));
+                        m.keys
+                            .extend(sample.and_then(crate::latency::key_length_prefixed));
+                    }
                 }
             }
         }
     }
-    n
+    m
+}
+
+/// `tfhd`'s default sample size, when it has one.
+fn tfhd_default_size(tfhd: &[u8]) -> Option<u32> {
+    let flags = be32(tfhd, 0)? & 0xff_ffff;
+    let mut at = 8;
+    for (bit, len) in [(0x1, 8), (0x2, 4), (0x8, 4)] {
+        if flags & bit != 0 {
+            at += len;
+        }
+    }
+    (flags & 0x10 != 0).then(|| be32(tfhd, at)).flatten()
+}
+
+/// Each sample of a `trun`: (offset from the moof's start, size).
+fn trun_samples(trun: &[u8], default_size: Option<u32>) -> Option<Vec<(i64, usize)>> {
+    let flags = be32(trun, 0)? & 0xff_ffff;
+    let count = be32(trun, 4)?;
+    let mut at = 8;
+    let mut offset = 0i64;
+    if flags & 0x1 != 0 {
+        offset = i64::from(be32(trun, at)? as i32);
+        at += 4;
+    }
+    if flags & 0x4 != 0 {
+        at += 4;
+    }
+    let mut out = Vec::new();
+    for _ in 0..count.min(100_000) {
+        let mut size = default_size;
+        for bit in [0x100, 0x200, 0x400, 0x800] {
+            if flags & bit != 0 {
+                if bit == 0x200 {
+                    size = Some(be32(trun, at)?);
+                }
+                at += 4;
+            }
+        }
+        let size = size? as usize;
+        out.push((offset, size));
+        offset += size as i64;
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -267,11 +368,13 @@ mod tests {
         let Some(ts) = media(&["-f", "mpegts"]) else {
             return;
         };
-        let (video, audio) = ts_frames(&ts);
-        assert_eq!(video, 30);
-        assert!(audio > 0);
-        assert_eq!(ts_frames(&ts[..188 * 3]).0, 0, "PAT/PMT only");
-        assert_eq!(ts_frames(&[0x47; 100]), (0, 0));
+        let m = ts_media(&ts);
+        assert_eq!(m.video, 30);
+        assert!(m.audio > 0);
+        assert_keys_are_frames(&m.keys);
+        assert_eq!(ts_media(&ts[..188 * 3]).video, 0, "PAT/PMT only");
+        let junk = ts_media(&[0x47; 100]);
+        assert_eq!((junk.video, junk.audio, junk.keys.len()), (0, 0, 0));
     }
 
     #[test]
@@ -286,7 +389,47 @@ mod tests {
         };
         let track = fmp4_video_track(&mp4);
         assert!(track.is_some());
-        assert_eq!(fmp4_samples(&mp4, track), 30);
-        assert_eq!(fmp4_samples(&mp4[..100], track), 0);
+        let m = fmp4_media(&mp4, track);
+        assert_eq!(m.video, 30);
+        assert_keys_are_frames(&m.keys);
+        assert_eq!(fmp4_media(&mp4[..100], track).video, 0);
+    }
+
+    /// One key per frame, all different (testsrc2 changes every frame), the same ones
+    /// the FLV form of the clip gives.
+    fn assert_keys_are_frames(keys: &[u64]) {
+        assert_eq!(keys.len(), 30);
+        let distinct: std::collections::HashSet<_> = keys.iter().collect();
+        assert_eq!(distinct.len(), 30);
+        let Some(flv) = media(&["-f", "flv"]) else {
+            return;
+        };
+        let flv_keys: std::collections::HashSet<u64> = flv_video_bodies(&flv)
+            .into_iter()
+            .filter_map(|b| crate::latency::key_flv(&b))
+            .collect();
+        assert!(
+            keys.iter().all(|k| flv_keys.contains(k)),
+            "a frame's key differs between FLV and this container"
+        );
+    }
+
+    /// The bodies of an FLV file's video tags.
+    fn flv_video_bodies(flv: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut at = 13;
+        while at + 11 <= flv.len() {
+            let size = usize::from(flv[at + 1]) << 16
+                | usize::from(flv[at + 2]) << 8
+                | usize::from(flv[at + 3]);
+            let Some(body) = flv.get(at + 11..at + 11 + size) else {
+                break;
+            };
+            if flv[at] == 9 {
+                out.push(body.to_vec());
+            }
+            at += 11 + size + 4;
+        }
+        out
     }
 }

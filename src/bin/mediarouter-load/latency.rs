@@ -54,6 +54,29 @@ pub fn key_length_prefixed(mut data: &[u8]) -> Option<u64> {
     (!largest.is_empty()).then(|| hash(largest))
 }
 
+/// The key of an access unit in Annex B form (start codes: MPEG-TS PES payloads).
+pub fn key_annex_b(data: &[u8]) -> Option<u64> {
+    let mut largest: &[u8] = &[];
+    let mut rest = data;
+    while let Some(at) = find_start_code(rest) {
+        rest = &rest[at + 3..];
+        let end = find_start_code(rest).unwrap_or(rest.len());
+        // Zeros before the next start code belong to it (its 4-byte form), not the NAL.
+        let mut nal = &rest[..end];
+        while let [head @ .., 0] = nal {
+            nal = head;
+        }
+        if nal.len() > largest.len() {
+            largest = nal;
+        }
+    }
+    (!largest.is_empty()).then(|| hash(largest))
+}
+
+fn find_start_code(data: &[u8]) -> Option<usize> {
+    data.windows(3).position(|w| w == [0, 0, 1])
+}
+
 /// The key of an FLV video tag body holding a coded frame: classic AVC/HEVC (5-byte
 /// header) or Enhanced RTMP (`CodedFrames` with a composition time, `CodedFramesX`
 /// without).
@@ -180,6 +203,27 @@ mod tests {
         assert_eq!(key, Some(flv));
         // The next access unit starts afresh.
         assert_eq!(rtp.packet(sps, true), Some(hash(sps)));
+    }
+
+    #[test]
+    fn annex_b_and_length_prefixed_forms_share_a_key() {
+        let aud: &[u8] = &[0x09, 0xf0];
+        let sps: &[u8] = &[0x67, 0x42, 0, 0x1e];
+        let slice: Vec<u8> = std::iter::once(0x41)
+            .chain((1..2000).map(|i| (i % 251 + 1) as u8))
+            .collect();
+        let want = key_length_prefixed(&avcc(&[sps, &slice]));
+        let mut ts = vec![0, 0, 0, 1];
+        ts.extend_from_slice(aud);
+        ts.extend_from_slice(&[0, 0, 0, 1]);
+        ts.extend_from_slice(sps);
+        ts.extend_from_slice(&[0, 0, 1]);
+        ts.extend_from_slice(&slice);
+        assert_eq!(key_annex_b(&ts), want);
+        // The slice's trailing zero before a 4-byte start code isn't part of it.
+        ts.extend_from_slice(&[0, 0, 0, 1, 0x09, 0xf0]);
+        assert_eq!(key_annex_b(&ts), want);
+        assert_eq!(key_annex_b(&[1, 2, 3]), None);
     }
 
     #[test]

@@ -1,0 +1,59 @@
+//! What an RTSP reader over TCP is sent for the stream: RTP and RTCP interleaved on
+//! the connection, one shared buffer per unit where the channels are the usual
+//! 2 × track, the packets with this reader's channel headers otherwise.
+
+use super::transport::TrackTransport;
+use crate::core::{Encoder, StreamItem};
+use bytes::Bytes;
+use std::collections::VecDeque;
+
+pub(crate) struct PlayEncoder {
+    /// Per stream track; `None` for tracks the client did not set up.
+    pub(crate) tracks: Vec<Option<TrackTransport>>,
+}
+
+impl PlayEncoder {
+    /// For a reader whose tracks all go over the connection.
+    pub(crate) fn tcp_only(tracks: &[Option<TrackTransport>]) -> Option<PlayEncoder> {
+        tracks
+            .iter()
+            .flatten()
+            .all(|t| matches!(t, TrackTransport::Tcp { .. }))
+            .then(|| PlayEncoder {
+                tracks: tracks.to_vec(),
+            })
+    }
+}
+
+impl Encoder for PlayEncoder {
+    fn encode(&mut self, item: &StreamItem, out: &mut VecDeque<Bytes>) {
+        let (track, packets, rtcp): (usize, &[Bytes], bool) = match item {
+            StreamItem::Unit(e) => (e.unit.track, &e.rtp, false),
+            StreamItem::Rtcp { track, packet } => (*track, std::slice::from_ref(packet), true),
+        };
+        match self.tracks.get(track).copied().flatten() {
+            Some(TrackTransport::Tcp { rtp_channel, .. })
+                if !rtcp && usize::from(rtp_channel) == 2 * track =>
+            {
+                if let StreamItem::Unit(e) = item {
+                    out.push_back(e.interleaved().clone());
+                }
+            }
+            Some(TrackTransport::Tcp {
+                rtp_channel,
+                rtcp_channel,
+            }) => {
+                let ch = if rtcp { rtcp_channel } else { rtp_channel };
+                for pkt in packets {
+                    let len = (pkt.len().min(usize::from(u16::MAX)) as u16).to_be_bytes();
+                    out.push_back(Bytes::copy_from_slice(&[b'$', ch, len[0], len[1]]));
+                    out.push_back(pkt.clone());
+                }
+            }
+            // UDP readers are served by their connection's task (see `conn`).
+            Some(TrackTransport::Udp { .. }) => {}
+            // The path's multicast sender writes the group's packets once for all.
+            Some(TrackTransport::Multicast { .. }) | None => {}
+        }
+    }
+}
