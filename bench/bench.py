@@ -195,6 +195,12 @@ paths:
 def start_nginx(work, log):
     prefix = os.path.join(work, "nginx")
     os.makedirs(os.path.join(prefix, "logs"), exist_ok=True)
+    # A root master runs its worker as another user, which writes and serves the HLS files.
+    hls = os.path.join(prefix, "hls")
+    os.makedirs(hls, exist_ok=True)
+    for d in (work, prefix):
+        os.chmod(d, 0o755)
+    os.chmod(hls, 0o777)
     rtmp, http = free_port(), free_port()
     conf = os.path.join(prefix, "nginx.conf")
     # One worker: nginx-rtmp's live fan-out is per worker (the usual deployment).
@@ -327,6 +333,8 @@ def run_ffmpeg_readers(target, proto, n, window, base, work, label=None):
                                f"{running} running")
         pids = target.pids()
         f0 = [ffmpeg_frames(pf) for pf in progress]
+        # Memory from this phase on: the allocator keeps what earlier phases used.
+        rss0 = rss_bytes(pids)
         c0, t0 = cpu_seconds(pids), time.monotonic()
         time.sleep(window)
         c1, t1 = cpu_seconds(pids), time.monotonic()
@@ -349,7 +357,7 @@ def run_ffmpeg_readers(target, proto, n, window, base, work, label=None):
         "connected": n, "failed": 0, "errors": [], "window_s": span,
         "server_cpu_s": c1 - c0,
         "cpu_per_reader_s": max(c1 - c0 - base["cpu_per_s"] * span, 0.0) / (n * span),
-        "rss_per_reader_kib": max(rss - base["rss"], 0) / n / 1024,
+        "rss_per_reader_kib": max(rss - rss0, 0) / n / 1024,
         "delivery_mean": delivery, "delivery_min": min((b - a) / (span * FPS) for a, b in zip(f0, f1)),
         "gaps": 0, "ttff_median_ms": None, "ttff_p95_ms": None, "mbytes_per_s": 0.0,
         "load_tool_cpu_per_s": 0.0,
