@@ -227,3 +227,52 @@ fn hls_readers_follow_mediarouter_hls() {
     assert_eq!(s["gaps_total"], 0, "{s}");
     assert!(s["delivery_min"].as_f64().unwrap() >= 0.9, "{s}");
 }
+
+/// The load tool's latency for HLS readers: every frame of each fetched segment (MPEG-TS
+/// PES or fMP4 sample) is matched to the moment its own publisher sent it.
+fn hls_latency(variant: &str) {
+    if !have_ffmpeg() {
+        return;
+    }
+    let server = TestServer::start(&format!(
+        "hlsVariant: {variant}\nhlsSegmentDuration: 1s\npaths:\n  all_others:\n"
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let clip = flv_clip(dir.path());
+    let json = dir.path().join("lat.json");
+    let url = format!(
+        "http://{}/live/lat/index.m3u8",
+        server.server.http_addr().unwrap()
+    );
+    let mut tool = Command::new(env!("CARGO_BIN_EXE_mediarouter-load"))
+        .args(["-n", "2", "--warmup", "1", "-d", "4", "--fps", "30"])
+        .args(["--timeout", "15", "--clip"])
+        .arg(&clip)
+        .arg("--publish")
+        .arg(server.rtmp_url("live/lat"))
+        .arg("--json")
+        .arg(&json)
+        .arg(&url)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn mediarouter-load");
+    let st = wait_child(&mut tool, Duration::from_secs(40), "mediarouter-load");
+    assert!(st.success(), "mediarouter-load failed");
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let s = &report["summary"];
+    assert_eq!(s["connected"], 2, "{s}");
+    // Two readers, at least two 1 s segments each in the window.
+    assert!(s["latency_samples"].as_u64().unwrap() >= 100, "{s}");
+    assert!(s["latency_median_ms"].as_f64().unwrap() > 0.0, "{s}");
+}
+
+#[test]
+fn hls_mpegts_latency_per_frame() {
+    hls_latency("mpegts");
+}
+
+#[test]
+fn hls_fmp4_latency_per_frame() {
+    hls_latency("fmp4");
+}
