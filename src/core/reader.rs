@@ -130,12 +130,32 @@ impl StreamReader {
         Ok(self.pending.pop_front())
     }
 
-    /// Moves what the ring holds past the cursor into `pending`.
-    fn fill(&mut self) -> Result<(), ReadEnd> {
-        let stream = self.stream.clone();
+    /// Hands every item ready now to `f`: what is pending, then one look at the ring
+    /// (a sink's pump, which the stream wakes again for anything written after it).
+    pub fn drain(&mut self, mut f: impl FnMut(StreamItem)) -> Result<(), ReadEnd> {
+        while let Some(it) = self.pending.pop_front() {
+            f(it);
+        }
+        let closed = self.fill()?;
+        while let Some(it) = self.pending.pop_front() {
+            f(it);
+        }
+        // The stream's last wake may have been for both its last items and its end.
+        if closed {
+            return Err(ReadEnd::Closed);
+        }
+        Ok(())
+    }
+
+    /// Moves what the ring holds past the cursor into `pending`; whether the stream has
+    /// ended (after those items).
+    fn fill(&mut self) -> Result<bool, ReadEnd> {
+        // Fields apart, not `self.stream.clone()`: a refcount every reader of the stream
+        // shares is a contended cache line per reader and frame.
+        let stream = &self.stream;
         let ring = stream.ring.read().unwrap_or_else(|e| e.into_inner());
         if self.cursor < ring.first {
-            self.lagged()?;
+            lagged(stream, &mut self.lags, &mut self.skipping)?;
             self.cursor = ring.first;
         }
         let from = (self.cursor - ring.first) as usize;
@@ -156,26 +176,78 @@ impl StreamReader {
         if self.pending.is_empty() && ring.closed {
             return Err(ReadEnd::Closed);
         }
-        Ok(())
+        Ok(ring.closed)
     }
+}
 
-    fn lagged(&mut self) -> Result<(), ReadEnd> {
-        let now = Instant::now();
-        let stats = &self.stream.stats;
-        stats.reader_lags.fetch_add(1, Ordering::Relaxed);
-        self.lags.push_back(now);
-        while self
-            .lags
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > LAG_WINDOW)
-        {
-            self.lags.pop_front();
-        }
-        if self.lags.len() >= MAX_LAGS {
-            stats.readers_dropped.fetch_add(1, Ordering::Relaxed);
-            return Err(ReadEnd::TooSlow);
-        }
-        self.skipping = self.stream.key_track.is_some();
-        Ok(())
+/// Counts a lag; too many in `LAG_WINDOW` and the reader is dropped, else it skips
+/// to the next keyframe.
+fn lagged(
+    stream: &Stream,
+    lags: &mut VecDeque<Instant>,
+    skipping: &mut bool,
+) -> Result<(), ReadEnd> {
+    let now = Instant::now();
+    let stats = &stream.stats;
+    stats.reader_lags.fetch_add(1, Ordering::Relaxed);
+    lags.push_back(now);
+    while lags
+        .front()
+        .is_some_and(|t| now.duration_since(*t) > LAG_WINDOW)
+    {
+        lags.pop_front();
+    }
+    if lags.len() >= MAX_LAGS {
+        stats.readers_dropped.fetch_add(1, Ordering::Relaxed);
+        return Err(ReadEnd::TooSlow);
+    }
+    *skipping = stream.key_track.is_some();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::core::{fixtures, Payload, ReadEnd, Stream, StreamConfig, StreamItem, Unit};
+    use bytes::Bytes;
+    use std::time::Duration;
+
+    /// A sink's pump looks at the ring once per wake, and the stream's last wake can be
+    /// for its last units and its end together: one `drain` must report both.
+    #[test]
+    fn drain_hands_over_the_last_units_and_then_the_end() {
+        let s = Stream::new(
+            vec![fixtures::h264()],
+            StreamConfig {
+                queue_size: 64,
+                max_payload: 1400,
+                merge: Duration::ZERO,
+            },
+        );
+        let unit = |pts: i64| Unit {
+            track: 0,
+            pts,
+            dts: pts,
+            keyframe: pts == 0,
+            payload: Payload::Nalus(vec![Bytes::from_static(if pts == 0 {
+                &[0x65, 1]
+            } else {
+                &[0x41, 1]
+            })]),
+        };
+        s.write(unit(0));
+        let mut r = s.subscribe().unwrap();
+        let mut got = Vec::new();
+        let mut take = |it: StreamItem| {
+            if let StreamItem::Unit(e) = it {
+                got.push(e.unit.pts);
+            }
+        };
+        assert!(r.drain(&mut take).is_ok());
+        s.write(unit(1));
+        s.write(unit(2));
+        s.close();
+        assert!(matches!(r.drain(&mut take), Err(ReadEnd::Closed)));
+        assert_eq!(got, [0, 1, 2]);
+        assert!(matches!(r.drain(|_| {}), Err(ReadEnd::Closed)));
     }
 }

@@ -144,12 +144,12 @@ impl Sink {
 impl Inner {
     /// Encodes everything the cursor has into `pending`.
     fn drain(&mut self) {
-        while self.end.is_none() {
-            match self.reader.try_next() {
-                Ok(Some(it)) => self.encoder.encode(&it, &mut self.pending),
-                Ok(None) => break,
-                Err(e) => self.end = Some(SinkEnd::Read(e)),
-            }
+        if self.end.is_some() {
+            return;
+        }
+        let (encoder, pending) = (&mut self.encoder, &mut self.pending);
+        if let Err(e) = self.reader.drain(|it| encoder.encode(&it, pending)) {
+            self.end = Some(SinkEnd::Read(e));
         }
     }
 }
