@@ -312,57 +312,30 @@ impl Conn {
                 }
             }
         }
-        // What goes out on TCP: framed units shared with other readers, or (header,
-        // packet) pairs where this reader's channels are not the usual 2 × track.
-        let mut frames: Vec<([u8; 4], &[u8])> = Vec::new();
+        let mut tcp = std::collections::VecDeque::new();
         for item in &items {
-            let (track, packets, rtcp): (usize, &[bytes::Bytes], bool) = match item {
-                StreamItem::Unit(e) => (e.unit.track, &e.rtp, false),
-                StreamItem::Rtcp { track, packet } => (*track, std::slice::from_ref(packet), true),
+            super::play::encode_tcp(&p.tracks, item, &mut tcp);
+            let (track, packets, rtcp) = super::play::packets(item);
+            let Some(TrackTransport::Udp {
+                client_rtp,
+                client_rtcp,
+            }) = p.tracks.get(track).copied().flatten()
+            else {
+                continue;
             };
-            match p.tracks.get(track).copied().flatten() {
-                Some(TrackTransport::Tcp { rtp_channel, .. })
-                    if !rtcp && usize::from(rtp_channel) == 2 * track =>
-                {
-                    if let StreamItem::Unit(e) = item {
-                        frames.push(([0; 4], &e.interleaved()[..]));
-                    }
-                }
-                Some(TrackTransport::Tcp {
-                    rtp_channel,
-                    rtcp_channel,
-                }) => {
-                    let ch = if rtcp { rtcp_channel } else { rtp_channel };
-                    for pkt in packets {
-                        let len = (pkt.len().min(usize::from(u16::MAX)) as u16).to_be_bytes();
-                        frames.push(([b'$', ch, len[0], len[1]], &pkt[..]));
-                    }
-                }
-                Some(TrackTransport::Udp {
-                    client_rtp,
-                    client_rtcp,
-                }) => {
-                    if let Some(udp) = &self.ctx.udp {
-                        let (sock, port) = if rtcp {
-                            (&udp.rtcp, client_rtcp)
-                        } else {
-                            (&udp.rtp, client_rtp)
-                        };
-                        let to = SocketAddr::new(self.peer.ip(), port);
-                        // UDP loss is the reader's problem, as on any network.
-                        self.bytes_out += super::udp::send_all(sock, to, packets).await as u64;
-                    }
-                }
-                // The path's multicast sender writes the group's packets once for all.
-                Some(TrackTransport::Multicast { .. }) | None => {}
+            if let Some(udp) = &self.ctx.udp {
+                let (sock, port) = if rtcp {
+                    (&udp.rtcp, client_rtcp)
+                } else {
+                    (&udp.rtp, client_rtp)
+                };
+                let to = SocketAddr::new(self.peer.ip(), port);
+                // UDP loss is the reader's problem, as on any network.
+                self.bytes_out += super::udp::send_all(sock, to, packets).await as u64;
             }
         }
-        if !frames.is_empty() {
-            // Shared framed units carry an empty header (skipped by the write).
-            let parts: Vec<&[u8]> = frames
-                .iter()
-                .flat_map(|(h, p)| [if h[0] == 0 { &h[..0] } else { &h[..] }, *p])
-                .collect();
+        if !tcp.is_empty() {
+            let parts: Vec<&[u8]> = tcp.iter().map(|b| &b[..]).collect();
             self.write_all(&parts).await?;
         }
         match end {

@@ -27,33 +27,47 @@ impl PlayEncoder {
 
 impl Encoder for PlayEncoder {
     fn encode(&mut self, item: &StreamItem, out: &mut VecDeque<Bytes>) {
-        let (track, packets, rtcp): (usize, &[Bytes], bool) = match item {
-            StreamItem::Unit(e) => (e.unit.track, &e.rtp, false),
-            StreamItem::Rtcp { track, packet } => (*track, std::slice::from_ref(packet), true),
-        };
-        match self.tracks.get(track).copied().flatten() {
-            Some(TrackTransport::Tcp { rtp_channel, .. })
-                if !rtcp && usize::from(rtp_channel) == 2 * track =>
-            {
-                if let StreamItem::Unit(e) = item {
-                    out.push_back(e.interleaved().clone());
-                }
+        encode_tcp(&self.tracks, item, out);
+    }
+}
+
+/// The track, packets and kind (RTCP or not) of a stream item.
+pub(crate) fn packets(item: &StreamItem) -> (usize, &[Bytes], bool) {
+    match item {
+        StreamItem::Unit(e) => (e.unit.track, &e.rtp, false),
+        StreamItem::Rtcp { track, packet } => (*track, std::slice::from_ref(packet), true),
+    }
+}
+
+/// Appends what goes out on the connection for `item`: its tracks over TCP only.
+pub(crate) fn encode_tcp(
+    tracks: &[Option<TrackTransport>],
+    item: &StreamItem,
+    out: &mut VecDeque<Bytes>,
+) {
+    let (track, packets, rtcp) = packets(item);
+    match tracks.get(track).copied().flatten() {
+        Some(TrackTransport::Tcp { rtp_channel, .. })
+            if !rtcp && usize::from(rtp_channel) == 2 * track =>
+        {
+            if let StreamItem::Unit(e) = item {
+                out.push_back(e.interleaved().clone());
             }
-            Some(TrackTransport::Tcp {
-                rtp_channel,
-                rtcp_channel,
-            }) => {
-                let ch = if rtcp { rtcp_channel } else { rtp_channel };
-                for pkt in packets {
-                    let len = (pkt.len().min(usize::from(u16::MAX)) as u16).to_be_bytes();
-                    out.push_back(Bytes::copy_from_slice(&[b'$', ch, len[0], len[1]]));
-                    out.push_back(pkt.clone());
-                }
-            }
-            // UDP readers are served by their connection's task (see `conn`).
-            Some(TrackTransport::Udp { .. }) => {}
-            // The path's multicast sender writes the group's packets once for all.
-            Some(TrackTransport::Multicast { .. }) | None => {}
         }
+        Some(TrackTransport::Tcp {
+            rtp_channel,
+            rtcp_channel,
+        }) => {
+            let ch = if rtcp { rtcp_channel } else { rtp_channel };
+            for pkt in packets {
+                let len = (pkt.len().min(usize::from(u16::MAX)) as u16).to_be_bytes();
+                out.push_back(Bytes::copy_from_slice(&[b'$', ch, len[0], len[1]]));
+                out.push_back(pkt.clone());
+            }
+        }
+        // UDP tracks go out of the shared RTP/RTCP sockets (see `conn`).
+        Some(TrackTransport::Udp { .. }) => {}
+        // The path's multicast sender writes the group's packets once for all.
+        Some(TrackTransport::Multicast { .. }) | None => {}
     }
 }
