@@ -31,6 +31,7 @@ enum AnyServer {
     Rtmp(RtmpServer),
     Http(HttpServer),
     Api(ApiServer),
+    Playback(crate::playback::PlaybackServer),
 }
 
 impl AnyServer {
@@ -40,6 +41,7 @@ impl AnyServer {
             AnyServer::Rtmp(s) => &mut s.task,
             AnyServer::Http(s) => &mut s.task,
             AnyServer::Api(s) => &mut s.task,
+            AnyServer::Playback(s) => &mut s.task,
         }
     }
 }
@@ -57,6 +59,7 @@ pub struct Server {
     pub manager: PathManager,
     listeners: Mutex<HashMap<Listener, Running>>,
     relays: crate::push::Relays,
+    recorders: crate::record::Recorders,
     stages: crate::transcode::Stages,
     /// Serializes reloads.
     reloading: tokio::sync::Mutex<()>,
@@ -72,16 +75,18 @@ pub enum Listener {
     Rtmps,
     Http,
     Api,
+    Playback,
 }
 
 impl Listener {
-    pub const ALL: [Listener; 6] = [
+    pub const ALL: [Listener; 7] = [
         Listener::Rtsp,
         Listener::Rtsps,
         Listener::Rtmp,
         Listener::Rtmps,
         Listener::Http,
         Listener::Api,
+        Listener::Playback,
     ];
 
     pub fn name(self) -> &'static str {
@@ -92,6 +97,7 @@ impl Listener {
             Listener::Rtmps => "rtmps",
             Listener::Http => "hls",
             Listener::Api => "api",
+            Listener::Playback => "playback",
         }
     }
 
@@ -177,6 +183,14 @@ impl Listener {
                     || (&a.api_server_key, &a.api_server_cert)
                         != (&b.api_server_key, &b.api_server_cert)
             }
+            // Origins and proxies are read per request.
+            Listener::Playback => {
+                timeouts
+                    || (a.playback, a.playback_address, a.playback_encryption)
+                        != (b.playback, b.playback_address, b.playback_encryption)
+                    || (&a.playback_server_key, &a.playback_server_cert)
+                        != (&b.playback_server_key, &b.playback_server_cert)
+            }
         }
     }
 
@@ -188,6 +202,7 @@ impl Listener {
             Listener::Rtmps => c.rtmps_address.0,
             Listener::Http => c.hls_address.0,
             Listener::Api => c.api_address.0,
+            Listener::Playback => c.playback_address.0,
         }
     }
 
@@ -199,6 +214,7 @@ impl Listener {
             Listener::Rtmps => c.rtmp && c.rtmp_encryption != crate::config::Encryption::No,
             Listener::Http => c.hls,
             Listener::Api => c.api,
+            Listener::Playback => c.playback,
         }
     }
 }
@@ -211,6 +227,8 @@ pub struct ReloadSummary {
     /// Listeners whose restart failed (they keep their old settings), with why.
     pub failed: Vec<(&'static str, String)>,
     pub pushes: (usize, usize),
+    /// Recorders (started, stopped).
+    pub recorders: (usize, usize),
     /// Transcode stages (started, stopped).
     pub stages: (usize, usize),
     pub log_level: Option<(crate::config::LogLevel, crate::config::LogLevel)>,
@@ -243,6 +261,9 @@ impl std::fmt::Display for ReloadSummary {
         }
         if self.pushes != (0, 0) {
             write!(f, ", push relays +{} -{}", self.pushes.0, self.pushes.1)?;
+        }
+        if self.recorders != (0, 0) {
+            write!(f, ", recorders +{} -{}", self.recorders.0, self.recorders.1)?;
         }
         if self.stages != (0, 0) {
             write!(
@@ -279,12 +300,14 @@ impl Server {
         // Dropping the guard on an error stops whatever already started.
         let guard = shutdown.clone().drop_guard();
         let relays = crate::push::start(manager.clone(), shutdown.clone());
+        let recorders = crate::record::start(manager.clone(), shutdown.clone());
         let stages = crate::transcode::start(manager.clone(), shutdown.clone());
         crate::transcode::warn_if_unbuilt(&config);
         let server = Server {
             manager: manager.clone(),
             listeners: Mutex::new(HashMap::new()),
             relays,
+            recorders,
             stages,
             reloading: tokio::sync::Mutex::new(()),
             shutdown: shutdown.clone(),
@@ -331,6 +354,9 @@ impl Server {
             Listener::Rtmps => AnyServer::Rtmp(RtmpServer::start(config, m, s, st, true).await?),
             Listener::Http => AnyServer::Http(HttpServer::start(config, m, s, st).await?),
             Listener::Api => AnyServer::Api(ApiServer::start(config, m, st).await?),
+            Listener::Playback => {
+                AnyServer::Playback(crate::playback::PlaybackServer::start(config, m, st).await?)
+            }
         };
         Ok(Running { server, stop })
     }
@@ -347,6 +373,7 @@ impl Server {
             ..Default::default()
         };
         summary.pushes = self.relays.reconcile(&self.manager);
+        summary.recorders = self.recorders.reconcile(&self.manager);
         summary.stages = self.stages.reconcile(&self.manager);
         crate::transcode::warn_if_unbuilt(&new);
         if old.log_level != new.log_level {
@@ -448,6 +475,13 @@ impl Server {
     pub fn api_addr(&self) -> Option<SocketAddr> {
         match &self.listeners().get(&Listener::Api)?.server {
             AnyServer::Api(a) => Some(a.local_addr),
+            _ => None,
+        }
+    }
+
+    pub fn playback_addr(&self) -> Option<SocketAddr> {
+        match &self.listeners().get(&Listener::Playback)?.server {
+            AnyServer::Playback(p) => Some(p.local_addr),
             _ => None,
         }
     }

@@ -8,34 +8,6 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
-
-fn node(script: &str, args: &[&str]) -> (bool, String) {
-    node_with(script, args, &[])
-}
-
-/// `node` with environment variables (HTTP_USER/HTTP_PASS answer a Basic prompt).
-fn node_with(script: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/browser")
-        .join(script);
-    let mut child = Command::new("node")
-        .arg(&script)
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let status = wait_child(
-        &mut child,
-        Duration::from_secs(90),
-        script.to_str().unwrap(),
-    );
-    let mut out = String::new();
-    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
-    (status.success(), out)
-}
 
 fn artifact(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))

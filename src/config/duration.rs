@@ -1,4 +1,4 @@
-//! Durations written as in MediaMTX configs: `10s`, `200ms`, `1m30s`, `1.5s`, `2h`.
+//! Durations written as in MediaMTX configs: `10s`, `200ms`, `1m30s`, `1.5s`, `2h`, `1d`.
 
 use serde::{Deserialize, Deserializer};
 use std::time::Duration;
@@ -13,7 +13,7 @@ impl ConfDuration {
     }
 }
 
-/// Parses `10s`, `200ms`, `1m30s`, `1.5s`, `500us`, `2h`. A bare `0` is zero.
+/// Parses `10s`, `200ms`, `1m30s`, `1.5s`, `500us`, `2h`, `7d`. A bare `0` is zero.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if s == "0" {
@@ -45,6 +45,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
+            // MediaMTX's own unit (recordDeleteAfter: 1d).
+            "d" => 86400.0,
             u => return Err(format!("invalid duration '{s}': unknown unit '{u}'")),
         };
         total += value * scale;
@@ -76,6 +78,10 @@ mod tests {
         assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(
+            parse_duration("1d12h").unwrap(),
+            Duration::from_secs(129_600)
+        );
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
     }
 

@@ -269,10 +269,10 @@ mod tests {
         assert_eq!(c.find_path("other").unwrap().conf.max_readers, 4);
 
         // A MediaMTX key set from the environment is checked like one in the file.
-        let refused = Config::parse_with_env("", "f", vars(&[("MTX_PATHDEFAULTS_RECORD", "yes")]));
+        let refused = Config::parse_with_env("", "f", vars(&[("MTX_RECORD", "yes")]));
         let msg = refused.unwrap_err().to_string();
         assert!(
-            msg.contains("MTX_PATHDEFAULTS_RECORD: record is a MediaMTX key"),
+            msg.contains("MTX_RECORD: record is a MediaMTX key"),
             "{msg}"
         );
     }

@@ -37,7 +37,7 @@ const fn ren(to: &'static str) -> Status {
 }
 
 const PROXIES: &str = "mediarouter does not read the PROXY protocol yet, so clients would be seen as the proxy's address (which authInternalUsers' ips and the logs rely on)";
-const RECORD: &str = "mediarouter does not record yet, and nothing would be kept";
+const RECORD: &str = "MediaMTX moved the global record keys into pathDefaults: set record there, or nothing would be kept";
 
 /// Global keys, in the order of MediaMTX's `mediamtx.yml`.
 pub const GLOBAL: &[(&str, Status)] = &[
@@ -99,14 +99,17 @@ pub const GLOBAL: &[(&str, Status)] = &[
     ("pprofAllowOrigin", W),
     ("pprofAllowOrigins", W),
     ("pprofTrustedProxies", W),
-    ("playback", W),
-    ("playbackAddress", W),
-    ("playbackEncryption", W),
-    ("playbackServerKey", W),
-    ("playbackServerCert", W),
-    ("playbackAllowOrigin", W),
-    ("playbackAllowOrigins", W),
-    ("playbackTrustedProxies", W),
+    ("playback", I),
+    ("playbackAddress", I),
+    ("playbackEncryption", I),
+    ("playbackServerKey", I),
+    ("playbackServerCert", I),
+    (
+        "playbackAllowOrigin",
+        Status::Renamed("playbackAllowOrigins", Conv::List),
+    ),
+    ("playbackAllowOrigins", I),
+    ("playbackTrustedProxies", I),
     ("rtsp", I),
     ("rtspDisable", Status::Renamed("rtsp", Conv::Not)),
     ("protocols", ren("rtspTransports")),
@@ -221,14 +224,14 @@ pub const PATH: &[(&str, Status)] = &[
     ("alwaysAvailableTracks", W),
     ("alwaysAvailableFile", W),
     ("forward", I),
-    ("record", Status::Refused(RECORD)),
+    ("record", I),
     ("playback", W),
-    ("recordPath", W),
-    ("recordFormat", W),
-    ("recordPartDuration", W),
-    ("recordMaxPartSize", W),
-    ("recordSegmentDuration", W),
-    ("recordDeleteAfter", W),
+    ("recordPath", I),
+    ("recordFormat", I),
+    ("recordPartDuration", I),
+    ("recordMaxPartSize", I),
+    ("recordSegmentDuration", I),
+    ("recordDeleteAfter", I),
     ("publishUser", I),
     ("publishPass", I),
     ("publishIPs", I),
@@ -323,8 +326,8 @@ pub const PATH: &[(&str, Status)] = &[
     ("runOnRead", I),
     ("runOnReadRestart", I),
     ("runOnUnread", I),
-    ("runOnRecordSegmentCreate", W),
-    ("runOnRecordSegmentComplete", W),
+    ("runOnRecordSegmentCreate", I),
+    ("runOnRecordSegmentComplete", I),
 ];
 
 /// Keys mediarouter has that MediaMTX doesn't.
@@ -651,11 +654,6 @@ mod tests {
     fn refused_keys_are_errors_when_on() {
         for (text, at) in [
             ("record: yes\n", "mediamtx.yml:1:1: record"),
-            ("pathDefaults:\n  record: yes\n", "mediamtx.yml:2:3: record"),
-            (
-                "paths:\n  cam:\n    record: true\n",
-                "mediamtx.yml:3:5: record",
-            ),
             (
                 "rtspTrustedProxies: [10.0.0.1]\n",
                 "mediamtx.yml:1:1: rtspTrustedProxies",
@@ -669,6 +667,15 @@ mod tests {
         }
         let (_, w) = load("record: no\nrtmpTrustedProxies: []\n").unwrap();
         assert_eq!(w.len(), 2, "{w:?}");
+        // Per path, MediaMTX's recording keys are read.
+        let (c, _) = load("pathDefaults:\n  record: yes\n  recordMaxPartSize: 8M\npaths:\n  cam:\n    recordFormat: mpegts\n").unwrap();
+        let cam = c.find_path("cam").unwrap().conf;
+        assert!(cam.record);
+        assert_eq!(
+            cam.record_format,
+            crate::config::record::RecordFormat::Mpegts
+        );
+        assert_eq!(cam.record_max_part_size.0, 8 << 20);
     }
 
     #[test]

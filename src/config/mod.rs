@@ -7,6 +7,7 @@ pub mod env;
 pub mod mediamtx;
 mod node;
 mod path;
+pub mod record;
 pub mod transcode;
 pub mod watch;
 pub mod webhook;
@@ -19,6 +20,20 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// A value written as a number (`5000000`) or a string with a unit (`5M`), as text.
+pub(crate) fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        N(u64),
+        S(String),
+    }
+    Ok(match Raw::deserialize(d)? {
+        Raw::N(n) => n.to_string(),
+        Raw::S(s) => s,
+    })
+}
 
 /// The documented default configuration, embedded in the binary.
 pub const DEFAULT_CONFIG: &str = include_str!("../../mediarouter.yml");
@@ -306,6 +321,15 @@ pub struct Config {
     /// Proxies whose `X-Forwarded-For` names the client (for auth and logs).
     pub api_trusted_proxies: Vec<crate::auth::IpNetwork>,
 
+    /// The playback server: lists and serves recordings (`/list`, `/get`).
+    pub playback: bool,
+    pub playback_address: ListenAddress,
+    pub playback_encryption: bool,
+    pub playback_server_key: String,
+    pub playback_server_cert: String,
+    pub playback_allow_origins: Vec<String>,
+    pub playback_trusted_proxies: Vec<crate::auth::IpNetwork>,
+
     /// Settings every path entry starts from (merged into `paths` at load).
     pub path_defaults: Option<PathConf>,
     pub paths: IndexMap<PathPattern, Option<PathConf>>,
@@ -382,6 +406,13 @@ impl Default for Config {
             api_server_cert: "server.crt".into(),
             api_allow_origins: vec!["*".to_string()],
             api_trusted_proxies: Vec::new(),
+            playback: false,
+            playback_address: ListenAddress(([0, 0, 0, 0], 9996).into()),
+            playback_encryption: false,
+            playback_server_key: "server.key".into(),
+            playback_server_cert: "server.crt".into(),
+            playback_allow_origins: vec!["*".to_string()],
+            playback_trusted_proxies: Vec::new(),
             path_defaults: None,
             paths: IndexMap::new(),
         }
@@ -666,6 +697,8 @@ impl Config {
         let conf = Arc::make_mut(&mut m.conf);
         conf.transcode = None;
         conf.push.clear();
+        // The path itself is recorded, not each stage of it.
+        conf.record = false;
         m.entry = format!("{} ({what})", m.entry);
         Some(m)
     }

@@ -122,6 +122,23 @@ pub struct PathConf {
     pub run_on_unread: String,
     /// HTTP endpoints told of this path's events (mediarouter's own).
     pub webhooks: Vec<super::webhook::Webhook>,
+
+    /// Write the stream to disk, as MediaMTX does: segment files named by `recordPath`
+    /// (`%path`, `%Y %m %d %H %M %S`, `%f` microseconds, `%z`, `%s`; the format adds
+    /// the extension), flushed every `recordPartDuration`.
+    pub record: bool,
+    pub record_path: String,
+    pub record_format: super::record::RecordFormat,
+    pub record_part_duration: super::ConfDuration,
+    /// A part is flushed early once it holds this much.
+    pub record_max_part_size: super::record::ByteSize,
+    /// Shortest segment: a new file starts at the first keyframe after it.
+    pub record_segment_duration: super::ConfDuration,
+    /// Segments older than this are deleted (`0s`: kept).
+    pub record_delete_after: super::ConfDuration,
+    /// Hooks with `MTX_SEGMENT_PATH` (and `MTX_SEGMENT_DURATION` at completion).
+    pub run_on_record_segment_create: String,
+    pub run_on_record_segment_complete: String,
 }
 
 impl PathConf {
@@ -244,6 +261,15 @@ impl Default for PathConf {
             run_on_read_restart: false,
             run_on_unread: String::new(),
             webhooks: Vec::new(),
+            record: false,
+            record_path: "./recordings/%path/%Y-%m-%d_%H-%M-%S-%f".into(),
+            record_format: super::record::RecordFormat::Fmp4,
+            record_part_duration: super::ConfDuration::secs(1),
+            record_max_part_size: super::record::ByteSize(50 << 20),
+            record_segment_duration: super::ConfDuration::secs(3600),
+            record_delete_after: super::ConfDuration::secs(86400),
+            run_on_record_segment_create: String::new(),
+            run_on_record_segment_complete: String::new(),
         }
     }
 }

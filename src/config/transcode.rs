@@ -69,16 +69,7 @@ pub fn parse_bitrate(s: &str) -> Result<u64, String> {
 
 impl<'de> Deserialize<'de> for Bitrate {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            N(u64),
-            S(String),
-        }
-        let s = match Raw::deserialize(d)? {
-            Raw::N(n) => n.to_string(),
-            Raw::S(s) => s,
-        };
+        let s = super::number_or_string(d)?;
         parse_bitrate(&s)
             .map(Bitrate)
             .map_err(serde::de::Error::custom)

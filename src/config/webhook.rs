@@ -16,6 +16,9 @@ pub enum Event {
     /// A reader started / stopped reading.
     Read,
     Unread,
+    /// A recording segment's file was created / is complete.
+    RecordSegmentCreate,
+    RecordSegmentComplete,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -11,6 +11,7 @@ mod stream;
 mod tasks;
 mod track;
 mod unit;
+mod wall_clock;
 
 pub use path::{kicked, Client, Kick, Path, PathError, PathInfo, Peer, Publisher, Reader};
 pub use path_manager::PathManager;
@@ -23,3 +24,4 @@ pub use tasks::Tasks;
 pub(crate) use track::fixtures;
 pub use track::{Codec, OtherCodec, Track};
 pub use unit::{Payload, Unit};
+pub use wall_clock::WallClock;

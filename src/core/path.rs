@@ -86,6 +86,7 @@ pub enum Peer {
     FlvConn,
     Push,
     Transcoder,
+    Recorder,
 }
 
 impl Peer {
@@ -101,6 +102,7 @@ impl Peer {
             Peer::FlvConn => "httpFlvConn",
             Peer::Push => "push",
             Peer::Transcoder => "transcoder",
+            Peer::Recorder => "recorder",
         }
     }
 }
@@ -118,6 +120,7 @@ impl Peer {
             Peer::FlvConn => "httpFlv",
             Peer::Push => "push",
             Peer::Transcoder => "transcoder",
+            Peer::Recorder => "record",
         }
     }
 }
@@ -256,8 +259,56 @@ impl Path {
             reader_id: reader.then(|| id.to_string()),
             query: client.query.clone(),
             time: crate::hooks::webhook::now_ms(),
+            segment_path: None,
+            segment_duration: None,
         };
         self.hooks.notify(&conf.webhooks, payload);
+    }
+
+    /// A recording segment was created (`duration`: completed): its hook and webhooks.
+    pub fn record_segment(&self, file: &str, duration: Option<std::time::Duration>) {
+        let conf = self.conf();
+        let (hook, cmd, event) = match duration {
+            None => (
+                "runOnRecordSegmentCreate",
+                conf.run_on_record_segment_create.clone(),
+                Event::RecordSegmentCreate,
+            ),
+            Some(_) => (
+                "runOnRecordSegmentComplete",
+                conf.run_on_record_segment_complete.clone(),
+                Event::RecordSegmentComplete,
+            ),
+        };
+        let secs = duration.map(|d| d.as_secs_f64());
+        let mut env = self.hook_env();
+        env.push(("MTX_SEGMENT_PATH".into(), file.to_string()));
+        if let Some(s) = secs {
+            env.push(("MTX_SEGMENT_DURATION".into(), s.to_string()));
+        }
+        self.hooks.run(Spec {
+            hook,
+            cmd,
+            env,
+            restart: false,
+        });
+        if !conf.webhooks.is_empty() {
+            let payload = crate::hooks::webhook::Payload {
+                event,
+                path: self.name.clone(),
+                protocol: "record",
+                peer: None,
+                source_type: None,
+                source_id: None,
+                reader_type: Some("recorder"),
+                reader_id: None,
+                query: String::new(),
+                time: crate::hooks::webhook::now_ms(),
+                segment_path: Some(file.to_string()),
+                segment_duration: secs,
+            };
+            self.hooks.notify(&conf.webhooks, payload);
+        }
     }
 
     /// The stream became readable: `runOnAvailable` and `runOnOnline` start.

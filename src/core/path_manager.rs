@@ -102,6 +102,8 @@ impl PathManager {
             reader_id: None,
             query: req.query.to_string(),
             time: crate::hooks::webhook::now_ms(),
+            segment_path: None,
+            segment_duration: None,
         };
         crate::hooks::webhook::ask(&m.conf.webhooks, &payload, config.read_timeout.0)
             .await

@@ -56,6 +56,15 @@ pub fn changed_keys(a: &PathConf, b: &PathConf) -> Vec<&'static str> {
         run_on_read_restart,
         run_on_unread,
         webhooks,
+        record,
+        record_path,
+        record_format,
+        record_part_duration,
+        record_max_part_size,
+        record_segment_duration,
+        record_delete_after,
+        run_on_record_segment_create,
+        run_on_record_segment_complete,
     } = a;
     let mut out = Vec::new();
     let mut check = |differs: bool, key: &'static str| {
@@ -135,6 +144,34 @@ pub fn changed_keys(a: &PathConf, b: &PathConf) -> Vec<&'static str> {
         "runOnRead",
     );
     check(*webhooks != b.webhooks, "webhooks");
+    // The recorders follow (record::Recorders::reconcile); the stream goes on.
+    check(
+        (record, record_path, record_format, record_part_duration)
+            != (
+                &b.record,
+                &b.record_path,
+                &b.record_format,
+                &b.record_part_duration,
+            )
+            || (
+                record_max_part_size,
+                record_segment_duration,
+                record_delete_after,
+            ) != (
+                &b.record_max_part_size,
+                &b.record_segment_duration,
+                &b.record_delete_after,
+            ),
+        "record",
+    );
+    check(
+        (run_on_record_segment_create, run_on_record_segment_complete)
+            != (
+                &b.run_on_record_segment_create,
+                &b.run_on_record_segment_complete,
+            ),
+        "runOnRecordSegment",
+    );
     out
 }
 

@@ -8,3 +8,4 @@ pub mod m3u8;
 pub mod mpegts;
 pub mod rtp;
 pub mod sdp;
+pub mod segment;

@@ -19,6 +19,8 @@ pub struct Part {
     pub segment: u64,
     /// That segment follows a discontinuity.
     pub discontinuity: bool,
+    /// Wall-clock time of its first frame.
+    pub start: SystemTime,
 }
 
 #[derive(Debug)]
@@ -69,6 +71,13 @@ pub struct Fmp4Segmenter {
     discontinuity: bool,
     /// The tracks the current init section describes.
     init_tracks: Vec<Track>,
+    /// Segments keep their parts' bytes (HLS serves whole segments; a recorder
+    /// writes parts out and must not hold an hour of media).
+    keep_segments: bool,
+    /// A part ends early, at a key-track frame, once its samples hold this much.
+    max_part_bytes: usize,
+    /// The next keyframe starts a new segment, with the init section again.
+    cut: bool,
 }
 
 fn secs(d: f64) -> Duration {
@@ -107,7 +116,25 @@ impl Fmp4Segmenter {
             fragment_seq: 1,
             discontinuity: false,
             init_tracks: Vec::new(),
+            keep_segments: true,
+            max_part_bytes: usize::MAX,
+            cut: false,
         })
+    }
+
+    /// For writers of parts (recordings, downloads): segments come out without their
+    /// bytes, each new segment's decode times start near 0 (a file of its own), and
+    /// parts end once they hold `max_part_bytes`.
+    pub fn parts_only(mut self, max_part_bytes: usize) -> Self {
+        self.keep_segments = false;
+        self.max_part_bytes = max_part_bytes.max(1);
+        self
+    }
+
+    /// The next keyframe starts a new segment, after the init section again (a
+    /// writer whose file failed starts over).
+    pub fn cut_at_next_keyframe(&mut self) {
+        self.cut = true;
     }
 
     /// Numbers segments from `seq` and parts from `part` on (a new publisher continues
@@ -181,7 +208,7 @@ impl Fmp4Segmenter {
         }
         // New parameter sets (a resolution change): a new segment with a new init
         // section, after a discontinuity.
-        let reinit = starts && self.changed(tracks);
+        let reinit = starts && (std::mem::take(&mut self.cut) || self.changed(tracks));
         self.complete_pending(unit.track, Some(unit.dts));
         if is_key {
             self.key_frame(t, starts, reinit, out);
@@ -217,8 +244,10 @@ impl Fmp4Segmenter {
         let new_segment =
             starts && (force || t - o.seg_first >= self.seg_target - 1e-9) && t > o.seg_first;
         // Cut before the frame that would take the part past its target duration.
-        let new_part = (new_segment || (t - o.part_first) + o.step > self.part_target + 1e-6)
-            && t > o.part_first;
+        let full = self.tracks.iter().map(|s| s.data.len()).sum::<usize>() >= self.max_part_bytes;
+        let new_part =
+            (new_segment || full || (t - o.part_first) + o.step > self.part_target + 1e-6)
+                && t > o.part_first;
         if t > o.last {
             o.step = t - o.last;
             o.last = t;
@@ -311,15 +340,22 @@ impl Fmp4Segmenter {
             duration: secs(end - o.part_first),
             independent: o.part_independent,
         };
+        let start = self
+            .epoch
+            .checked_add(secs(o.part_first))
+            .unwrap_or(self.epoch);
         self.next_part += 1;
         o.part_first = end;
-        o.data.extend_from_slice(&data);
-        o.parts.push(info);
+        if self.keep_segments {
+            o.data.extend_from_slice(&data);
+            o.parts.push(info);
+        }
         out.push(Output::Part(Part {
             info,
             data,
             segment: self.next_seq,
             discontinuity: o.discontinuity,
+            start,
         }));
     }
 
@@ -341,6 +377,22 @@ impl Fmp4Segmenter {
         self.next_seq += 1;
         o.seg_first = end;
         out.push(Output::Segment(seg));
+        if !self.keep_segments {
+            // Files of their own: each starts near time 0, from its earliest sample
+            // (an audio frame held back may come a little before the keyframe).
+            let first = self
+                .tracks
+                .iter()
+                .filter_map(|s| {
+                    s.pending
+                        .as_ref()
+                        .map(|p| p.dts as f64 / f64::from(s.clock))
+                })
+                .fold(end, f64::min);
+            for s in &mut self.tracks {
+                s.origin = (first * f64::from(s.clock)).round() as i64;
+            }
+        }
     }
 
     /// Closes everything at the stream's end; held-back samples keep their track's

@@ -8,7 +8,7 @@ use super::fmp4_segmenter::{Fmp4Segmenter, Output};
 use super::segmenter::{Segment, TsSegmenter};
 use super::window::{HlsMuxer, VariantInfo};
 use crate::config::HlsVariant;
-use crate::core::{Codec, PathManager, StreamItem, Track, UnitEntry};
+use crate::core::{Codec, PathManager, StreamItem, Track, UnitEntry, WallClock};
 use crate::format::fmp4;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -159,10 +159,8 @@ enum Cutter {
 struct Feed<'a> {
     m: &'a HlsMuxer,
     cutter: Cutter,
-    /// Wall-clock time at stream time 0, estimated as the earliest "now minus unit
-    /// time" seen: stream timelines start where publishers put them (RTSP ingest
-    /// starts a second ahead), and units replayed from the GOP cache arrive late.
-    epoch: Option<SystemTime>,
+    /// Wall-clock time at stream time 0.
+    epoch: WallClock,
     init: u64,
     variant: HlsVariant,
     disk: Option<&'a DiskWriter>,
@@ -171,22 +169,8 @@ struct Feed<'a> {
 
 impl Feed<'_> {
     fn observe(&mut self, e: &UnitEntry) {
-        let clock = e.track().clock_rate.max(1);
-        let secs = e.unit.dts as f64 / f64::from(clock);
-        let now = SystemTime::now();
-        let Ok(d) = Duration::try_from_secs_f64(secs.abs()) else {
-            return;
-        };
-        let candidate = if secs >= 0.0 {
-            now.checked_sub(d)
-        } else {
-            now.checked_add(d)
-        };
-        let Some(c) = candidate else {
-            return;
-        };
-        if self.epoch.is_none_or(|e| c < e) {
-            self.epoch = Some(c);
+        let clock = e.track().clock_rate;
+        if let Some(c) = self.epoch.observe(e.unit.dts, clock, SystemTime::now()) {
             match &mut self.cutter {
                 Cutter::Ts(s) => s.set_epoch(c),
                 Cutter::Fmp4(s) => s.set_epoch(c),
@@ -316,7 +300,7 @@ async fn run(all: HlsMuxers, path: String, m: Arc<HlsMuxer>) {
         let mut feed = Feed {
             m: &m,
             cutter,
-            epoch: None,
+            epoch: WallClock::default(),
             init: 0,
             variant: cfg.variant,
             disk: disk.as_ref(),

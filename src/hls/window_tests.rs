@@ -22,6 +22,7 @@ fn part(id: u64, segment: u64) -> Part {
         data: Bytes::from(vec![id as u8; 10]),
         segment,
         discontinuity: false,
+        start: std::time::SystemTime::UNIX_EPOCH,
     }
 }
 

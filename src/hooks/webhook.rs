@@ -38,6 +38,11 @@ pub struct Payload {
     pub query: String,
     /// Unix time, milliseconds.
     pub time: u64,
+    /// Recording events: the segment's file, and (when complete) its seconds of media.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment_duration: Option<f64>,
 }
 
 /// The time now, as `Payload::time` gives it.

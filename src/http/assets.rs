@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 #[derive(rust_embed::RustEmbed)]
 #[folder = "web/"]
 #[include = "player.html"]
+#[include = "playback.html"]
 #[include = "vendor/*.js"]
 struct Web;
 
@@ -27,6 +28,11 @@ fn asset(file: &str, content_type: &'static str, cache: &'static str) -> Respons
 /// The player page: it plays `index.m3u8` next to it, so one page serves every path.
 pub fn player() -> Response {
     asset("player.html", "text/html; charset=utf-8", "no-cache")
+}
+
+/// The recordings page of the playback server.
+pub fn playback_page() -> Response {
+    asset("playback.html", "text/html; charset=utf-8", "no-cache")
 }
 
 pub fn hls_js() -> Response {

@@ -1,7 +1,7 @@
 //! The HTTP media listener (`hlsAddress`, axum): routes `GET /<path>.flv` to HTTP-FLV
 //! and `GET /<path>/<file>` to HLS and the player page (`GET /<path>/`).
 
-mod assets;
+pub(crate) mod assets;
 pub(crate) mod auth;
 pub mod client;
 pub(crate) mod conn;

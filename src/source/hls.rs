@@ -4,10 +4,10 @@
 //! resets restart the timeline where it stood.
 
 use super::{Pull, SourceError};
-use crate::codec::{h264, h265};
-use crate::core::{Codec, Payload, Publisher, Stream, StreamConfig, Track, Unit};
+use crate::core::{Publisher, Stream, StreamConfig, Track};
 use crate::format::fmp4;
-use crate::format::mpegts::demux::{next_adts, split_annexb, EsKind, Pes, TsDemuxer};
+use crate::format::mpegts::demux::TsDemuxer;
+use crate::format::segment::{self, Frame, TS_WRAP};
 use crate::http::client::{self as http, HttpConn};
 use crate::tls::Fingerprint;
 use bytes::Bytes;
@@ -18,79 +18,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-const TS_WRAP: i64 = 1 << 33;
 /// A jump larger than this between consecutive timestamps is a discontinuity.
 const MAX_JUMP: i64 = 10 * 90_000;
 
 fn err(e: anyhow::Error) -> SourceError {
     SourceError::Hls(format!("{e:#}"))
-}
-
-/// AudioSpecificConfig from an ADTS header's fields.
-fn asc(profile: u8, rate_index: u8, channels: u8) -> Bytes {
-    let ot = profile + 1;
-    Bytes::from(vec![
-        (ot << 3) | (rate_index >> 1),
-        ((rate_index & 1) << 7) | (channels << 3),
-    ])
-}
-
-/// Tracks out of a segment's PES packets, parameter sets included when its first
-/// keyframe carries them. Video first, then audio; `None` if nothing is usable.
-fn tracks_of(pes: &[Pes]) -> Option<(Vec<Track>, HashMap<u16, usize>)> {
-    let mut tracks = Vec::new();
-    let mut index = HashMap::new();
-    let video = pes
-        .iter()
-        .find(|p| matches!(p.kind, EsKind::H264 | EsKind::H265));
-    if let Some(v) = video {
-        let all: Vec<Bytes> = pes
-            .iter()
-            .filter(|p| p.pid == v.pid)
-            .flat_map(|p| split_annexb(&p.data))
-            .collect();
-        let find = |typ: u8, h265: bool| {
-            all.iter()
-                .find(|n| {
-                    if h265 {
-                        h265::nal_type(n) == typ
-                    } else {
-                        h264::nal_type(n) == typ
-                    }
-                })
-                .cloned()
-        };
-        let codec = match v.kind {
-            EsKind::H264 => Codec::H264 {
-                sps: find(h264::NAL_SPS, false),
-                pps: find(h264::NAL_PPS, false),
-            },
-            _ => Codec::H265 {
-                vps: find(h265::NAL_VPS, true),
-                sps: find(h265::NAL_SPS, true),
-                pps: find(h265::NAL_PPS, true),
-            },
-        };
-        index.insert(v.pid, tracks.len());
-        tracks.push(Track::new(codec, 90000));
-    }
-    if let Some(a) = pes.iter().find(|p| p.kind == EsKind::Aac) {
-        if let Some((profile, rate, channels, _)) = next_adts(&a.data, &mut 0) {
-            let config = asc(profile, rate, channels);
-            if let Ok(cfg) = crate::codec::aac::AudioSpecificConfig::parse(&config) {
-                index.insert(a.pid, tracks.len());
-                tracks.push(Track::new(
-                    Codec::Aac {
-                        config,
-                        sample_rate: cfg.sample_rate,
-                        channels: cfg.channels,
-                    },
-                    cfg.sample_rate,
-                ));
-            }
-        }
-    }
-    (!tracks.is_empty()).then_some((tracks, index))
 }
 
 /// 90 kHz timestamps → the stream timeline, across 33-bit wraps and discontinuities.
@@ -139,60 +71,6 @@ impl Timeline {
     }
 }
 
-/// A frame out of a segment, whichever container it came in.
-struct Frame {
-    /// PID (MPEG-TS) or track id (fMP4).
-    key: u32,
-    /// 90 kHz decode time, unwrapped.
-    dts: i64,
-    cts: i64,
-    media: FrameMedia,
-}
-
-enum FrameMedia {
-    Video {
-        nalus: Vec<Bytes>,
-        h265: bool,
-    },
-    /// A PES of ADTS frames.
-    Adts(Bytes),
-    /// One audio access unit (fMP4: AAC or Opus).
-    Audio(Bytes),
-}
-
-/// Length-prefixed NAL units (fMP4 samples).
-fn split_lengths(data: &Bytes, size: u8) -> Vec<Bytes> {
-    let size = usize::from(size.clamp(1, 4));
-    let mut out = Vec::new();
-    let mut pos = 0;
-    while pos + size <= data.len() {
-        let len = data[pos..pos + size]
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        pos += size;
-        if len == 0 || pos + len > data.len() {
-            break;
-        }
-        out.push(data.slice(pos..pos + len));
-        pos += len;
-    }
-    out
-}
-
-fn audio_unit(track: usize, at: i64, au: Bytes) -> Unit {
-    Unit {
-        track,
-        pts: at,
-        dts: at,
-        keyframe: true,
-        payload: Payload::Frame(au),
-    }
-}
-
-fn to_90k(t: u64, clock: u32) -> i64 {
-    (u128::from(t) * 90_000 / u128::from(clock.max(1))).min(i64::MAX as u128) as i64
-}
-
 /// What an fMP4 init section said: tracks by id.
 struct Init {
     uri: String,
@@ -238,39 +116,14 @@ impl Feed {
             .map_err(|e| SourceError::Hls(e.to_string()))?;
         self.demux.flush(&mut pes);
         if self.stream.is_none() {
-            let Some((tracks, index)) = tracks_of(&pes) else {
+            let Some((tracks, index)) = segment::ts_tracks(&pes) else {
                 return Ok(Vec::new());
             };
             let index = index.into_iter().map(|(k, v)| (u32::from(k), v)).collect();
             self.start(tracks, index, publisher, cfg)?;
         }
-        let mut frames = Vec::with_capacity(pes.len());
-        for p in pes {
-            let (Some(pts), Some(dts)) = (p.pts, p.dts) else {
-                continue;
-            };
-            let dts_u = self.timeline.unwrap(p.pid, dts);
-            let cts = (pts as i64 - dts as i64).rem_euclid(TS_WRAP);
-            let cts = if cts > TS_WRAP / 2 {
-                cts - TS_WRAP
-            } else {
-                cts
-            };
-            let media = match p.kind {
-                EsKind::H264 | EsKind::H265 => FrameMedia::Video {
-                    nalus: split_annexb(&p.data),
-                    h265: p.kind == EsKind::H265,
-                },
-                EsKind::Aac => FrameMedia::Adts(p.data),
-            };
-            frames.push(Frame {
-                key: u32::from(p.pid),
-                dts: dts_u,
-                cts,
-                media,
-            });
-        }
-        Ok(frames)
+        let timeline = &mut self.timeline;
+        Ok(segment::ts_frames(pes, |pid, t| timeline.unwrap(pid, t)))
     }
 
     /// An fMP4 segment's frames, described by the init section.
@@ -292,37 +145,8 @@ impl Feed {
                 .collect();
             self.start(tracks, index, publisher, cfg)?;
         }
-        let by_id: HashMap<u32, &fmp4::demux::InitTrack> =
-            init_tracks.iter().map(|t| (t.id, t)).collect();
-        let mut samples = Vec::new();
-        fmp4::demux::parse_fragments(data, &mut samples)
-            .map_err(|e| SourceError::Hls(format!("fMP4 segment: {e}")))?;
-        let mut frames = Vec::with_capacity(samples.len());
-        for s in samples {
-            let Some(t) = by_id.get(&s.track_id) else {
-                continue;
-            };
-            let clock = t.track.clock_rate;
-            let media = match t.track.codec {
-                Codec::H264 { .. } | Codec::H265 { .. } => FrameMedia::Video {
-                    nalus: split_lengths(&s.data, t.length_size),
-                    h265: matches!(t.track.codec, Codec::H265 { .. }),
-                },
-                _ => FrameMedia::Audio(s.data),
-            };
-            let cts = if s.cts < 0 {
-                -to_90k(s.cts.unsigned_abs(), clock)
-            } else {
-                to_90k(s.cts as u64, clock)
-            };
-            frames.push(Frame {
-                key: s.track_id,
-                dts: to_90k(s.dts, clock),
-                cts,
-                media,
-            });
-        }
-        Ok(frames)
+        segment::fmp4_frames(&init_tracks, data)
+            .map_err(|e| SourceError::Hls(format!("fMP4 segment: {e}")))
     }
 
     /// A segment's units, written into the stream at the pace their timestamps say.
@@ -352,40 +176,7 @@ impl Feed {
             }
             self.pace(t).await;
             let clock = i64::from(tracks[track].clock_rate.max(1));
-            match f.media {
-                FrameMedia::Video { nalus, h265 } => {
-                    let nalus: Vec<Bytes> = nalus
-                        .into_iter()
-                        .filter(|n| match h265 {
-                            false => h264::nal_type(n) != h264::NAL_AUD,
-                            true => h265::nal_type(n) != h265::NAL_AUD,
-                        })
-                        .collect();
-                    if nalus.is_empty() {
-                        continue;
-                    }
-                    let keyframe = match h265 {
-                        false => h264::is_keyframe(&nalus),
-                        true => h265::is_keyframe(&nalus),
-                    };
-                    stream.write(Unit {
-                        track,
-                        pts: t + f.cts,
-                        dts: t,
-                        keyframe,
-                        payload: Payload::Nalus(nalus),
-                    });
-                }
-                FrameMedia::Adts(data) => {
-                    let mut pos = 0;
-                    let mut at = t * clock / 90_000;
-                    while let Some((_, _, _, au)) = next_adts(&data, &mut pos) {
-                        stream.write(audio_unit(track, at, au));
-                        at += 1024;
-                    }
-                }
-                FrameMedia::Audio(au) => stream.write(audio_unit(track, t * clock / 90_000, au)),
-            }
+            f.into_units(track, t, clock, |u| stream.write(u));
         }
         Ok(())
     }
@@ -573,6 +364,5 @@ mod tests {
         // A 1-hour jump (a new encoder): continues right after.
         let c = t.unwrap(1, 90_000 * 3600);
         assert_eq!(t.map(c), 96_000);
-        assert_eq!(asc(1, 3, 2)[..], [0x11, 0x90]);
     }
 }

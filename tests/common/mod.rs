@@ -43,6 +43,33 @@ pub fn have_browser(modules: &[&str]) -> bool {
     )
 }
 
+/// Runs a script of tests/browser with node (within 90 s): whether it succeeded, its stdout.
+pub fn node(script: &str, args: &[&str]) -> (bool, String) {
+    node_with(script, args, &[])
+}
+
+/// `node` with environment variables (HTTP_USER/HTTP_PASS answer a Basic prompt).
+pub fn node_with(script: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/browser")
+        .join(script);
+    let mut child = Command::new("node")
+        .arg(&script)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_child(
+        &mut child,
+        Duration::from_secs(90),
+        script.to_str().unwrap(),
+    );
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    (status.success(), out)
+}
+
 /// H.264 640x360 with its parameter sets, for in-process publishers.
 pub fn h264_track() -> mediarouter::core::Track {
     let hex = |s: &str| bytes::Bytes::from(mediarouter::codec::aac::decode_hex(s).unwrap());

@@ -164,7 +164,8 @@ fn audio(channels: u8, rate: u32) -> Audio {
     }
 }
 
-fn trak(track: &Track, id: u32) -> Result<Trak, Fmp4Error> {
+/// A track's `trak` with its sample entry and empty sample tables.
+pub(super) fn trak(track: &Track, id: u32) -> Result<Trak, Fmp4Error> {
     let video = track.codec.is_video();
     let (w, h) = if video {
         crate::format::flv::mux::video_size(track).unwrap_or((0, 0))

@@ -1,10 +1,12 @@
 //! Fragmented MP4 (ISO/IEC 14496-12, CMAF), sans-io: the init segment (`ftyp` +
 //! `moov` with `mvex`) and media fragments (`moof` + `mdat`) for H.264, H.265, AAC and
-//! Opus. Boxes are encoded by `mp4-atom`; this module decides what goes in them.
+//! Opus, and plain MP4 headers for downloads. Boxes are encoded by `mp4-atom`; this
+//! module decides what goes in them.
 
 pub mod demux;
 mod fragment;
 mod init;
+pub mod progressive;
 
 pub use fragment::{fragment, Sample, TrackRun};
 pub use init::{carries, codec_string, init_segment};

@@ -56,6 +56,26 @@ fn ts33(b: &[u8]) -> u64 {
 }
 
 impl TsDemuxer {
+    /// A demuxer that already knows the streams (another's `streams()`): for reading
+    /// from the middle of a file, after its tables.
+    pub fn with_streams(streams: &[(u16, EsKind)]) -> Self {
+        let mut d = TsDemuxer::default();
+        for &(pid, kind) in streams {
+            d.add_stream(pid, kind);
+        }
+        d
+    }
+
+    fn add_stream(&mut self, pid: u16, kind: EsKind) {
+        self.streams.entry(pid).or_insert(Es {
+            kind,
+            buf: Vec::new(),
+            pts: None,
+            dts: None,
+            started: false,
+        });
+    }
+
     /// The elementary streams the PMT announced, by PID.
     pub fn streams(&self) -> Vec<(u16, EsKind)> {
         let mut v: Vec<(u16, EsKind)> = self.streams.iter().map(|(p, e)| (*p, e.kind)).collect();
@@ -150,13 +170,7 @@ impl TsDemuxer {
                 _ => None,
             };
             if let Some(kind) = kind {
-                self.streams.entry(pid).or_insert(Es {
-                    kind,
-                    buf: Vec::new(),
-                    pts: None,
-                    dts: None,
-                    started: false,
-                });
+                self.add_stream(pid, kind);
             }
             rest = rest.get(5 + es_len..).unwrap_or_default();
         }
