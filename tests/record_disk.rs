@@ -493,7 +493,7 @@ fn playback_needs_the_playback_permission() {
         "playback: yes\nplaybackAddress: 127.0.0.1:0\nauthInternalUsers:\n\
          - user: viewer\n  pass: secret\n  permissions: [{{action: playback, path: cam}}]\n\
          - user: any\n  permissions: [{{action: read}}, {{action: publish}}]\n\
-         paths:\n  cam:\n    record: yes\n    recordPath: {}/%path/%s\n  other:\n    record: yes\n",
+         paths:\n  cam:\n    record: yes\n    recordPath: {}/%path/%s-%f\n  other:\n    record: yes\n",
         dir.path().display()
     ));
     let pb = srv.server.playback_addr().unwrap();

@@ -667,6 +667,9 @@ impl Config {
                 t.validate()
                     .map_err(|e| format!("paths: '{}': {e}", pattern.entry_name()))?;
             }
+            let default = PathConf::default();
+            record::validate(conf.as_ref().unwrap_or(&default), self.playback)
+                .map_err(|e| format!("paths: '{}': {e}", pattern.entry_name()))?;
         }
         for (pattern, conf) in &self.paths {
             let (PathPattern::Regex(re), Some(conf)) = (pattern, conf) else {

@@ -23,6 +23,29 @@ impl RecordFormat {
     }
 }
 
+/// MediaMTX's rules for a path's recording keys: every segment of every path gets a
+/// name of its own (with `%f` for the playback server, which finds segments by it).
+pub fn validate(conf: &super::PathConf, playback: bool) -> Result<(), String> {
+    let p = &conf.record_path;
+    if !p.contains("%path") {
+        return Err("recordPath must contain %path".into());
+    }
+    let clock = ["%Y", "%m", "%d", "%H", "%M", "%S"];
+    if !p.contains("%s") && !clock.iter().all(|f| p.contains(f)) {
+        return Err("recordPath must contain either %s or %Y %m %d %H %M %S".into());
+    }
+    if playback && !p.contains("%f") {
+        return Err("recordPath must contain %f (the playback server is on)".into());
+    }
+    if conf.record_segment_duration.0 > std::time::Duration::from_secs(86_400) {
+        return Err("recordSegmentDuration: at most 1 day".into());
+    }
+    if conf.record_part_duration.0 < std::time::Duration::from_millis(100) {
+        return Err("recordPartDuration: at least 100ms".into());
+    }
+    Ok(())
+}
+
 /// A size in bytes; deserializes from `50M`, `1.5G`, `512KB`, `100B` or a number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteSize(pub u64);
@@ -62,6 +85,24 @@ impl<'de> Deserialize<'de> for ByteSize {
 #[cfg(test)]
 mod tests {
     use super::parse_size;
+
+    #[test]
+    fn record_paths_follow_mediamtx_rules() {
+        let check = |path: &str, playback: bool| {
+            let conf = crate::config::PathConf {
+                record_path: path.into(),
+                ..Default::default()
+            };
+            super::validate(&conf, playback)
+        };
+        assert!(check("./recordings/%path/%Y-%m-%d_%H-%M-%S-%f", true).is_ok());
+        assert!(check("r/%path/%s", false).is_ok());
+        assert!(check("r/%path/%s", true).unwrap_err().contains("%f"));
+        assert!(check("r/%Y-%m-%d_%H-%M-%S", false)
+            .unwrap_err()
+            .contains("%path"));
+        assert!(check("r/%path/%Y-%m-%d", false).unwrap_err().contains("%s"));
+    }
 
     #[test]
     fn sizes_read_as_mediamtx_writes_them() {

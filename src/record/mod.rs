@@ -93,10 +93,6 @@ impl Recorders {
 
 /// Records the path's streams, one after another, until it has none or `stop`.
 async fn record(manager: &PathManager, name: &str, settings: Settings, stop: &CancellationToken) {
-    if !settings.pattern.has_time() {
-        tracing::error!(path = %name, "not recording: recordPath needs %s or %S (with %Y %m %d %H %M), or every segment gets the same name");
-        return;
-    }
     let Some(path) = manager.path(name) else {
         return;
     };

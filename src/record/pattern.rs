@@ -60,11 +60,6 @@ impl RecordPattern {
         }
     }
 
-    /// Whether two segments started apart can't get the same name.
-    pub fn has_time(&self) -> bool {
-        self.pattern.contains("%s") || self.pattern.contains("%S")
-    }
-
     /// The file of `path`'s segment that starts at `t` (local time, as MediaMTX).
     pub fn render(&self, path: &str, t: SystemTime) -> String {
         let local: DateTime<Local> = t.into();
@@ -251,7 +246,6 @@ mod tests {
                 .map(|(_, t)| t),
             Some(at(1_699_996_400, 0))
         );
-        assert!(z.has_time() && !RecordPattern::new("r/%path", ".mp4").has_time());
         // A '%' that is no placeholder is text.
         let q = RecordPattern::new("r/100%_%s", ".mp4");
         assert_eq!(q.render("x", t), "r/100%_1700000000.mp4");
