@@ -133,6 +133,54 @@ fn events_reach_the_receiver_with_their_fields() {
     let _ = publisher.wait();
 }
 
+/// A recorded path tells of each segment file: created, then complete with its length.
+#[test]
+fn recording_segments_are_told() {
+    if !present(have_ffmpeg(), "ffmpeg missing", "skipping: no ffmpeg") {
+        return;
+    }
+    let rx = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let srv = TestServer::start(&format!(
+        "rtspTransports: [tcp]\npaths:\n  rec:\n    record: yes\n    recordPath: {}/%path/%s-%f\n    recordSegmentDuration: 1s\n\
+         \x20   webhooks: [{{url: http://{}/events, events: [recordSegmentCreate, recordSegmentComplete]}}]\n",
+        dir.path().display(),
+        rx.addr
+    ));
+    let mut publisher = publish(&clip(Clip::H264Aac, 4), &srv.url("rec"), "tcp", false);
+    let created = rx.wait("rec", "recordSegmentCreate");
+    let file = created["segmentPath"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        file.starts_with(&dir.path().display().to_string()) && file.ends_with(".mp4"),
+        "{created}"
+    );
+    assert!(std::path::Path::new(&file).exists(), "{created}");
+    assert_eq!(created["readerType"], "recorder", "{created}");
+    let complete = rx.wait("rec", "recordSegmentComplete");
+    assert_eq!(complete["segmentPath"], file.as_str(), "{complete}");
+    let secs = complete["segmentDuration"].as_f64().unwrap_or(0.0);
+    assert!((0.9..=2.1).contains(&secs), "{complete}");
+    wait_child(&mut publisher, Duration::from_secs(30), "publisher");
+    // Only the events asked for.
+    let others = rx
+        .bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|b| {
+            b["path"] == "rec"
+                && !b["event"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("recordSegment")
+        })
+        .count();
+    assert_eq!(others, 0);
+}
+
 #[test]
 fn a_webhook_that_refuses_publish_stops_rtsp_and_rtmp_publishers() {
     if !present(have_ffmpeg(), "ffmpeg missing", "skipping: no ffmpeg") {
