@@ -517,3 +517,37 @@ fn playback_needs_the_playback_permission() {
         401
     );
 }
+
+/// The recorder is no client: it takes no `maxReaders` slot, and an on-demand source
+/// still closes after the last client left (recording what was watched).
+#[test]
+fn the_recorder_is_no_client() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let (cam, _pubs) = cameras("", &["cam"]);
+    let dir = tempfile::tempdir().unwrap();
+    let edge = TestServer::start(&format!(
+        "paths:\n  pulled:\n    source: rtsp://{}/cam\n    sourceOnDemand: yes\n    sourceOnDemandCloseAfter: 1s\n\
+         \x20   maxReaders: 1\n    record: yes\n    recordPath: {}/%path/%Y-%m-%d_%H-%M-%S-%f\n    recordSegmentDuration: 1s\n",
+        cam.addr,
+        dir.path().display()
+    ));
+    let out = dir.path().join("read.mkv");
+    let mut reader = read_for(&edge.url("pulled"), 3, &out);
+    assert!(wait_child(&mut reader, Duration::from_secs(40), "reader").success());
+    assert!(
+        video_packets(&out) as f64 >= 2.5 * FPS,
+        "one client fits beside the recorder"
+    );
+    assert!(
+        !segments(&dir.path().join("pulled")).is_empty(),
+        "what was watched is recorded"
+    );
+    wait_until(
+        Duration::from_secs(15),
+        "the on-demand source to let go",
+        || cam.readers("cam") == 0,
+    );
+    wait_log(&["recording ended", "path=pulled"], "the recorder's end");
+}

@@ -438,6 +438,16 @@ impl Path {
         self.lock().readers.len()
     }
 
+    /// Readers that keep an on-demand source (or `runOnDemand`) going: all but the
+    /// recorder, which records while someone else wants the stream.
+    pub fn demanding_readers(&self) -> usize {
+        self.lock()
+            .readers
+            .iter()
+            .filter(|(_, p)| *p != Peer::Recorder)
+            .count()
+    }
+
     pub fn info(&self) -> PathInfo {
         let st = self.lock();
         PathInfo {
@@ -491,7 +501,14 @@ impl Path {
             .clone()
             .ok_or_else(|| PathError::NoPublisher(self.name.clone()))?;
         let max = self.conf().max_readers;
-        if max != 0 && st.readers.len() >= max as usize {
+        // maxReaders counts the clients; the path's own recorder is no client.
+        let clients = || {
+            st.readers
+                .iter()
+                .filter(|(_, p)| *p != Peer::Recorder)
+                .count()
+        };
+        if max != 0 && peer != Peer::Recorder && clients() >= max as usize {
             return Err(PathError::TooManyReaders(self.name.clone(), max));
         }
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);

@@ -387,7 +387,7 @@ impl PathManager {
                     undemand,
                     readers: Box::new(move || {
                         weak.upgrade()
-                            .and_then(|i| i.paths().get(&path).map(|p| p.readers()))
+                            .and_then(|i| i.paths().get(&path).map(|p| p.demanding_readers()))
                             .unwrap_or(0)
                     }),
                 },

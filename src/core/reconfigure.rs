@@ -276,7 +276,7 @@ impl PathManager {
             path.close("the path now pulls from a source (config reloaded)");
         }
         if let Some(url) = new_url {
-            let wanted = !m.conf.source_on_demand || (was_running && path.readers() > 0);
+            let wanted = !m.conf.source_on_demand || (was_running && path.demanding_readers() > 0);
             if wanted {
                 crate::source::ensure(self, &name, url, m.conf.clone());
             }

@@ -145,6 +145,20 @@ impl Cutter {
         }
     }
 
+    /// The codecs of `tracks` (the stream's) that the format can't carry.
+    pub fn left_out(&self, tracks: &[Track]) -> Vec<String> {
+        let carried = |i: usize, t: &Track| match &self.kind {
+            Kind::Fmp4 { .. } => crate::format::fmp4::carries(t),
+            Kind::Ts(ts) => ts.mux.carries(i),
+        };
+        tracks
+            .iter()
+            .enumerate()
+            .filter(|(i, t)| !carried(*i, t))
+            .map(|(_, t)| t.codec.name().to_string())
+            .collect()
+    }
+
     /// Wall-clock time at stream time 0, for files opened from now on.
     pub fn set_epoch(&mut self, epoch: SystemTime) {
         self.epoch = epoch;

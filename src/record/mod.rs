@@ -126,6 +126,11 @@ async fn record(manager: &PathManager, name: &str, settings: Settings, stop: &Ca
             }
         };
         tracing::info!(path = %name, "recording ({:?})", settings.format);
+        let left_out = cutter.left_out(&tracks);
+        if !left_out.is_empty() {
+            let (codecs, format) = (left_out.join(", "), settings.format);
+            tracing::warn!(path = %name, "recording leaves out {codecs}: {format:?} can't carry it");
+        }
         let mut clock = WallClock::default();
         let mut events = Vec::new();
         let end = loop {
@@ -165,6 +170,10 @@ async fn record(manager: &PathManager, name: &str, settings: Settings, stop: &Ca
             Some(ReadEnd::Closed) => continue,
             Some(ReadEnd::TooSlow) => {
                 dropped += 1;
+                // Once per burst: the 1st, 2nd, 4th, 8th… time.
+                if !dropped.is_power_of_two() {
+                    continue;
+                }
                 tracing::warn!(path = %name, "recording fell behind the stream (disk too slow; {dropped} times so far): it goes on from the next keyframe, in a new segment");
             }
             None => break,

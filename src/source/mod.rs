@@ -195,7 +195,7 @@ async fn close_when_idle(
             _ = tokio::time::sleep(IDLE_CHECK) => {}
         }
         let path = manager.path(&name);
-        let readers = path.as_ref().map_or(0, |p| p.readers());
+        let readers = path.as_ref().map_or(0, |p| p.demanding_readers());
         let has_stream = path.as_ref().is_some_and(|p| p.stream().is_some());
         if readers > 0 || has_stream != had_stream {
             // A reader, or the stream just came or went: the idle time starts over.
