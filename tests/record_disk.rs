@@ -551,3 +551,104 @@ fn the_recorder_is_no_client() {
     );
     wait_log(&["recording ended", "path=pulled"], "the recorder's end");
 }
+
+/// A loop-mounted ext4 image, frozen on demand (`fsfreeze`); thawed and unmounted when
+/// dropped, whatever happened.
+struct Frozen {
+    dir: PathBuf,
+    frozen: bool,
+}
+
+impl Frozen {
+    fn mount(image: &Path, dir: &Path) -> Option<Frozen> {
+        let run = |cmd: &mut Command| {
+            cmd.stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        std::fs::create_dir_all(dir).ok()?;
+        let ok = run(Command::new("truncate").args(["-s", "64M"]).arg(image))
+            && run(Command::new("mkfs.ext4").arg("-q").arg(image))
+            && run(Command::new("mount")
+                .args(["-o", "loop"])
+                .arg(image)
+                .arg(dir));
+        ok.then(|| Frozen {
+            dir: dir.to_path_buf(),
+            frozen: false,
+        })
+    }
+
+    fn freeze(&mut self, on: bool) {
+        let flag = if on { "-f" } else { "-u" };
+        let st = Command::new("fsfreeze")
+            .arg(flag)
+            .arg(&self.dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "fsfreeze {flag}");
+        self.frozen = on;
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        if self.frozen {
+            let _ = Command::new("fsfreeze").arg("-u").arg(&self.dir).status();
+        }
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+/// A disk that stops taking writes holds up neither the publisher nor other readers;
+/// once it takes them again the recorder goes on from a keyframe, in a new segment,
+/// and says it fell behind.
+#[test]
+fn a_stalled_disk_holds_nothing_up() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("disk");
+    let Some(mut disk) = Frozen::mount(&dir.path().join("disk.img"), &mnt) else {
+        present(
+            false,
+            "the stalled-disk test loop-mounts an ext4 image (CI runs as root)",
+            "skipping: can't loop-mount an image (not root)",
+        );
+        return;
+    };
+    let (srv, _pubs) = cameras(
+        &format!(
+            "writeQueueSize: 64\npathDefaults:\n  record: yes\n  recordPath: {}/%path/%Y-%m-%d_%H-%M-%S-%f\n  recordSegmentDuration: 1s\n",
+            mnt.display()
+        ),
+        &["stall"],
+    );
+    let stream = srv.wait_stream("stall");
+    wait_until(Duration::from_secs(20), "a segment", || {
+        !segments(&mnt.join("stall")).is_empty()
+    });
+    disk.freeze(true);
+    let out = dir.path().join("read.mkv");
+    let mut reader = read_for(&srv.url("stall"), 3, &out);
+    wait_child(&mut reader, Duration::from_secs(30), "reader");
+    assert!(
+        video_packets(&out) as f64 >= 2.5 * FPS,
+        "a reader plays while the disk stalls"
+    );
+    let before = segments(&mnt.join("stall")).len();
+    disk.freeze(false);
+    wait_log(
+        &["WARN", "recording fell behind", "path=stall"],
+        "the recorder to say it fell behind",
+    );
+    wait_until(Duration::from_secs(20), "a new segment", || {
+        segments(&mnt.join("stall")).len() > before
+    });
+    assert!(
+        std::sync::Arc::ptr_eq(&stream, &srv.wait_stream("stall")),
+        "the publisher went on"
+    );
+}

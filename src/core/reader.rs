@@ -60,6 +60,8 @@ pub struct StreamReader {
     cursor: u64,
     skipping: bool,
     lags: VecDeque<Instant>,
+    /// Times this reader fell out of the ring and skipped to a keyframe.
+    skips: u64,
     rtp_start: Vec<(u16, u32)>,
     /// Longest this reader sleeps without looking at the ring (see `look_every`).
     look_every: Option<Duration>,
@@ -78,6 +80,7 @@ impl StreamReader {
             cursor,
             skipping: false,
             lags: VecDeque::new(),
+            skips: 0,
             rtp_start,
             look_every: None,
         }
@@ -85,6 +88,12 @@ impl StreamReader {
 
     pub fn stream(&self) -> &Arc<Stream> {
         &self.stream
+    }
+
+    /// How often this reader fell behind and skipped to the next keyframe (what a
+    /// writer of files cuts a new one at: the media has a gap).
+    pub fn skips(&self) -> u64 {
+        self.skips
     }
 
     /// (sequence number, RTP timestamp) of the first packet this reader gets per track.
@@ -156,6 +165,7 @@ impl StreamReader {
         let ring = stream.ring.read().unwrap_or_else(|e| e.into_inner());
         if self.cursor < ring.first {
             lagged(stream, &mut self.lags, &mut self.skipping)?;
+            self.skips += 1;
             self.cursor = ring.first;
         }
         let from = (self.cursor - ring.first) as usize;

@@ -167,14 +167,23 @@ impl Cutter {
         }
     }
 
-    /// The next keyframe opens a new file (the last one failed, or was cut short).
+    /// The next keyframe opens a new file; the current one ends with what it holds
+    /// (the media has a gap: the reader skipped ahead).
     pub fn cut_at_next_keyframe(&mut self) {
         self.cut = true;
+        if let Kind::Fmp4 { seg, .. } = &mut self.kind {
+            seg.cut_at_next_keyframe();
+        }
+    }
+
+    /// The current file failed: what is still held for it goes nowhere, and the next
+    /// keyframe opens a new one.
+    pub fn restart_after_failure(&mut self) {
+        self.cut_at_next_keyframe();
         if let Kind::Fmp4 {
             seg, file, skip, ..
         } = &mut self.kind
         {
-            seg.cut_at_next_keyframe();
             *file = None;
             *skip = Some(seg.next_seq());
         }

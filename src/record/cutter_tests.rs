@@ -95,16 +95,22 @@ fn fmp4_parts_end_at_the_size_limit_and_a_cut_opens_a_new_file() {
         .count();
     assert!(parts > 5, "small parts: {parts}");
     // A failed write: the next keyframe (frame 60) starts a new file, with the init.
-    c.cut_at_next_keyframe();
+    c.restart_after_failure();
     let before = ev.len();
     run(&mut c, 60, 120, 30, &mut ev);
+    // A gap (the reader skipped ahead): the file so far ends whole, the next keyframe
+    // (frame 150) starts another.
+    c.cut_at_next_keyframe();
+    run(&mut c, 140, 180, 30, &mut ev);
     c.finish(&mut ev);
     let later = files(&ev[before..]);
-    assert_eq!(later.len(), 1);
+    assert_eq!(later.len(), 2);
     assert_eq!(later[0].0, UNIX_EPOCH + Duration::from_secs(2));
+    assert_eq!(later[1].0, UNIX_EPOCH + Duration::from_secs(5));
     let (n, key_first) = fmp4_video_samples(&later[0].1);
     assert!(key_first);
-    assert_eq!(n, 60);
+    assert_eq!(n, 60 + 10, "frames 60..120, and 140..150 before the cut");
+    assert_eq!(fmp4_video_samples(&later[1].1), (30, true));
 }
 
 #[test]

@@ -133,11 +133,22 @@ async fn record(manager: &PathManager, name: &str, settings: Settings, stop: &Ca
         }
         let mut clock = WallClock::default();
         let mut events = Vec::new();
+        let mut skips = 0;
         let end = loop {
             let item = tokio::select! {
                 _ = stop.cancelled() => break None,
                 item = sub.next() => item,
             };
+            if sub.skips() != skips {
+                // The disk held the recorder up and the stream moved on: what follows
+                // starts at a keyframe, in a new segment.
+                skips = sub.skips();
+                dropped += 1;
+                if dropped.is_power_of_two() {
+                    tracing::warn!(path = %name, "recording fell behind the stream (disk too slow; {dropped} times so far): it goes on from the next keyframe, in a new segment");
+                }
+                cutter.cut_at_next_keyframe();
+            }
             match item {
                 Ok(StreamItem::Unit(e)) => {
                     if !cutter.started() {
@@ -156,7 +167,7 @@ async fn record(manager: &PathManager, name: &str, settings: Settings, stop: &Ca
             }
             for ev in events.drain(..) {
                 if !writer.apply(ev).await {
-                    cutter.cut_at_next_keyframe();
+                    cutter.restart_after_failure();
                 }
             }
         };
