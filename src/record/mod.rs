@@ -91,6 +91,15 @@ impl Recorders {
     }
 }
 
+/// Counts a time the recorder fell behind its stream; logs it once per burst (the 1st,
+/// 2nd, 4th, 8th… time).
+fn fell_behind(name: &str, dropped: &mut u64) {
+    *dropped += 1;
+    if dropped.is_power_of_two() {
+        tracing::warn!(path = %name, "recording fell behind the stream (disk too slow; {dropped} times so far): it goes on from the next keyframe, in a new segment");
+    }
+}
+
 /// Records the path's streams, one after another, until it has none or `stop`.
 async fn record(manager: &PathManager, name: &str, settings: Settings, stop: &CancellationToken) {
     let Some(path) = manager.path(name) else {
@@ -143,10 +152,7 @@ async fn record(manager: &PathManager, name: &str, settings: Settings, stop: &Ca
                 // The disk held the recorder up and the stream moved on: what follows
                 // starts at a keyframe, in a new segment.
                 skips = sub.skips();
-                dropped += 1;
-                if dropped.is_power_of_two() {
-                    tracing::warn!(path = %name, "recording fell behind the stream (disk too slow; {dropped} times so far): it goes on from the next keyframe, in a new segment");
-                }
+                fell_behind(name, &mut dropped);
                 cutter.cut_at_next_keyframe();
             }
             match item {
@@ -179,14 +185,7 @@ async fn record(manager: &PathManager, name: &str, settings: Settings, stop: &Ca
         match end {
             // A new publisher starts a new segment.
             Some(ReadEnd::Closed) => continue,
-            Some(ReadEnd::TooSlow) => {
-                dropped += 1;
-                // Once per burst: the 1st, 2nd, 4th, 8th… time.
-                if !dropped.is_power_of_two() {
-                    continue;
-                }
-                tracing::warn!(path = %name, "recording fell behind the stream (disk too slow; {dropped} times so far): it goes on from the next keyframe, in a new segment");
-            }
+            Some(ReadEnd::TooSlow) => fell_behind(name, &mut dropped),
             None => break,
         }
     }
