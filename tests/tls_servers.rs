@@ -1,6 +1,7 @@
 //! TLS listeners: HLS/HTTP-FLV over https (`hlsEncryption`) read by ffmpeg checking the
-//! test CA, the API over https (`apiEncryption`), and a certificate rotated on disk
-//! served to new connections while an open one keeps streaming.
+//! test CA, the API and the playback server over https (`apiEncryption`,
+//! `playbackEncryption`), and a certificate rotated on disk served to new connections
+//! while an open one keeps streaming.
 
 mod common;
 
@@ -43,7 +44,9 @@ fn https_hls_flv_and_api_with_certificate_rotation() {
     let (k, c) = (key.display(), crt.display());
     let srv = TestServer::start(&format!(
         "hlsEncryption: yes\nhlsServerKey: {k}\nhlsServerCert: {c}\n\
-         apiEncryption: yes\napiServerKey: {k}\napiServerCert: {c}\npaths:\n  all_others:\n"
+         apiEncryption: yes\napiServerKey: {k}\napiServerCert: {c}\n\
+         playback: yes\nplaybackAddress: 127.0.0.1:0\nplaybackEncryption: yes\nplaybackServerKey: {k}\nplaybackServerCert: {c}\n\
+         paths:\n  all_others:\n"
     ));
     let _publisher = Children(vec![publish(
         &clip(Clip::H264Aac, 6),
@@ -73,6 +76,12 @@ fn https_hls_flv_and_api_with_certificate_rotation() {
     let api = srv.server.api_addr().unwrap();
     srv.rt.block_on(async {
         let (_, head) = tls_get(api.port(), &first.fingerprint, "/v3/paths/list", 12)
+            .await
+            .unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        // The playback server too (its page).
+        let pb = srv.server.playback_addr().unwrap();
+        let (_, head) = tls_get(pb.port(), &first.fingerprint, "/", 12)
             .await
             .unwrap();
         assert_eq!(&head, b"HTTP/1.1 200");

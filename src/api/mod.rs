@@ -23,17 +23,6 @@ impl ApiServer {
         manager: PathManager,
         listen: CancellationToken,
     ) -> Result<ApiServer, ListenError> {
-        let tls = match config.api_encryption {
-            true => Some(crate::http::tls_config(
-                "API (TLS)",
-                config.api_address.0,
-                &config.api_server_key,
-                &config.api_server_cert,
-            )?),
-            false => None,
-        };
-        let (listener, local_addr) = crate::net::bind("API", config.api_address.0).await?;
-        let write_timeout = config.write_timeout.0;
         let app = axum::Router::new()
             .route("/v3/paths/list", get(paths::list))
             .route("/v3/paths/get/{*name}", get(paths::get))
@@ -44,22 +33,16 @@ impl ApiServer {
                 guard::guard,
             ))
             .with_state(manager);
-        tracing::info!("API listener opened on {local_addr}");
-        let task = tokio::spawn(async move {
-            let listener =
-                match crate::http::conn::TimeoutListener::new(listener, write_timeout, tls) {
-                    Ok(l) => l,
-                    Err(e) => return tracing::error!("API listener failed: {e}"),
-                };
-            let serve = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<crate::http::conn::Peer>(),
-            );
-            tokio::select! {
-                r = serve => if let Err(e) = r { tracing::error!("API listener failed: {e}") },
-                _ = listen.cancelled() => {}
-            }
-        });
+        let listener = crate::http::AppListener {
+            what: "API",
+            addr: config.api_address.0,
+            tls: config.api_encryption.then_some((
+                config.api_server_key.as_str(),
+                config.api_server_cert.as_str(),
+            )),
+            write_timeout: config.write_timeout.0,
+        };
+        let (local_addr, task) = crate::http::serve_app(listener, app, listen).await?;
         Ok(ApiServer { local_addr, task })
     }
 }

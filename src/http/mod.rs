@@ -107,6 +107,46 @@ impl HttpServer {
 
 /// The TLS config of a listener from its key and certificate files; an error keeps the
 /// listener closed.
+/// Where and how an axum app of ours listens: `what` names it in logs and errors.
+pub(crate) struct AppListener<'a> {
+    pub what: &'static str,
+    pub addr: SocketAddr,
+    /// Key and certificate files (PEM) when it serves https only.
+    pub tls: Option<(&'a str, &'a str)>,
+    pub write_timeout: std::time::Duration,
+}
+
+/// Binds and serves `app` (with each connection's `conn::Peer`) until `listen` is
+/// cancelled: the control API's and the playback server's accept loop.
+pub(crate) async fn serve_app(
+    l: AppListener<'_>,
+    app: axum::Router,
+    listen: tokio_util::sync::CancellationToken,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), ListenError> {
+    let tls = match l.tls {
+        Some((key, cert)) => Some(tls_config(l.what, l.addr, key, cert)?),
+        None => None,
+    };
+    let (listener, local_addr) = crate::net::bind(l.what, l.addr).await?;
+    let (what, write_timeout) = (l.what, l.write_timeout);
+    tracing::info!("{what} listener opened on {local_addr}");
+    let task = tokio::spawn(async move {
+        let listener = match conn::TimeoutListener::new(listener, write_timeout, tls) {
+            Ok(l) => l,
+            Err(e) => return tracing::error!("{what} listener failed: {e}"),
+        };
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<conn::Peer>(),
+        );
+        tokio::select! {
+            r = serve => if let Err(e) = r { tracing::error!("{what} listener failed: {e}") },
+            _ = listen.cancelled() => {}
+        }
+    });
+    Ok((local_addr, task))
+}
+
 pub(crate) fn tls_config(
     what: &'static str,
     addr: SocketAddr,

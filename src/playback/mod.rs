@@ -44,18 +44,6 @@ impl PlaybackServer {
         manager: PathManager,
         listen: CancellationToken,
     ) -> Result<PlaybackServer, ListenError> {
-        let tls = match config.playback_encryption {
-            true => Some(crate::http::tls_config(
-                "playback (TLS)",
-                config.playback_address.0,
-                &config.playback_server_key,
-                &config.playback_server_cert,
-            )?),
-            false => None,
-        };
-        let (listener, local_addr) =
-            crate::net::bind("playback", config.playback_address.0).await?;
-        let write_timeout = config.write_timeout.0;
         let app = App {
             manager,
             downloads: Arc::new(tokio::sync::Semaphore::new(MAX_DOWNLOADS)),
@@ -67,22 +55,16 @@ impl PlaybackServer {
             .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
             .layer(axum::middleware::from_fn_with_state(app.clone(), cors))
             .with_state(app);
-        tracing::info!("playback listener opened on {local_addr}");
-        let task = tokio::spawn(async move {
-            let listener =
-                match crate::http::conn::TimeoutListener::new(listener, write_timeout, tls) {
-                    Ok(l) => l,
-                    Err(e) => return tracing::error!("playback listener failed: {e}"),
-                };
-            let serve = axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<Peer>(),
-            );
-            tokio::select! {
-                r = serve => if let Err(e) = r { tracing::error!("playback listener failed: {e}") },
-                _ = listen.cancelled() => {}
-            }
-        });
+        let listener = crate::http::AppListener {
+            what: "playback",
+            addr: config.playback_address.0,
+            tls: config.playback_encryption.then_some((
+                config.playback_server_key.as_str(),
+                config.playback_server_cert.as_str(),
+            )),
+            write_timeout: config.write_timeout.0,
+        };
+        let (local_addr, task) = crate::http::serve_app(listener, router, listen).await?;
         Ok(PlaybackServer { local_addr, task })
     }
 }
