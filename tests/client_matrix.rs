@@ -166,7 +166,7 @@ fn vlc() -> Command {
     }
 }
 
-/// VLC plays `url` for `WINDOW` seconds, decoding the video and re-encoding it (MPEG-2)
+/// VLC plays `url` for `WINDOW` (+2) seconds, decoding the video and re-encoding it (MPEG-2)
 /// into a file: the frames in that file are frames VLC decoded.
 fn vlc_decoded(url: &str, dir: &Path, name: &str) -> Result<usize, String> {
     let out = dir.join(format!("{name}.ts"));
@@ -175,8 +175,10 @@ fn vlc_decoded(url: &str, dir: &Path, name: &str) -> Result<usize, String> {
         out.display()
     );
     let mut cmd = vlc();
+    // VLC's run time counts its start-up (HLS: playlist, parts, its 1 s cache), which
+    // on a loaded 2-core machine beside 15 other cells took over a second of WINDOW.
     cmd.args(["-q", "--aout=dummy", "--no-video-title-show"])
-        .arg(format!("--run-time={WINDOW}"))
+        .arg(format!("--run-time={}", WINDOW + 2))
         .args([url, "--sout", &sout, "vlc://quit"]);
     let (_, _, err) = output_within(&mut cmd, CELL_TIMEOUT)?;
     if !out.exists() {
