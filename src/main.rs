@@ -3,7 +3,7 @@
 use mediarouter::config::watch::ConfigWatch;
 use mediarouter::config::{self, Config, ConfigOrigin};
 use mediarouter::server::Server;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: mediarouter [CONFIG.yml]
@@ -78,7 +78,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    let (cfg, origin) = match config::load(explicit.as_deref()) {
+    let (cfg, origin, text) = match config::load(explicit.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -100,13 +100,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = rt.block_on(run(cfg, origin));
+    let code = rt.block_on(run(cfg, origin, text));
     // Connections still closing must not hold the process past the signal.
     rt.shutdown_timeout(std::time::Duration::from_millis(500));
     code
 }
 
-async fn run(cfg: Config, origin: ConfigOrigin) -> ExitCode {
+async fn run(cfg: Config, origin: ConfigOrigin, text: String) -> ExitCode {
     let server = match Server::start(cfg).await {
         Ok(s) => s,
         Err(e) => {
@@ -118,6 +118,7 @@ async fn run(cfg: Config, origin: ConfigOrigin) -> ExitCode {
         ConfigOrigin::File(p) => Some(p),
         ConfigOrigin::Embedded => None,
     };
+    server.set_config_source(file.clone(), text, true).await;
     let mut watch = file.as_deref().and_then(|f| match ConfigWatch::new(f) {
         Ok(w) => Some(w),
         Err(e) => {
@@ -145,31 +146,13 @@ async fn run(cfg: Config, origin: ConfigOrigin) -> ExitCode {
                     tracing::info!("received {name}, shutting down");
                     break;
                 }
-                Signal::Hangup => reload(&server, file.as_deref(), "SIGHUP").await,
+                Signal::Hangup => server.reload_file("SIGHUP").await,
             },
-            _ = changed => reload(&server, file.as_deref(), "the file changed").await,
+            _ = changed => server.reload_file("the file changed").await,
         }
     }
     server.stop().await;
     ExitCode::SUCCESS
-}
-
-/// Loads the file again and applies it; a bad file leaves the running config as is.
-async fn reload(server: &Server, file: Option<&Path>, why: &str) {
-    let Some(file) = file else {
-        tracing::info!("{why}: running on the embedded default config, nothing to reload");
-        return;
-    };
-    match config::load_file(file) {
-        Err(e) => tracing::error!("reload ({why}) failed, keeping the running config: {e}"),
-        Ok(new) if new == *server.manager.config() => {
-            tracing::debug!("reload ({why}): the config is unchanged")
-        }
-        Ok(new) => {
-            let summary = server.reload(new).await;
-            tracing::info!("{summary}");
-        }
-    }
 }
 
 #[cfg(unix)]

@@ -55,14 +55,16 @@ pub(super) async fn guard(
 
 /// Why a state-changing request may have come from another site's page, if it may.
 fn cross_site(req: &Request, allow: &[String]) -> Option<&'static str> {
-    let json = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    // Only POST is a method a page may send cross-site without a preflight.
+    let json = req.method() != Method::POST
+        || req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
     if !json {
-        return Some("state-changing API requests need Content-Type: application/json");
+        return Some("POST requests to the API need Content-Type: application/json");
     }
     match req.headers().get(header::ORIGIN).map(|o| o.to_str()) {
         None => None,

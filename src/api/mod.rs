@@ -1,16 +1,37 @@
 //! The control API (`apiAddress`, axum): JSON views of the paths, in MediaMTX's v3
 //! shapes (`/v3/paths/list`, `/v3/paths/get/<name>`) plus each source's state, so a
-//! failing camera shows why; and `POST /v3/auth/jwks/refresh`.
+//! failing camera shows why; `/v3/config/*` reads and writes (`config`), `/v3/info`
+//! and `POST /v3/auth/jwks/refresh`.
 
+mod config;
 mod guard;
 mod paths;
+
+use paths::error;
 
 use crate::config::Config;
 use crate::core::PathManager;
 use crate::server::ListenError;
-use axum::routing::{get, post};
+use crate::server::ServerInner;
+use axum::routing::{delete, get, patch, post};
 use std::net::SocketAddr;
+use std::sync::Weak;
 use tokio_util::sync::CancellationToken;
+
+/// What the routes share: the paths, and the server whose config they write (weak:
+/// the server owns this listener).
+#[derive(Clone)]
+pub(crate) struct ApiState {
+    pub manager: PathManager,
+    pub server: Weak<ServerInner>,
+    pub started: std::time::SystemTime,
+}
+
+impl axum::extract::FromRef<ApiState> for PathManager {
+    fn from_ref(s: &ApiState) -> PathManager {
+        s.manager.clone()
+    }
+}
 
 pub struct ApiServer {
     pub local_addr: SocketAddr,
@@ -21,18 +42,48 @@ impl ApiServer {
     pub async fn start(
         config: &Config,
         manager: PathManager,
+        server: Weak<ServerInner>,
         listen: CancellationToken,
     ) -> Result<ApiServer, ListenError> {
         let app = axum::Router::new()
             .route("/v3/paths/list", get(paths::list))
             .route("/v3/paths/get/{*name}", get(paths::get))
             .route("/v3/auth/jwks/refresh", post(refresh_jwks))
+            .route("/v3/info", get(info))
+            .route("/v3/config/global/get", get(config::global_get))
+            .route("/v3/config/global/patch", patch(config::global_patch))
+            .route(
+                "/v3/config/pathdefaults/get",
+                get(config::path_defaults_get),
+            )
+            .route(
+                "/v3/config/pathdefaults/patch",
+                patch(config::path_defaults_patch),
+            )
+            .route("/v3/config/paths/list", get(config::paths_list))
+            .route("/v3/config/paths/get/{*name}", get(config::paths_get))
+            .route("/v3/config/paths/add/{*name}", post(config::paths_add))
+            .route("/v3/config/paths/patch/{*name}", patch(config::paths_patch))
+            .route(
+                "/v3/config/paths/replace/{*name}",
+                post(config::paths_replace),
+            )
+            .route(
+                "/v3/config/paths/delete/{*name}",
+                delete(config::paths_delete),
+            )
             .fallback(paths::not_found)
             .layer(axum::middleware::from_fn_with_state(
                 manager.clone(),
                 guard::guard,
             ))
-            .with_state(manager);
+            .with_state(ApiState {
+                started: server
+                    .upgrade()
+                    .map_or_else(std::time::SystemTime::now, |s| s.started),
+                manager,
+                server,
+            });
         let listener = crate::http::AppListener {
             what: "API",
             addr: config.api_address.0,
@@ -54,4 +105,14 @@ async fn refresh_jwks(
 ) -> axum::http::StatusCode {
     manager.refresh_jwks().await;
     axum::http::StatusCode::OK
+}
+
+/// MediaMTX's `/v3/info`: the version and when the server started.
+async fn info(axum::extract::State(s): axum::extract::State<ApiState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    axum::Json(serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "started": humantime::format_rfc3339_millis(s.started).to_string(),
+    }))
+    .into_response()
 }

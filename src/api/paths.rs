@@ -126,14 +126,14 @@ pub(super) struct Page {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct List {
+pub(super) struct List<T> {
     page_count: usize,
     item_count: usize,
-    items: Vec<Item>,
+    items: Vec<T>,
 }
 
-pub(super) async fn list(State(manager): State<PathManager>, Query(q): Query<Page>) -> Response {
-    let all = items(&manager);
+/// MediaMTX's pages: `itemsPerPage` (100) items from page `page` (0).
+pub(super) fn paginate<T>(all: Vec<T>, q: &Page) -> List<T> {
     let per = q.items_per_page.unwrap_or(100).max(1);
     let page = q.page.unwrap_or(0);
     let item_count = all.len();
@@ -142,12 +142,15 @@ pub(super) async fn list(State(manager): State<PathManager>, Query(q): Query<Pag
         .skip(page.saturating_mul(per))
         .take(per)
         .collect();
-    Json(List {
+    List {
         page_count: item_count.div_ceil(per),
         item_count,
         items,
-    })
-    .into_response()
+    }
+}
+
+pub(super) async fn list(State(manager): State<PathManager>, Query(q): Query<Page>) -> Response {
+    Json(paginate(items(&manager), &q)).into_response()
 }
 
 pub(super) async fn get(State(manager): State<PathManager>, Path(name): Path<String>) -> Response {
@@ -161,6 +164,6 @@ pub(super) async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "not found")
 }
 
-fn error(status: StatusCode, msg: &str) -> Response {
+pub(super) fn error(status: StatusCode, msg: &str) -> Response {
     (status, Json(serde_json::json!({ "error": msg }))).into_response()
 }

@@ -96,6 +96,19 @@ fn serde_saphyr_scalar<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String,
 }
 
 impl Credential {
+    /// The value as the config writes it (`sha256:…`, `argon2:…` or the text).
+    pub fn as_config_text(&self) -> String {
+        match self {
+            Credential::Empty => String::new(),
+            Credential::Plain(s) => s.clone(),
+            Credential::Sha256(d) => format!(
+                "sha256:{}",
+                base64::engine::general_purpose::STANDARD.encode(d)
+            ),
+            Credential::Argon2(phc) => format!("argon2:{phc}"),
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         matches!(self, Credential::Empty)
     }

@@ -76,7 +76,7 @@ impl IpNetwork {
 }
 
 /// One entry of `authInternalUsers`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InternalUser {
     /// `any` is everyone, anonymous included.

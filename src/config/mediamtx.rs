@@ -331,7 +331,7 @@ pub const PATH: &[(&str, Status)] = &[
 ];
 
 /// Keys mediarouter has that MediaMTX doesn't.
-pub const OWN_GLOBAL: &[&str] = &["writeMerge"];
+pub const OWN_GLOBAL: &[&str] = &["writeMerge", "apiPersist"];
 pub const OWN_PATH: &[&str] = &["push", "transcode", "webhooks"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

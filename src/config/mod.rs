@@ -3,11 +3,13 @@
 
 mod address;
 mod duration;
+pub mod edit;
 pub mod env;
 pub mod mediamtx;
-mod node;
+pub mod node;
 mod path;
 pub mod record;
+mod text;
 pub mod transcode;
 pub mod watch;
 pub mod webhook;
@@ -38,7 +40,7 @@ pub(crate) fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result
 /// The documented default configuration, embedded in the binary.
 pub const DEFAULT_CONFIG: &str = include_str!("../../mediarouter.yml");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     Error,
@@ -60,7 +62,7 @@ impl LogLevel {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RtspTransport {
     Udp,
@@ -70,7 +72,7 @@ pub enum RtspTransport {
 }
 
 /// The HLS muxer's output (`hlsVariant`), as in MediaMTX.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 pub enum HlsVariant {
     /// MPEG-TS segments.
     #[serde(rename = "mpegts")]
@@ -120,7 +122,7 @@ impl<'de> Deserialize<'de> for Encryption {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMethod {
     Internal,
@@ -128,7 +130,7 @@ pub enum AuthMethod {
     Jwt,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RtspAuthMethod {
     Basic,
@@ -204,7 +206,7 @@ impl<'de> Deserialize<'de> for MulticastRange {
 const MERGE_MS: u64 = 25;
 
 /// Unknown keys are found by the key check (`mediamtx::check`), which knows MediaMTX's.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Config {
     pub log_level: LogLevel,
@@ -320,6 +322,9 @@ pub struct Config {
     pub api_allow_origins: Vec<String>,
     /// Proxies whose `X-Forwarded-For` names the client (for auth and logs).
     pub api_trusted_proxies: Vec<crate::auth::IpNetwork>,
+    /// Config writes through the API are saved to the config file (mediarouter's own
+    /// key; MediaMTX keeps them in memory only).
+    pub api_persist: bool,
 
     /// The playback server: lists and serves recordings (`/list`, `/get`).
     pub playback: bool,
@@ -406,6 +411,7 @@ impl Default for Config {
             api_server_cert: "server.crt".into(),
             api_allow_origins: vec!["*".to_string()],
             api_trusted_proxies: Vec::new(),
+            api_persist: true,
             playback: false,
             playback_address: ListenAddress(([0, 0, 0, 0], 9996).into()),
             playback_encryption: false,
@@ -794,19 +800,30 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
 
 /// Search order: explicit argument, `./mediarouter.yml`, `/etc/mediarouter/mediarouter.yml`,
 /// then the embedded default.
-pub fn load(explicit: Option<&Path>) -> Result<(Config, ConfigOrigin), ConfigError> {
+/// Returns the text the config was read from too.
+pub fn load(explicit: Option<&Path>) -> Result<(Config, ConfigOrigin, String), ConfigError> {
+    let from_file = |p: &Path| {
+        let file = p.display().to_string();
+        let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        let cfg = Config::parse_with_env(&text, &file, std::env::vars())?;
+        Ok((cfg, ConfigOrigin::File(p.to_path_buf()), text))
+    };
     if let Some(p) = explicit {
-        return Ok((load_file(p)?, ConfigOrigin::File(p.to_path_buf())));
+        return from_file(p);
     }
     for candidate in ["mediarouter.yml", "/etc/mediarouter/mediarouter.yml"] {
         let p = Path::new(candidate);
         if p.is_file() {
-            return Ok((load_file(p)?, ConfigOrigin::File(p.to_path_buf())));
+            return from_file(p);
         }
     }
     Ok((
         Config::parse_with_env(DEFAULT_CONFIG, "embedded default", std::env::vars())?,
         ConfigOrigin::Embedded,
+        DEFAULT_CONFIG.to_string(),
     ))
 }
 
@@ -834,6 +851,27 @@ mod tests {
             msg.starts_with("f.yml:2:1: unknown field `rtspAdress`"),
             "{msg}"
         );
+    }
+
+    /// What the API shows (the effective config as JSON) loads again to the same config.
+    #[test]
+    fn serialized_config_loads_back_the_same() {
+        let readme = include_str!("../../README.md");
+        let mut texts: Vec<&str> = readme
+            .split("```yaml\n")
+            .skip(1)
+            .map(|b| b.split("```").next().unwrap_or_default())
+            .collect();
+        texts.push(DEFAULT_CONFIG);
+        texts.push(include_str!("../../tests/fixtures/mediamtx-all-keys.yml"));
+        let rich = "writeMerge: 0ms\nrtspEncryption: optional\nmulticastIPRange: 239.5.0.0/16\nauthInternalUsers:\n  - user: u\n    pass: sha256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\n    ips: [10.0.0.0/8, 127.0.0.1]\n    permissions: [{action: read, path: '~^cam'}, {action: publish, path: x}, {action: api}]\npaths:\n  cam:\n    source: rtsp://h:554/x\n    sourceFingerprint: 33949e05fffb5ff3e8aa16f8213a6251b4d9363804ba53233c4da9a46d6f2739\n    push: [rtmp://h/app/k]\n    recordMaxPartSize: 1.5M\n    recordSegmentDuration: 1h30m\n    transcode: {video: {bitrate: 1500k, width: 640}, renditions: [{name: low, height: 240, bitrate: 400k}]}\n    webhooks: [{url: 'http://h/x', events: [ready]}]\n  '~^live/(.+)$':\n";
+        texts.push(rich);
+        for text in texts {
+            let cfg = Config::parse(text, "t").unwrap();
+            let json = serde_json::to_string_pretty(&cfg).unwrap();
+            let back = Config::parse(&json, "json").unwrap_or_else(|e| panic!("{e}\n{json}"));
+            assert_eq!(back, cfg, "{json}");
+        }
     }
 
     /// The README's examples stay valid configs.

@@ -82,10 +82,27 @@ impl Node {
     }
 
     /// Sets `key`, replacing an entry that names it in any case.
+    /// The entry keeps its place, so a rewritten file reads in the user's order.
     pub fn set(&mut self, key: &str, value: Node) {
         let m = self.map_mut();
-        m.retain(|e| !e.key.eq_ignore_ascii_case(key));
-        m.push(Entry::new(key, value));
+        let same = |e: &Entry| e.key.eq_ignore_ascii_case(key);
+        match m.iter().position(same) {
+            Some(i) => {
+                m[i] = Entry {
+                    key: key.to_string(),
+                    value,
+                    ..m[i].clone()
+                };
+                let mut seen = 0;
+                m.retain(|e| {
+                    !same(e) || {
+                        seen += 1;
+                        seen == 1
+                    }
+                });
+            }
+            None => m.push(Entry::new(key, value)),
+        }
     }
 
     pub fn remove(&mut self, key: &str) -> Option<Node> {
@@ -183,6 +200,65 @@ impl Node {
         let mut out = String::new();
         self.emit(&mut out);
         out
+    }
+
+    /// Block-style YAML for a file people read: maps and lists of maps one key a
+    /// line, lists of scalars in flow style (`[udp, tcp]`), nulls as `key:`.
+    pub fn to_block_yaml(&self) -> String {
+        let mut out = String::new();
+        match self {
+            Node::Map(m) if !m.is_empty() => block_map(m, 0, false, &mut out),
+            other => {
+                other.emit(&mut out);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+fn block_map(entries: &[Entry], indent: usize, first_inline: bool, out: &mut String) {
+    for (i, e) in entries.iter().enumerate() {
+        if !(first_inline && i == 0) {
+            out.push_str(&" ".repeat(indent));
+        }
+        scalar(&e.key, out);
+        out.push(':');
+        block_value(&e.value, indent, out);
+    }
+}
+
+/// `v` after `key:` at `indent`.
+fn block_value(v: &Node, indent: usize, out: &mut String) {
+    match v {
+        Node::Null => out.push('\n'),
+        Node::Map(m) if !m.is_empty() => {
+            out.push('\n');
+            block_map(m, indent + 2, false, out);
+        }
+        Node::Seq(items)
+            if items
+                .iter()
+                .any(|n| matches!(n, Node::Map(m) if !m.is_empty())) =>
+        {
+            out.push('\n');
+            for item in items {
+                out.push_str(&" ".repeat(indent + 2));
+                out.push_str("- ");
+                match item {
+                    Node::Map(m) if !m.is_empty() => block_map(m, indent + 4, true, out),
+                    other => {
+                        other.emit(out);
+                        out.push('\n');
+                    }
+                }
+            }
+        }
+        other => {
+            out.push(' ');
+            other.emit(out);
+            out.push('\n');
+        }
     }
 }
 
@@ -313,6 +389,18 @@ mod tests {
         assert_eq!((src.key.as_str(), src.line, src.column), ("source", 4, 5));
         assert_eq!(e.value.entries()[1].key, "~^x$");
         assert_eq!(e.value.entries()[1].value, Node::Null);
+    }
+
+    #[test]
+    fn block_yaml_reads_back_to_the_same_tree() {
+        let text = "logLevel: info\nrtspTransports: [udp, tcp]\nempty: []\nauthInternalUsers:\n  - user: any\n    pass: ''\n    permissions:\n      - action: publish\n      - {action: read, path: '~^cam$'}\npaths:\n  cam:\n    source: 'rtsp://h/x y'\n    runOnReady: \"it's: here\"\n  all_others:\n";
+        let n = Node::parse(text).unwrap();
+        let block = n.to_block_yaml();
+        assert!(block.contains("rtspTransports: [udp, tcp]\n"), "{block}");
+        assert!(block.contains("  - user: any\n    pass: ''\n"), "{block}");
+        assert!(block.contains("  all_others:\n"), "{block}");
+        let strip = |n: &Node| n.to_yaml();
+        assert_eq!(strip(&Node::parse(&block).unwrap()), strip(&n), "{block}");
     }
 
     #[test]

@@ -51,7 +51,7 @@ impl<'de> Deserialize<'de> for Source {
 }
 
 /// How an RTSP source receives RTP (`rtspTransport`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SourceTransport {
     /// UDP, or TCP when the server refuses UDP.
@@ -63,7 +63,7 @@ pub enum SourceTransport {
 
 /// Settings of one `paths:` entry. Keys follow MediaMTX.
 /// Unknown keys are found by the key check (`mediamtx::check`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct PathConf {
     pub source: Source,

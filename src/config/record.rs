@@ -4,7 +4,7 @@
 use serde::{Deserialize, Deserializer};
 
 /// What recorded segments are written as (`recordFormat`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RecordFormat {
     /// Fragmented MP4: `ftyp`+`moov`, then one `moof`+`mdat` per part.

@@ -4,7 +4,7 @@
 use super::ConfDuration;
 use serde::{Deserialize, Deserializer};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HwAccel {
     /// CUDA decode and NVENC when they open, else what `fallback` says.
@@ -16,7 +16,7 @@ pub enum HwAccel {
     None,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Fallback {
     /// Pass the input through untouched.
@@ -26,7 +26,7 @@ pub enum Fallback {
     Software,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VideoCodec {
     #[default]
@@ -35,7 +35,7 @@ pub enum VideoCodec {
     Copy,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AudioCodec {
     /// Audio is passed through.
@@ -76,7 +76,7 @@ impl<'de> Deserialize<'de> for Bitrate {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct VideoConf {
     pub codec: VideoCodec,
@@ -107,7 +107,7 @@ impl Default for VideoConf {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct AudioConf {
     pub codec: AudioCodec,
@@ -126,7 +126,7 @@ impl Default for AudioConf {
 
 /// One more output of the same decode (an ABR ladder rung), readable as
 /// `<path>/<name>` and listed in `<path>`'s HLS multivariant playlist.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Rendition {
     pub name: String,
@@ -137,7 +137,7 @@ pub struct Rendition {
     pub bitrate: Bitrate,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct TranscodeConf {
     pub hwaccel: HwAccel,

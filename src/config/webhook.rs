@@ -21,7 +21,7 @@ pub enum Event {
     RecordSegmentComplete,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Webhook {
     /// `http://` or `https://`.

@@ -248,7 +248,11 @@ impl TestServer {
         let yaml = format!(
             "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\nrtmpAddress: 127.0.0.1:0\napiAddress: 127.0.0.1:0\n{api}{extra}"
         );
-        TestServer::with_config(Config::parse(&yaml, "test").expect("test config"))
+        let srv = TestServer::with_config(Config::parse(&yaml, "test").expect("test config"));
+        // API config writes edit this text (in memory: there is no file).
+        srv.rt
+            .block_on(srv.server.set_config_source(None, yaml, false));
+        srv
     }
 
     /// A server on exactly this config.

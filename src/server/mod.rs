@@ -9,8 +9,11 @@ use crate::rtmp::RtmpServer;
 use crate::rtsp::RtspServer;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio_util::sync::CancellationToken;
+
+mod config_source;
+pub use config_source::{ConfigWriteError, SOURCE_LABEL};
 
 #[derive(Debug, thiserror::Error)]
 #[error("can't listen on {addr} ({what}): {source}")]
@@ -55,7 +58,24 @@ impl Running {
     }
 }
 
+/// The running server; listeners that act on it (the API's config writes) hold a weak
+/// reference to its inside.
 pub struct Server {
+    inner: Arc<ServerInner>,
+}
+
+impl std::ops::Deref for Server {
+    type Target = ServerInner;
+    fn deref(&self) -> &ServerInner {
+        &self.inner
+    }
+}
+
+pub struct ServerInner {
+    me: Weak<ServerInner>,
+    pub started: std::time::SystemTime,
+    /// The text the running config was read from, and its file.
+    source: tokio::sync::Mutex<config_source::ConfigSource>,
     pub manager: PathManager,
     listeners: Mutex<HashMap<Listener, Running>>,
     relays: crate::push::Relays,
@@ -303,7 +323,10 @@ impl Server {
         let recorders = crate::record::start(manager.clone(), shutdown.clone());
         let stages = crate::transcode::start(manager.clone(), shutdown.clone());
         crate::transcode::warn_if_unbuilt(&config);
-        let server = Server {
+        let inner = Arc::new_cyclic(|me| ServerInner {
+            me: me.clone(),
+            started: std::time::SystemTime::now(),
+            source: Default::default(),
             manager: manager.clone(),
             listeners: Mutex::new(HashMap::new()),
             relays,
@@ -311,7 +334,8 @@ impl Server {
             stages,
             reloading: tokio::sync::Mutex::new(()),
             shutdown: shutdown.clone(),
-        };
+        });
+        let server = Server { inner };
         for l in Listener::ALL {
             if l.enabled(&config) {
                 let running = server.start_listener(l, &config, None).await?;
@@ -323,7 +347,9 @@ impl Server {
         manager.start_hooks();
         Ok(server)
     }
+}
 
+impl ServerInner {
     fn listeners(&self) -> MutexGuard<'_, HashMap<Listener, Running>> {
         self.listeners.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -353,7 +379,9 @@ impl Server {
             Listener::Rtmp => AnyServer::Rtmp(RtmpServer::start(config, m, s, st, false).await?),
             Listener::Rtmps => AnyServer::Rtmp(RtmpServer::start(config, m, s, st, true).await?),
             Listener::Http => AnyServer::Http(HttpServer::start(config, m, s, st).await?),
-            Listener::Api => AnyServer::Api(ApiServer::start(config, m, st).await?),
+            Listener::Api => {
+                AnyServer::Api(ApiServer::start(config, m, self.me.clone(), st).await?)
+            }
             Listener::Playback => {
                 AnyServer::Playback(crate::playback::PlaybackServer::start(config, m, st).await?)
             }
