@@ -10,10 +10,9 @@ mod common;
 use common::*;
 use mediarouter::config::Config;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -78,15 +77,7 @@ impl Proc {
     }
 
     fn wait_log(&self, from: usize, needle: &str) -> String {
-        let mut found = None;
-        wait_until(Duration::from_secs(15), needle, || {
-            found = self.lines.lock().unwrap()[from..]
-                .iter()
-                .find(|l| l.contains(needle))
-                .cloned();
-            found.is_some()
-        });
-        found.unwrap()
+        wait_line_after(&self.lines, from, needle)
     }
 }
 
@@ -98,21 +89,7 @@ impl Drop for Proc {
 }
 
 fn start(config: &Path, api: SocketAddr) -> Proc {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mediarouter"))
-        .arg(config)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
-    let (l, err) = (lines.clone(), child.stderr.take().unwrap());
-    std::thread::spawn(move || {
-        for line in BufReader::new(err).lines().map_while(Result::ok) {
-            eprintln!("[mediarouter] {line}");
-            l.lock().unwrap().push(line);
-        }
-    });
+    let (child, lines) = spawn_server(config);
     wait_until(Duration::from_secs(10), "the API to listen", || {
         std::net::TcpStream::connect(api).is_ok()
     });

@@ -965,6 +965,19 @@ pub fn find_line(lines: &Mutex<Vec<String>>, needle: &str) -> Option<String> {
         .cloned()
 }
 
+/// Waits (15 s) for a line, logged after the first `from` lines, that contains `needle`.
+pub fn wait_line_after(lines: &Mutex<Vec<String>>, from: usize, needle: &str) -> String {
+    let mut found = None;
+    wait_until(Duration::from_secs(15), needle, || {
+        found = lines.lock().unwrap()[from..]
+            .iter()
+            .find(|l| l.contains(needle))
+            .cloned();
+        found.is_some()
+    });
+    found.unwrap_or_default()
+}
+
 /// The address a listener of the binary's log says it opened (`RTSP`, `RTMP`, `HTTP`…),
 /// waited for.
 pub fn listen_addr(lines: &Mutex<Vec<String>>, what: &str) -> SocketAddr {
