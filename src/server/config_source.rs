@@ -166,7 +166,9 @@ impl ServerInner {
             }
         };
         if src.text.as_deref() == Some(text.as_str()) {
-            tracing::debug!("reload ({why}): the file is what the server runs");
+            tracing::debug!(
+                "reload ({why}): the config is unchanged (the file is what the server runs)"
+            );
             return;
         }
         match src.parse(&text, &file.display().to_string()) {
