@@ -12,6 +12,7 @@ pub mod hls;
 pub mod hooks;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod playback;
 pub mod push;

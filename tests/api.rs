@@ -85,7 +85,7 @@ fn paths_show_publishers_sources_and_readers() {
     assert_eq!(cam["ready"], true);
     assert!(cam["readyTime"].as_str().unwrap().ends_with('Z'), "{cam}");
     assert_eq!(cam["source"]["type"], "rtspSession");
-    assert_eq!(cam["tracks"], serde_json::json!(["H264", "AAC"]));
+    assert_eq!(cam["tracks"], serde_json::json!(["H264", "MPEG-4 Audio"]));
     let mut readers: Vec<&str> = cam["readers"]
         .as_array()
         .unwrap()
@@ -93,7 +93,7 @@ fn paths_show_publishers_sources_and_readers() {
         .map(|r| r["type"].as_str().unwrap())
         .collect();
     readers.sort();
-    assert_eq!(readers, ["httpFlvConn", "rtspSession"], "{cam}");
+    assert_eq!(readers, ["flvSession", "rtspSession"], "{cam}");
 
     let broken = path(&srv, "broken");
     assert_eq!(broken["ready"], false);

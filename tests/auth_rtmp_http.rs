@@ -230,6 +230,14 @@ paths:
         200
     );
     assert_eq!(post("application/json; charset=utf-8", None), 200);
+    // No body type: curl kicking a session passes; a page's bodiless fetch carries an
+    // Origin, which must be allowed.
+    let bare = |origin: &str| {
+        let head = format!("POST /v3/auth/jwks/refresh HTTP/1.0{origin}");
+        http::request_from(None, api, &head, b"").0
+    };
+    assert_eq!(bare(""), 200, "a POST without body or Origin");
+    assert_eq!(bare("\r\nOrigin: http://evil.example"), 403);
     // Reads stay simple GETs.
     assert_eq!(get(None, api, "/v3/paths/list", None), 200);
     assert!(!logs()

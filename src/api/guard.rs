@@ -2,6 +2,8 @@
 //! from localhost), the client's address behind `apiTrustedProxies`, and for routes
 //! that change state, the cross-site rule: a JSON body type (a page's form or
 //! `text/plain` POST can't send one without a CORS preflight) and an allowed `Origin`.
+//! A POST with neither body type nor `Origin` (curl kicking a session, as MediaMTX's
+//! scripts do) passes: a browser sends `Origin` with every POST.
 
 use crate::core::PathManager;
 use crate::http::conn::Peer;
@@ -56,10 +58,11 @@ pub(super) async fn guard(
 /// Why a state-changing request may have come from another site's page, if it may.
 fn cross_site(req: &Request, allow: &[String]) -> Option<&'static str> {
     // Only POST is a method a page may send cross-site without a preflight.
+    let headers = req.headers();
+    let content_type = headers.get(header::CONTENT_TYPE);
     let json = req.method() != Method::POST
-        || req
-            .headers()
-            .get(header::CONTENT_TYPE)
+        || (content_type.is_none() && headers.get(header::ORIGIN).is_none())
+        || content_type
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
             .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));

@@ -1,11 +1,13 @@
 //! The control API (`apiAddress`, axum): JSON views of the paths, in MediaMTX's v3
 //! shapes (`/v3/paths/list`, `/v3/paths/get/<name>`) plus each source's state, so a
-//! failing camera shows why; `/v3/config/*` reads and writes (`config`), `/v3/info`
-//! and `POST /v3/auth/jwks/refresh`.
+//! failing camera shows why; `/v3/config/*` reads and writes (`config`), sessions and
+//! kicks (`sessions`), `/v3/info`, `/v3/openapi.json` and `POST /v3/auth/jwks/refresh`.
 
 mod config;
 mod guard;
 mod paths;
+mod sessions;
+mod tracks;
 
 use paths::error;
 
@@ -13,6 +15,7 @@ use crate::config::Config;
 use crate::core::PathManager;
 use crate::server::ListenError;
 use crate::server::ServerInner;
+use axum::extract::{Path, Query, State};
 use axum::routing::{delete, get, patch, post};
 use std::net::SocketAddr;
 use std::sync::Weak;
@@ -45,7 +48,41 @@ impl ApiServer {
         server: Weak<ServerInner>,
         listen: CancellationToken,
     ) -> Result<ApiServer, ListenError> {
-        let app = axum::Router::new()
+        let mut app = axum::Router::new();
+        for (kind, kickable) in sessions::kinds() {
+            let route = kind.route();
+            app = app
+                .route(
+                    &format!("/v3/{route}/list"),
+                    get(
+                        move |State(s): State<ApiState>, Query(q): Query<paths::Page>| async move {
+                            sessions::list(&s, kind, &q)
+                        },
+                    ),
+                )
+                .route(
+                    &format!("/v3/{route}/get/{{id}}"),
+                    get(
+                        move |State(s): State<ApiState>, Path(id): Path<String>| async move {
+                            sessions::get(&s, kind, &id)
+                        },
+                    ),
+                );
+            if kickable {
+                app = app.route(
+                    &format!("/v3/{route}/kick/{{id}}"),
+                    post(
+                        move |State(s): State<ApiState>, Path(id): Path<String>| async move {
+                            sessions::kick(&s, kind, &id)
+                        },
+                    ),
+                );
+            }
+        }
+        let app = app
+            .route("/v3/hlsmuxers/list", get(sessions::muxers_list))
+            .route("/v3/hlsmuxers/get/{*name}", get(sessions::muxers_get))
+            .route("/v3/openapi.json", get(openapi))
             .route("/v3/paths/list", get(paths::list))
             .route("/v3/paths/get/{*name}", get(paths::get))
             .route("/v3/auth/jwks/refresh", post(refresh_jwks))
@@ -105,6 +142,15 @@ async fn refresh_jwks(
 ) -> axum::http::StatusCode {
     manager.refresh_jwks().await;
     axum::http::StatusCode::OK
+}
+
+/// The routes and their responses as an OpenAPI 3.1 document (tests/api_openapi.rs
+/// checks the real responses against it).
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
 }
 
 /// MediaMTX's `/v3/info`: the version and when the server started.

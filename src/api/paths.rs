@@ -2,7 +2,7 @@
 //! is ready and since when, its tracks and its readers.
 
 use crate::config::PathPattern;
-use crate::core::{PathInfo, PathManager, Peer};
+use crate::core::{PathInfo, PathManager};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -17,8 +17,24 @@ struct Item {
     source: Option<Source>,
     ready: bool,
     ready_time: Option<String>,
+    available: bool,
+    available_time: Option<String>,
+    online: bool,
+    online_time: Option<String>,
     tracks: Vec<String>,
+    tracks2: Vec<super::tracks::TrackInfo>,
     readers: Vec<PeerRef>,
+    /// Readers by protocol (`rtsp`, `rtmp`, `httpFlv`, `hls`, `record`, …).
+    readers_per_protocol: std::collections::BTreeMap<&'static str, usize>,
+    /// Media bytes the publisher put in (payloads, without protocol framing).
+    inbound_bytes: u64,
+    /// What readers' connections wrote, framing included.
+    outbound_bytes: u64,
+    bytes_received: u64,
+    bytes_sent: u64,
+    /// Bits per second over the last five seconds.
+    inbound_bitrate: u64,
+    outbound_bitrate: u64,
     /// The transcode stage publishing this path, if one runs.
     #[serde(skip_serializing_if = "Option::is_none")]
     transcode: Option<crate::transcode::StageSnapshot>,
@@ -49,18 +65,11 @@ struct Source {
     failures: Option<u32>,
 }
 
-fn peer_ref((peer, id): (Peer, u64)) -> PeerRef {
-    PeerRef {
-        kind: peer.api_name(),
-        id: id.to_string(),
-    }
-}
-
 fn item(manager: &PathManager, info: PathInfo, conf_name: String) -> Item {
     let ready = info.ready_time.is_some();
     let transcode = manager.stage_status(&info.name);
-    let mut source = info.source.map(|(peer, id)| Source {
-        kind: peer.api_name(),
+    let mut source = info.source.map(|(kind, id)| Source {
+        kind,
         id: id.to_string(),
         url: None,
         state: None,
@@ -77,16 +86,44 @@ fn item(manager: &PathManager, info: PathInfo, conf_name: String) -> Item {
         s.failures = Some(st.failures);
         s.url = Some(st.url);
     }
+    let ready_time = info
+        .ready_time
+        .map(|t| humantime::format_rfc3339_millis(t).to_string());
+    let mut readers_per_protocol = std::collections::BTreeMap::new();
+    for (_, _, peer) in &info.readers {
+        *readers_per_protocol.entry(peer.protocol()).or_default() += 1;
+    }
     Item {
         name: info.name,
         conf_name,
         source,
         ready,
-        ready_time: info
-            .ready_time
-            .map(|t| humantime::format_rfc3339_millis(t).to_string()),
-        tracks: info.tracks,
-        readers: info.readers.into_iter().map(peer_ref).collect(),
+        ready_time: ready_time.clone(),
+        available: ready,
+        available_time: ready_time.clone(),
+        online: ready,
+        online_time: ready_time,
+        tracks: info
+            .tracks
+            .iter()
+            .map(|t| super::tracks::label(&t.codec))
+            .collect(),
+        tracks2: info.tracks.iter().map(super::tracks::describe).collect(),
+        readers: info
+            .readers
+            .into_iter()
+            .map(|(kind, id, _)| PeerRef {
+                kind,
+                id: id.to_string(),
+            })
+            .collect(),
+        readers_per_protocol,
+        inbound_bytes: info.bytes_received,
+        outbound_bytes: info.bytes_sent,
+        bytes_received: info.bytes_received,
+        bytes_sent: info.bytes_sent,
+        inbound_bitrate: info.inbound_bitrate,
+        outbound_bitrate: info.outbound_bitrate,
         transcode,
     }
 }
@@ -104,10 +141,7 @@ fn items(manager: &PathManager) -> Vec<Item> {
             if !out.iter().any(|i| &i.name == name) {
                 let idle = PathInfo {
                     name: name.clone(),
-                    source: None,
-                    ready_time: None,
-                    tracks: Vec::new(),
-                    readers: Vec::new(),
+                    ..Default::default()
                 };
                 out.push(item(manager, idle, name.clone()));
             }

@@ -326,6 +326,15 @@ pub struct Config {
     /// key; MediaMTX keeps them in memory only).
     pub api_persist: bool,
 
+    /// Prometheus metrics (`GET /metrics`).
+    pub metrics: bool,
+    pub metrics_address: ListenAddress,
+    pub metrics_encryption: bool,
+    pub metrics_server_key: String,
+    pub metrics_server_cert: String,
+    pub metrics_allow_origins: Vec<String>,
+    pub metrics_trusted_proxies: Vec<crate::auth::IpNetwork>,
+
     /// The playback server: lists and serves recordings (`/list`, `/get`).
     pub playback: bool,
     pub playback_address: ListenAddress,
@@ -412,6 +421,13 @@ impl Default for Config {
             api_allow_origins: vec!["*".to_string()],
             api_trusted_proxies: Vec::new(),
             api_persist: true,
+            metrics: false,
+            metrics_address: ListenAddress(([0, 0, 0, 0], 9998).into()),
+            metrics_encryption: false,
+            metrics_server_key: "server.key".into(),
+            metrics_server_cert: "server.crt".into(),
+            metrics_allow_origins: vec!["*".to_string()],
+            metrics_trusted_proxies: Vec::new(),
             playback: false,
             playback_address: ListenAddress(([0, 0, 0, 0], 9996).into()),
             playback_encryption: false,

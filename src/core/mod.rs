@@ -6,6 +6,7 @@ mod path;
 mod path_manager;
 mod reader;
 mod reconfigure;
+mod sessions;
 mod sink;
 mod stream;
 mod tasks;
@@ -13,10 +14,15 @@ mod track;
 mod unit;
 mod wall_clock;
 
-pub use path::{kicked, Client, Kick, Path, PathError, PathInfo, Peer, Publisher, Reader};
+pub use path::{
+    kicked, without_credentials, Client, Kick, Path, PathError, PathInfo, Peer, Publisher, Reader,
+};
 pub use path_manager::PathManager;
 pub use reader::{ReadEnd, StreamReader};
 pub use reconfigure::{changed_keys, PathsDiff};
+pub use sessions::{
+    ByteCounter, Session, SessionDetail, SessionGuard, SessionKind, SessionState, Sessions,
+};
 pub use sink::{Encoder, Sink, SinkEnd};
 pub use stream::{Stream, StreamConfig, StreamItem, StreamStats, UnitEntry};
 pub use tasks::Tasks;

@@ -99,7 +99,7 @@ impl Peer {
             Peer::RtmpSource => "rtmpSource",
             Peer::HlsSource => "hlsSource",
             Peer::HlsMuxer => "hlsMuxer",
-            Peer::FlvConn => "httpFlvConn",
+            Peer::FlvConn => "flvSession",
             Peer::Push => "push",
             Peer::Transcoder => "transcoder",
             Peer::Recorder => "recorder",
@@ -132,6 +132,9 @@ pub struct Client {
     pub peer: Peer,
     pub addr: Option<SocketAddr>,
     pub query: String,
+    /// The API entry (`sessions`) of the connection taking the slot: the slot gets
+    /// its id, so a path's readers point at entries that can be kicked.
+    pub session: Option<(super::SessionKind, u64)>,
 }
 
 impl Client {
@@ -142,7 +145,24 @@ impl Client {
             peer,
             addr: Some(addr),
             query: without_credentials(query),
+            session: None,
         }
+    }
+
+    /// The same client, taking its slot as API entry `s`.
+    pub fn in_session(mut self, s: &super::Session) -> Client {
+        self.session = Some((s.kind, s.id));
+        self
+    }
+
+    /// The type a path's readers and source list this client as.
+    fn api_type(&self) -> &'static str {
+        self.session
+            .map_or_else(|| self.peer.api_name(), |(k, _)| k.api_name())
+    }
+
+    fn slot_id(&self) -> u64 {
+        self.session.map_or_else(next_id, |(_, id)| id)
     }
 }
 
@@ -163,20 +183,28 @@ impl From<Peer> for Client {
             peer,
             addr: None,
             query: String::new(),
+            session: None,
         }
     }
 }
 
 /// A path as it is now, for the API.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct PathInfo {
     pub name: String,
-    /// The publisher or source filling the path, with its slot id.
-    pub source: Option<(Peer, u64)>,
+    /// The publisher or source filling the path: its type (as the API names it) and
+    /// slot id.
+    pub source: Option<(&'static str, u64)>,
     /// When the current stream became readable; `None` while there is none.
     pub ready_time: Option<SystemTime>,
-    pub tracks: Vec<String>,
-    pub readers: Vec<(Peer, u64)>,
+    pub tracks: Vec<super::Track>,
+    /// Type (as the API names it), slot id and kind of each reader.
+    pub readers: Vec<(&'static str, u64, Peer)>,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    /// Bits per second in and out over the last few seconds (see `sample_rates`).
+    pub inbound_bitrate: u64,
+    pub outbound_bitrate: u64,
 }
 
 /// The stream is readable: the hooks that run while it is, and who fills it.
@@ -192,8 +220,48 @@ struct PathState {
     publisher: Option<(u64, Kick, Client)>,
     stream: Option<Arc<Stream>>,
     ready_time: Option<SystemTime>,
-    readers: Vec<(u64, Peer)>,
+    readers: Vec<(u64, Peer, &'static str)>,
     ready: Option<Ready>,
+    /// Bytes, reader lags and readers dropped of the streams that ended (the current
+    /// one counts its own).
+    received_before: u64,
+    lags_before: u64,
+    dropped_before: u64,
+}
+
+/// Bytes in and out at the last few `sample_rates` ticks, oldest first.
+#[derive(Default)]
+struct Rates {
+    samples: std::collections::VecDeque<(std::time::Instant, u64, u64)>,
+}
+
+/// How far back bitrates look.
+const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Rates {
+    fn sample(&mut self, now: std::time::Instant, rx: u64, tx: u64) {
+        self.samples.push_back((now, rx, tx));
+        while self
+            .samples
+            .front()
+            .is_some_and(|(t, ..)| now.duration_since(*t) > RATE_WINDOW)
+        {
+            self.samples.pop_front();
+        }
+    }
+
+    /// (in, out) in bits per second between the oldest and newest samples.
+    fn bitrates(&self) -> (u64, u64) {
+        let (Some(a), Some(b)) = (self.samples.front(), self.samples.back()) else {
+            return (0, 0);
+        };
+        let secs = b.0.duration_since(a.0).as_secs_f64();
+        if secs < 0.5 {
+            return (0, 0);
+        }
+        let rate = |x: u64, y: u64| (y.saturating_sub(x) as f64 * 8.0 / secs) as u64;
+        (rate(a.1, b.1), rate(a.2, b.2))
+    }
 }
 
 pub struct Path {
@@ -209,9 +277,17 @@ pub struct Path {
     hooks: Arc<Hooks>,
     /// The groups of the regex entry that matched (`G1`… in hooks).
     captures: Mutex<Vec<String>>,
+    /// What readers wrote to their clients, counted as they write.
+    bytes_sent: Arc<AtomicU64>,
+    rates: Mutex<Rates>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh id for a slot or an API entry (one sequence, so they never collide).
+pub(crate) fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
 
 impl Path {
     pub(crate) fn new(
@@ -231,6 +307,8 @@ impl Path {
             ready,
             hooks,
             captures: Mutex::new(captures),
+            bytes_sent: Default::default(),
+            rates: Default::default(),
         })
     }
 
@@ -369,6 +447,9 @@ impl Path {
     /// `runOnUnavailable`/`runOnOffline` run.
     fn end_stream(&self, st: &mut PathState) {
         if let Some(s) = st.stream.take() {
+            st.received_before += s.stats.bytes_in.load(Ordering::Relaxed);
+            st.lags_before += s.stats.reader_lags.load(Ordering::Relaxed);
+            st.dropped_before += s.stats.readers_dropped.load(Ordering::Relaxed);
             s.close();
         }
         let Some(ready) = st.ready.take() else {
@@ -444,23 +525,75 @@ impl Path {
         self.lock()
             .readers
             .iter()
-            .filter(|(_, p)| *p != Peer::Recorder)
+            .filter(|(_, p, _)| *p != Peer::Recorder)
             .count()
     }
 
+    /// What the readers' connections add their bytes to (see `ByteCounter::with_path`).
+    pub fn bytes_sent_counter(&self) -> &Arc<AtomicU64> {
+        &self.bytes_sent
+    }
+
+    /// (received, sent): media bytes the publishers put in, bytes readers wrote out.
+    pub fn traffic(&self) -> (u64, u64) {
+        let st = self.lock();
+        let current = st
+            .stream
+            .as_ref()
+            .map_or(0, |s| s.stats.bytes_in.load(Ordering::Relaxed));
+        (
+            st.received_before + current,
+            self.bytes_sent.load(Ordering::Relaxed),
+        )
+    }
+
+    /// (lags, dropped): times a reader fell behind and skipped to a keyframe, readers
+    /// disconnected for staying behind.
+    pub fn reader_stats(&self) -> (u64, u64) {
+        let st = self.lock();
+        let (lags, dropped) = st.stream.as_ref().map_or((0, 0), |s| {
+            (
+                s.stats.reader_lags.load(Ordering::Relaxed),
+                s.stats.readers_dropped.load(Ordering::Relaxed),
+            )
+        });
+        (st.lags_before + lags, st.dropped_before + dropped)
+    }
+
+    /// Notes the byte counts now, for the bitrates (called about once a second).
+    pub(crate) fn sample_rates(&self, now: std::time::Instant) {
+        let (rx, tx) = self.traffic();
+        self.rates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .sample(now, rx, tx);
+    }
+
     pub fn info(&self) -> PathInfo {
+        let (bytes_received, bytes_sent) = self.traffic();
+        let (inbound_bitrate, outbound_bitrate) = self
+            .rates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .bitrates();
         let st = self.lock();
         PathInfo {
             name: self.name.clone(),
-            source: st.publisher.as_ref().map(|(id, _, c)| (c.peer, *id)),
+            source: st.publisher.as_ref().map(|(id, _, c)| (c.api_type(), *id)),
             ready_time: st.stream.as_ref().and(st.ready_time),
-            tracks: st.stream.as_ref().map_or_else(Vec::new, |s| {
-                s.tracks()
-                    .iter()
-                    .map(|t| t.codec.name().to_string())
-                    .collect()
-            }),
-            readers: st.readers.iter().map(|(id, peer)| (*peer, *id)).collect(),
+            tracks: st
+                .stream
+                .as_ref()
+                .map_or_else(Vec::new, |s| s.tracks().to_vec()),
+            readers: st
+                .readers
+                .iter()
+                .map(|(id, peer, kind)| (*kind, *id, *peer))
+                .collect(),
+            bytes_received,
+            bytes_sent,
+            inbound_bitrate,
+            outbound_bitrate,
         }
     }
 
@@ -480,7 +613,7 @@ impl Path {
             token.kick("replaced by another publisher");
             self.end_stream(&mut st);
         }
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let id = client.slot_id();
         let token = Kick::default();
         st.publisher = Some((id, token.clone(), client.clone()));
         drop(st);
@@ -505,14 +638,14 @@ impl Path {
         let clients = || {
             st.readers
                 .iter()
-                .filter(|(_, p)| *p != Peer::Recorder)
+                .filter(|(_, p, _)| *p != Peer::Recorder)
                 .count()
         };
         if max != 0 && peer != Peer::Recorder && clients() >= max as usize {
             return Err(PathError::TooManyReaders(self.name.clone(), max));
         }
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        st.readers.push((id, peer));
+        let id = client.slot_id();
+        st.readers.push((id, peer, client.api_type()));
         drop(st);
         self.webhook(Event::Read, &client, id);
         let conf = self.conf();
@@ -636,7 +769,7 @@ impl Reader {
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        self.path.lock().readers.retain(|(id, _)| *id != self.id);
+        self.path.lock().readers.retain(|(id, ..)| *id != self.id);
         self.path.webhook(Event::Unread, &self.client, self.id);
         if let Some((running, env)) = self.hooks.take() {
             drop(running);

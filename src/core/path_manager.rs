@@ -16,6 +16,7 @@ pub(super) struct Inner {
     stages: Mutex<HashMap<String, Arc<crate::transcode::StageStatus>>>,
     pub(super) auth: crate::auth::Gate,
     pub(super) hooks: Arc<crate::hooks::Hooks>,
+    sessions: Arc<super::Sessions>,
 }
 
 impl Inner {
@@ -40,7 +41,31 @@ impl PathManager {
                 stages: Default::default(),
                 auth: Default::default(),
                 hooks: Default::default(),
+                sessions: Default::default(),
             }),
+        }
+    }
+
+    /// Every protocol's live connections and sessions, for the API.
+    pub fn sessions(&self) -> &Arc<super::Sessions> {
+        &self.inner.sessions
+    }
+
+    /// Samples every live path's byte counts for its bitrates, once a second until
+    /// `stop`.
+    pub async fn sample_rates(self, stop: tokio_util::sync::CancellationToken) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let paths: Vec<Arc<Path>> = self.inner.paths().values().cloned().collect();
+            let now = std::time::Instant::now();
+            for p in paths {
+                p.sample_rates(now);
+            }
         }
     }
 

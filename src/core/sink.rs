@@ -11,7 +11,6 @@ use super::stream::StreamItem;
 use bytes::{Buf, Bytes};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
@@ -36,7 +35,8 @@ pub struct Sink {
     /// The socket the group task may write to; `None`: only the owner writes (TLS).
     tcp: Option<Arc<OwnedWriteHalf>>,
     attention: Notify,
-    bytes_out: AtomicU64,
+    /// The connection's count, which its own writes add to as well.
+    bytes_out: super::ByteCounter,
 }
 
 struct Inner {
@@ -59,6 +59,7 @@ impl Sink {
         reader: StreamReader,
         encoder: Box<dyn Encoder>,
         tcp: Option<Arc<OwnedWriteHalf>>,
+        bytes_out: super::ByteCounter,
     ) -> Arc<Sink> {
         let stream = reader.stream().clone();
         let sink = Arc::new(Sink {
@@ -71,7 +72,7 @@ impl Sink {
             }),
             tcp,
             attention: Notify::new(),
-            bytes_out: AtomicU64::new(0),
+            bytes_out,
         });
         sink.attention.notify_one();
         stream.attach(Arc::downgrade(&sink));
@@ -82,9 +83,10 @@ impl Sink {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Bytes the group task wrote (the owner counts its own).
+    /// Bytes written to this reader's connection: by the group task, and by the
+    /// owner where it counts into the same `ByteCounter`.
     pub fn bytes_out(&self) -> u64 {
-        self.bytes_out.load(Ordering::Relaxed)
+        self.bytes_out.get()
     }
 
     /// Resolves when the owner must write: see `take`.
@@ -158,7 +160,7 @@ impl Inner {
 fn write_some(
     tcp: &OwnedWriteHalf,
     pending: &mut VecDeque<Bytes>,
-    count: &AtomicU64,
+    count: &super::ByteCounter,
 ) -> io::Result<bool> {
     while !pending.is_empty() {
         let mut iov = [IoSlice::new(&[]); IOV];
@@ -179,7 +181,7 @@ fn write_some(
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
             Err(e) => return Err(e),
         };
-        count.fetch_add(n as u64, Ordering::Relaxed);
+        count.add(n as u64);
         consume(pending, n);
         if n < want {
             return Ok(false);
@@ -375,7 +377,12 @@ mod tests {
         s.write(frame(0, 100));
         let (mut client, wr) = pair().await;
         let wr = Arc::new(wr);
-        let sink = Sink::attach(s.subscribe().unwrap(), Box::new(Pts), Some(wr.clone()));
+        let sink = Sink::attach(
+            s.subscribe().unwrap(),
+            Box::new(Pts),
+            Some(wr.clone()),
+            Default::default(),
+        );
         sink.send_own(Bytes::from_static(b"hello"));
         // The owner writes the first part: its own bytes, then the GOP.
         sink.attention().await;
@@ -399,7 +406,12 @@ mod tests {
         let s = stream();
         let (mut client, wr) = pair().await;
         let wr = Arc::new(wr);
-        let sink = Sink::attach(s.subscribe().unwrap(), Box::new(Pts), Some(wr.clone()));
+        let sink = Sink::attach(
+            s.subscribe().unwrap(),
+            Box::new(Pts),
+            Some(wr.clone()),
+            Default::default(),
+        );
         sink.attention().await;
         own(&sink, &wr).await;
         // A client that doesn't read: the kernel buffers fill, then the owner is asked.

@@ -20,7 +20,11 @@ pub(crate) async fn serve(
     origin: Option<HeaderValue>,
 ) -> Response {
     ctx.manager.demand(name).await;
-    let client = crate::core::Client::new(crate::core::Peer::FlvConn, peer, "");
+    let entry = ctx
+        .manager
+        .sessions()
+        .open(crate::core::SessionKind::FlvSession, peer);
+    let client = crate::core::Client::new(crate::core::Peer::FlvConn, peer, "").in_session(&entry);
     let reader = match ctx.manager.add_reader(name, client) {
         Ok(r) => r,
         Err(e) => {
@@ -50,6 +54,13 @@ pub(crate) async fn serve(
         return StatusCode::NOT_FOUND.into_response();
     };
     tracing::info!(%peer, path = name, "HTTP-FLV reader started");
+    let bytes = entry
+        .bytes_out
+        .with_path(reader.path().bytes_sent_counter());
+    entry.update(|d| {
+        d.state = crate::core::SessionState::Read;
+        d.path = name.to_string();
+    });
     // The body pulls from the stream itself, in hyper's connection task: no task or
     // queue in between. A client that stops reading blocks hyper's writes, and the
     // listener's write timeout closes the connection (see `http::conn`).
@@ -60,8 +71,9 @@ pub(crate) async fn serve(
         peer,
         path: name.to_string(),
         started: false,
-        bytes: 0,
+        bytes,
         end: None,
+        entry,
     };
     let body = Body::from_stream(futures_util::stream::unfold(session, |mut s| async move {
         let b = s.next_batch().await?;
@@ -89,7 +101,9 @@ struct Session {
     peer: SocketAddr,
     path: String,
     started: bool,
-    bytes: u64,
+    bytes: crate::core::ByteCounter,
+    /// This reader in the API's `flvsessions`; a kick ends the body.
+    entry: crate::core::SessionGuard,
     /// Why the body ended, once it has; unset when hyper drops it (client gone).
     end: Option<Result<&'static str, String>>,
 }
@@ -108,6 +122,10 @@ impl Session {
         let first = tokio::select! {
             _ = self.shutdown.cancelled() => {
                 self.end = Some(Ok("server shutting down"));
+                return None;
+            }
+            _ = self.entry.kicked().cancelled() => {
+                self.end = Some(Ok("kicked through the API"));
                 return None;
             }
             item = self.sub.next() => item,
@@ -161,14 +179,14 @@ impl Session {
             1 => tags.pop()?,
             _ => Bytes::from(tags.concat()),
         };
-        self.bytes += b.len() as u64;
+        self.bytes.add(b.len() as u64);
         Some(Ok(b))
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let (peer, path, bytes) = (self.peer, &self.path, self.bytes);
+        let (peer, path, bytes) = (self.peer, &self.path, self.bytes.get());
         match &self.end {
             None => {
                 tracing::info!(%peer, %path, bytes_out = bytes, "HTTP-FLV reader closed: closed by client")

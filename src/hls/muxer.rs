@@ -105,6 +105,14 @@ impl HlsMuxers {
         map.get(path).cloned()
     }
 
+    /// The running muxers by path, for the API.
+    pub fn list(&self) -> Vec<(String, Arc<HlsMuxer>)> {
+        let map = self.muxers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut all: Vec<_> = map.iter().map(|(p, m)| (p.clone(), m.clone())).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
     /// The path's muxer, started if the path has a publisher.
     pub fn get(&self, path: &str) -> Option<Arc<HlsMuxer>> {
         self.start(path, true)

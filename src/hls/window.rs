@@ -130,6 +130,9 @@ pub struct HlsMuxer {
     /// from its end, and one segment leaves them no buffer (LL-HLS players start from
     /// the parts instead).
     min_segments: usize,
+    pub created: std::time::SystemTime,
+    /// Bytes of playlists, segments and parts served (for the API's `hlsmuxers`).
+    bytes_sent: std::sync::atomic::AtomicU64,
 }
 
 impl HlsMuxer {
@@ -152,6 +155,8 @@ impl HlsMuxer {
                 HlsVariant::LowLatency => 1,
                 _ => segment_count.min(2),
             },
+            created: std::time::SystemTime::now(),
+            bytes_sent: Default::default(),
         }
     }
 
@@ -161,6 +166,21 @@ impl HlsMuxer {
 
     pub(super) fn touch(&self) {
         self.lock().last_request = Some(Instant::now());
+    }
+
+    /// When a client last asked for something of this muxer.
+    pub fn last_request(&self) -> Option<std::time::SystemTime> {
+        let t = self.lock().last_request?;
+        std::time::SystemTime::now().checked_sub(t.elapsed())
+    }
+
+    pub fn count_sent(&self, n: u64) {
+        self.bytes_sent
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(super) fn idle_for(&self, d: Duration) -> bool {

@@ -7,6 +7,7 @@ pub mod client;
 pub(crate) mod conn;
 pub(crate) mod cors;
 mod hls;
+mod hls_sessions;
 
 use crate::config::Config;
 use crate::core::PathManager;
@@ -25,6 +26,7 @@ pub(crate) struct HttpCtx {
     pub write_timeout: Duration,
     pub allow_origins: Vec<String>,
     pub shutdown: CancellationToken,
+    hls_sessions: hls_sessions::HlsSessions,
 }
 
 impl HttpCtx {
@@ -80,8 +82,20 @@ impl HttpServer {
             write_timeout: config.write_timeout.0,
             allow_origins: config.hls_allow_origins.clone(),
             shutdown: shutdown.clone(),
+            hls_sessions: Default::default(),
         });
         let app = axum::Router::new().fallback(route).with_state(ctx.clone());
+        let sweep = (ctx.clone(), listen.clone());
+        tokio::spawn(async move {
+            let (ctx, listen) = sweep;
+            let mut tick = tokio::time::interval(hls_sessions::IDLE / 6);
+            loop {
+                tokio::select! {
+                    _ = listen.cancelled() => return,
+                    _ = tick.tick() => ctx.hls_sessions.sweep(),
+                }
+            }
+        });
         tracing::info!("HTTP listener opened on {local_addr} (HTTP-FLV, HLS)");
         let task = tokio::spawn(async move {
             let listener = match conn::TimeoutListener::new(listener, ctx.write_timeout, tls) {
@@ -205,6 +219,22 @@ async fn route(
     }
     if let Some((name, file)) = path.rsplit_once('/') {
         let mut resp = hls::serve(&ctx, name, file, req.uri().query()).await;
+        if resp.status() == StatusCode::OK && !matches!(file, "" | "hls.min.js") {
+            use axum::body::HttpBody;
+            let ua = req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            let query = req.uri().query().unwrap_or_default();
+            let n = resp.body().size_hint().exact().unwrap_or(0);
+            ctx.hls_sessions
+                .counter(&ctx.manager, peer, ua, name, query)
+                .add(n);
+            if let Some(m) = ctx.hls.running(name) {
+                m.count_sent(n);
+            }
+        }
         if let Some(o) = origin {
             resp.headers_mut()
                 .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);

@@ -48,8 +48,11 @@ struct Conn {
     session: Session,
     role: Role,
     close_after: Option<End>,
-    bytes_in: u64,
-    bytes_out: u64,
+    /// This connection in the API's `rtmpconns`.
+    entry: core::SessionGuard,
+    bytes_in: core::ByteCounter,
+    /// Shared with a player's sink, and counted for the path it plays.
+    bytes_out: core::ByteCounter,
 }
 
 pub(crate) async fn serve(
@@ -71,6 +74,12 @@ pub(crate) async fn serve(
         .manager
         .hooks()
         .connect(&ctx.manager.config(), conn_type);
+    let kind = if conn_type == "rtmpsConn" {
+        core::SessionKind::RtmpsConn
+    } else {
+        core::SessionKind::RtmpConn
+    };
+    let entry = ctx.manager.sessions().open(kind, peer);
     let mut c = Conn {
         ctx,
         peer,
@@ -78,19 +87,20 @@ pub(crate) async fn serve(
         session: Session::new(),
         role: Role::None,
         close_after: None,
-        bytes_in: 0,
-        bytes_out: 0,
+        bytes_in: entry.bytes_in.clone(),
+        bytes_out: entry.bytes_out.clone(),
+        entry,
     };
     match c.run(&mut rd).await {
         End::Normal(r) => c.end_role(&r),
         End::Bad(r) => {
             let (role, path) = c.describe();
-            let bytes_out = c.bytes_out();
-            tracing::warn!(%peer, path, bytes_in = c.bytes_in, bytes_out, "closing RTMP {role}: {r}");
+            let bytes_out = c.bytes_out.get();
+            tracing::warn!(%peer, path, bytes_in = c.bytes_in.get(), bytes_out, "closing RTMP {role}: {r}");
             c.role = Role::None;
         }
     }
-    tracing::debug!(%peer, bytes_in = c.bytes_in, bytes_out = c.bytes_out, "RTMP connection closed");
+    tracing::debug!(%peer, bytes_in = c.bytes_in.get(), bytes_out = c.bytes_out.get(), "RTMP connection closed");
 }
 
 /// Resolves when a player's sink needs the connection to write.
@@ -110,23 +120,15 @@ impl Conn {
         }
     }
 
-    /// Bytes written, by this task and by a player's sink.
-    fn bytes_out(&self) -> u64 {
-        match &self.role {
-            Role::Play(p) => self.bytes_out + p.sink.bytes_out(),
-            _ => self.bytes_out,
-        }
-    }
-
     /// Releases the publisher or player slot, with one log line for a session that ran.
     fn end_role(&mut self, reason: &str) {
         let (role, path) = self.describe();
-        let bytes_out = self.bytes_out();
         if !matches!(self.role, Role::None) {
-            tracing::info!(peer = %self.peer, path, bytes_in = self.bytes_in, bytes_out, "RTMP {role} closed: {reason}");
+            let (bytes_in, bytes_out) = (self.bytes_in.get(), self.bytes_out.get());
+            tracing::info!(peer = %self.peer, path, bytes_in, bytes_out, "RTMP {role} closed: {reason}");
         }
-        self.bytes_out = bytes_out;
         self.role = Role::None;
+        self.entry.update(|d| d.state = core::SessionState::Idle);
     }
 
     async fn run(&mut self, rd: &mut Reader) -> End {
@@ -150,13 +152,15 @@ impl Conn {
                 Role::Publish(p) => Some(p.publisher.cancelled().clone()),
                 _ => None,
             };
+            let entry_kick = self.entry.kicked().clone();
             tokio::select! {
                 _ = ctx.shutdown.cancelled() => return End::Normal("server shutting down".into()),
                 why = crate::core::kicked(replaced.as_ref()) => return End::Normal(why.into()),
+                why = crate::core::kicked(Some(&entry_kick)) => return End::Normal(why.into()),
                 r = rd.read(&mut buf) => match r {
                     Ok(0) => return End::Normal("closed by client".into()),
                     Ok(n) => {
-                        self.bytes_in += n as u64;
+                        self.bytes_in.add(n as u64);
                         last_read = Instant::now();
                         if let Err(e) = self.input(&buf[..n]).await {
                             return e;
@@ -188,7 +192,7 @@ impl Conn {
                 Ok(Ok(n)) => n,
                 Ok(Err(e)) => return Err(End::Normal(format!("read error: {e}"))),
             };
-            self.bytes_in += n as u64;
+            self.bytes_in.add(n as u64);
             match hs.process_bytes(&buf[..n]) {
                 Ok(HandshakeProcessResult::InProgress { response_bytes }) => {
                     self.write(&[&response_bytes]).await?
@@ -210,7 +214,7 @@ impl Conn {
             .wr
             .write_all_vectored(parts, self.ctx.write_timeout)
             .await?;
-        self.bytes_out += n as u64;
+        self.bytes_out.add(n as u64);
         Ok(())
     }
 
@@ -324,6 +328,11 @@ impl Conn {
                     .add_publisher(&path, self.client(&app, &name))
                 {
                     Ok(publisher) => {
+                        self.entry.update(|d| {
+                            d.state = core::SessionState::Publish;
+                            d.path = path.clone();
+                            d.query = core::without_credentials(super::auth::query(&app, &name));
+                        });
                         self.session.accept_publish(stream_id);
                         self.role = Role::Publish(Box::new(Publishing {
                             path,
@@ -376,7 +385,17 @@ impl Conn {
                         tracing::info!(peer = %self.peer, %path, "RTMP player started");
                         self.session.accept_play(stream_id);
                         let encoder = Box::new(PlayEncoder::new(media_out));
-                        let sink = Sink::attach(sub, encoder, self.wr.tcp());
+                        self.bytes_out = self
+                            .entry
+                            .bytes_out
+                            .with_path(slot.path().bytes_sent_counter());
+                        self.entry.update(|d| {
+                            d.state = core::SessionState::Read;
+                            d.path = path.clone();
+                            d.query = core::without_credentials(super::auth::query(&app, &name));
+                        });
+                        let sink =
+                            Sink::attach(sub, encoder, self.wr.tcp(), self.bytes_out.clone());
                         // The play status, queued ahead of the media.
                         sink.send_own(Bytes::from(self.session.take_output()));
                         self.role = Role::Play(Box::new(Playing {
@@ -478,6 +497,7 @@ impl Conn {
             self.peer,
             super::auth::query(app, name),
         )
+        .in_session(&self.entry)
     }
 }
 

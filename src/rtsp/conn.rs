@@ -33,8 +33,9 @@ struct Conn {
     /// A playing reader over TCP: the stream writes its media itself (see `core::sink`),
     /// and responses go through it, in order with the media.
     sink: Option<Arc<Sink>>,
-    bytes_in: u64,
-    bytes_out: u64,
+    bytes_in: crate::core::ByteCounter,
+    /// The connection's count; while it plays, its path's too.
+    bytes_out: crate::core::ByteCounter,
 }
 
 pub(crate) async fn serve(
@@ -58,15 +59,22 @@ pub(crate) async fn serve(
         .hooks()
         .connect(&ctx.manager.config(), conn_type);
     let (udp_tx, mut udp_rx) = mpsc::channel(4096);
-    let handler = Handler::new(ctx.clone(), peer, udp_tx);
+    let kind = if conn_type == "rtspsConn" {
+        crate::core::SessionKind::RtspsConn
+    } else {
+        crate::core::SessionKind::RtspConn
+    };
+    let entry = ctx.manager.sessions().open(kind, peer);
+    let (bytes_in, bytes_out) = (entry.bytes_in.clone(), entry.bytes_out.clone());
+    let handler = Handler::new(ctx.clone(), peer, udp_tx, entry);
     let mut c = Conn {
         ctx: ctx.clone(),
         peer,
         wr,
         handler,
         sink: None,
-        bytes_in: 0,
-        bytes_out: 0,
+        bytes_in,
+        bytes_out,
     };
     tracing::debug!(%peer, "RTSP connection opened");
 
@@ -110,14 +118,16 @@ pub(crate) async fn serve(
             // Interleaved frames keep slices of the buffer; read into fresh space.
             buf.reserve(chunk);
         }
+        let session_kick = c.handler.session_kick();
         tokio::select! {
             _ = ctx.shutdown.cancelled() => break End::Normal("server shutting down".into()),
             why = crate::core::kicked(replaced.as_ref()) => break End::Normal(why.into()),
+            why = crate::core::kicked(session_kick.as_ref()) => break End::Normal(why.into()),
             r = rd.read_buf(&mut buf) => match r {
                 Ok(0) if buf.is_empty() => break End::Normal("closed by client".into()),
                 Ok(0) => break End::Bad(format!("connection closed inside a message ({} bytes unparsed)", buf.len())),
                 Ok(n) => {
-                    c.bytes_in += n as u64;
+                    c.bytes_in.add(n as u64);
                     last_read = Instant::now();
                     match c.process(&mut buf, &mut playback, &mut replaced).await {
                         Ok(None) => {}
@@ -144,6 +154,7 @@ pub(crate) async fn serve(
             }
             Some(pkt) = udp_rx.recv() => {
                 last_udp = Instant::now();
+                c.bytes_in.add(pkt.data.len() as u64);
                 if let Err(reason) = c.handler.on_udp(pkt) {
                     break End::Bad(reason);
                 }
@@ -160,8 +171,9 @@ pub(crate) async fn serve(
         }
     };
     c.end_sink();
-    c.handler.end_session(&reason, c.bytes_in, c.bytes_out);
-    tracing::debug!(peer = %c.peer, bytes_in = c.bytes_in, bytes_out = c.bytes_out, "RTSP connection closed: {reason}");
+    let (bytes_in, bytes_out) = (c.bytes_in.get(), c.bytes_out.get());
+    c.handler.end_session(&reason, bytes_in, bytes_out);
+    tracing::debug!(peer = %c.peer, bytes_in, bytes_out, "RTSP connection closed: {reason}");
 }
 
 async fn sink_attention(s: &Option<Arc<Sink>>) {
@@ -229,19 +241,30 @@ impl Conn {
             }
             match action {
                 Action::None => {}
-                Action::Play(p) => match PlayEncoder::tcp_only(&p.tracks) {
-                    Some(enc) => {
-                        self.sink = Some(Sink::attach(p.reader, Box::new(enc), self.wr.tcp()))
+                Action::Play(p) => {
+                    if let Some(b) = self.handler.reader_bytes_out() {
+                        self.bytes_out = b;
                     }
-                    None => *playback = Some(p),
-                },
+                    match PlayEncoder::tcp_only(&p.tracks) {
+                        Some(enc) => {
+                            self.sink = Some(Sink::attach(
+                                p.reader,
+                                Box::new(enc),
+                                self.wr.tcp(),
+                                self.bytes_out.clone(),
+                            ))
+                        }
+                        None => *playback = Some(p),
+                    }
+                }
                 Action::Pause => *playback = None,
                 Action::Record(token) => *replaced = Some(token),
                 Action::Teardown => {
                     *playback = None;
                     *replaced = None;
                     self.handler
-                        .end_session("teardown", self.bytes_in, self.bytes_out);
+                        .end_session("teardown", self.bytes_in.get(), self.bytes_out.get());
+                    self.bytes_out = self.handler.conn_entry().bytes_out.clone();
                 }
                 Action::Close(reason) => return Err(reason),
                 Action::Refuse(_) => return Ok(Some(End::Normal("authentication failed".into()))),
@@ -254,7 +277,7 @@ impl Conn {
             .wr
             .write_all_vectored(parts, self.ctx.write_timeout)
             .await?;
-        self.bytes_out += n as u64;
+        self.bytes_out.add(n as u64);
         Ok(())
     }
 
@@ -283,11 +306,9 @@ impl Conn {
         }
     }
 
-    /// Stops the sink's reader, keeping the count of what it wrote.
+    /// Stops the sink's reader (what it wrote is in `bytes_out` already).
     fn end_sink(&mut self) {
-        if let Some(s) = self.sink.take() {
-            self.bytes_out += s.bytes_out();
-        }
+        self.sink = None;
     }
 
     /// Writes `first` and whatever else is already queued, in one vectored write for TCP
@@ -331,7 +352,8 @@ impl Conn {
                 };
                 let to = SocketAddr::new(self.peer.ip(), port);
                 // UDP loss is the reader's problem, as on any network.
-                self.bytes_out += super::udp::send_all(sock, to, packets).await as u64;
+                self.bytes_out
+                    .add(super::udp::send_all(sock, to, packets).await as u64);
             }
         }
         if !tcp.is_empty() {

@@ -167,7 +167,12 @@ pub fn fuzz_session(data: &[u8]) {
         shutdown: CancellationToken::new(),
     });
     let (tx, _rx) = tokio::sync::mpsc::channel(16);
-    let mut handler = session::Handler::new(ctx, SocketAddr::from(([127, 0, 0, 1], 1)), tx);
+    let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+    let entry = ctx
+        .manager
+        .sessions()
+        .open(crate::core::SessionKind::RtspConn, peer);
+    let mut handler = session::Handler::new(ctx, peer, tx, entry);
     let mut buf = bytes::BytesMut::from(data);
     while let Ok(Some(msg)) = framing::next_message(&mut buf) {
         match msg {

@@ -73,6 +73,10 @@ pub(crate) struct Handler {
     session_id: Option<String>,
     role: Role,
     auth: super::auth::ConnAuth,
+    /// This connection in the API's `rtspconns` (`rtspsconns` over TLS).
+    conn_entry: core::SessionGuard,
+    /// The session in `rtspsessions`, from ANNOUNCE or the first SETUP to TEARDOWN.
+    session_entry: Option<core::SessionGuard>,
 }
 
 type Reply = (Response<Vec<u8>>, Action);
@@ -80,10 +84,19 @@ type Reply = (Response<Vec<u8>>, Action);
 impl Handler {
     /// Who this session is, for the slot it takes (hooks and webhooks read it).
     fn client<B>(&self, req: &rtsp_types::Request<B>) -> crate::core::Client {
-        crate::core::Client::new(crate::core::Peer::RtspSession, self.peer, &query_of(req))
+        let c = crate::core::Client::new(crate::core::Peer::RtspSession, self.peer, &query_of(req));
+        match &self.session_entry {
+            Some(s) => c.in_session(s),
+            None => c,
+        }
     }
 
-    pub(crate) fn new(ctx: Arc<Ctx>, peer: SocketAddr, udp_tx: mpsc::Sender<UdpIn>) -> Self {
+    pub(crate) fn new(
+        ctx: Arc<Ctx>,
+        peer: SocketAddr,
+        udp_tx: mpsc::Sender<UdpIn>,
+        conn_entry: core::SessionGuard,
+    ) -> Self {
         Handler {
             ctx,
             peer,
@@ -91,6 +104,75 @@ impl Handler {
             session_id: None,
             role: Role::Idle,
             auth: Default::default(),
+            conn_entry,
+            session_entry: None,
+        }
+    }
+
+    pub(crate) fn conn_entry(&self) -> &core::SessionGuard {
+        &self.conn_entry
+    }
+
+    /// Lists the session that ANNOUNCE or SETUP starts, on `path`.
+    fn open_session_entry<B>(&mut self, req: &rtsp_types::Request<B>, path: &str) {
+        let kind = match self.conn_entry.kind {
+            core::SessionKind::RtspsConn => core::SessionKind::RtspsSession,
+            _ => core::SessionKind::RtspSession,
+        };
+        let entry = self
+            .ctx
+            .manager
+            .sessions()
+            .open_sharing(kind, &self.conn_entry);
+        let user_agent = req
+            .header(&headers::USER_AGENT)
+            .map(|v| v.as_str().to_string())
+            .unwrap_or_default();
+        let conn = self.conn_entry.id;
+        entry.update(|d| {
+            d.path = path.to_string();
+            d.query = core::without_credentials(&query_of(req));
+            d.user_agent = user_agent;
+            d.linked = Some(conn);
+        });
+        let id = entry.id;
+        self.conn_entry.update(|d| d.linked = Some(id));
+        self.session_entry = Some(entry);
+    }
+
+    fn close_session_entry(&mut self) {
+        self.session_entry = None;
+        self.conn_entry.update(|d| d.linked = None);
+    }
+
+    /// Fires when the session is kicked through the API.
+    pub(crate) fn session_kick(&self) -> Option<core::Kick> {
+        self.session_entry.as_ref().map(|s| s.kicked().clone())
+    }
+
+    /// What a playing reader's bytes count into besides the connection: its path's.
+    pub(crate) fn reader_bytes_out(&self) -> Option<core::ByteCounter> {
+        match &self.role {
+            Role::Read(r) => Some(
+                self.conn_entry
+                    .bytes_out
+                    .with_path(r.reader.path().bytes_sent_counter()),
+            ),
+            _ => None,
+        }
+    }
+
+    fn set_entry_state(&self, state: core::SessionState, transport: &str) {
+        if let Some(e) = &self.session_entry {
+            let t = match transport {
+                "udp" => "UDP",
+                "multicast" => "UDP-multicast",
+                _ => "TCP",
+            };
+            e.update(|d| {
+                d.state = state;
+                d.transport = Some(t.to_string());
+            });
         }
     }
 
@@ -301,9 +383,11 @@ impl Handler {
                 )
             }
         };
+        self.open_session_entry(req, &path);
         let publisher = match self.ctx.manager.add_publisher(&path, self.client(req)) {
             Ok(p) => p,
             Err(e) => {
+                self.close_session_entry();
                 tracing::warn!(peer = %self.peer, %path, "publish refused: {e}");
                 return (path_error(req, cseq, &e), Action::None);
             }
@@ -372,6 +456,7 @@ impl Handler {
 
         let (base, track) = split_track_id(&full);
         if let Role::Idle = self.role {
+            self.open_session_entry(req, base);
             match self.ctx.manager.add_reader(base, self.client(req)) {
                 Ok(reader) => {
                     let n = reader.stream().tracks().len();
@@ -386,6 +471,7 @@ impl Handler {
                     }));
                 }
                 Err(e) => {
+                    self.close_session_entry();
                     tracing::info!(peer = %self.peer, path = base, "read refused: {e}");
                     return (path_error(req, cseq, &e), Action::None);
                 }
@@ -468,18 +554,14 @@ impl Handler {
         }
         let transport = transport_name(&r.setups);
         tracing::info!(peer = %self.peer, path = %r.path, transport, "RTSP reader started");
+        let tracks = r.setups.clone();
+        self.set_entry_state(core::SessionState::Read, transport);
         let mut resp = status(req, cseq, StatusCode::Ok);
         resp.insert_header(headers::RANGE, "npt=0.000-");
         if !rtp_info.is_empty() {
             resp.insert_header(headers::RTP_INFO, rtp_info.join(","));
         }
-        (
-            resp,
-            Action::Play(Playback {
-                reader,
-                tracks: r.setups.clone(),
-            }),
-        )
+        (resp, Action::Play(Playback { reader, tracks }))
     }
 
     fn record(&mut self, req: &Request<Vec<u8>>, cseq: &str) -> Reply {
@@ -521,6 +603,7 @@ impl Handler {
         let transport = transport_name(&p.setups);
         tracing::info!(peer = %self.peer, path = %p.path, transport, tracks = %codecs, "RTSP publisher started");
         let token = p.publisher.cancelled().clone();
+        self.set_entry_state(core::SessionState::Publish, transport);
         (status(req, cseq, StatusCode::Ok), Action::Record(token))
     }
 
@@ -558,6 +641,7 @@ impl Handler {
             tracing::info!(peer = %self.peer, %path, transport, bytes_in, bytes_out, "RTSP {role} closed: {reason}");
         }
         self.session_id = None;
+        self.close_session_entry();
     }
 }
 

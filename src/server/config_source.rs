@@ -162,6 +162,7 @@ impl ServerInner {
                     "reload ({why}) failed, keeping the running config: can't read {}: {e}",
                     file.display()
                 );
+                self.reloads.note(false);
                 return;
             }
         };
@@ -172,7 +173,10 @@ impl ServerInner {
             return;
         }
         match src.parse(&text, &file.display().to_string()) {
-            Err(e) => tracing::error!("reload ({why}) failed, keeping the running config: {e}"),
+            Err(e) => {
+                tracing::error!("reload ({why}) failed, keeping the running config: {e}");
+                self.reloads.note(false);
+            }
             Ok(new) => {
                 src.text = Some(text);
                 if new == *self.manager.config() {

@@ -9,6 +9,7 @@ use crate::rtmp::RtmpServer;
 use crate::rtsp::RtspServer;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +35,7 @@ enum AnyServer {
     Rtmp(RtmpServer),
     Http(HttpServer),
     Api(ApiServer),
+    Metrics(crate::metrics::MetricsServer),
     Playback(crate::playback::PlaybackServer),
 }
 
@@ -44,6 +46,7 @@ impl AnyServer {
             AnyServer::Rtmp(s) => &mut s.task,
             AnyServer::Http(s) => &mut s.task,
             AnyServer::Api(s) => &mut s.task,
+            AnyServer::Metrics(s) => &mut s.task,
             AnyServer::Playback(s) => &mut s.task,
         }
     }
@@ -83,6 +86,7 @@ pub struct ServerInner {
     stages: crate::transcode::Stages,
     /// Serializes reloads.
     reloading: tokio::sync::Mutex<()>,
+    pub reloads: ReloadStats,
     shutdown: CancellationToken,
 }
 
@@ -95,17 +99,19 @@ pub enum Listener {
     Rtmps,
     Http,
     Api,
+    Metrics,
     Playback,
 }
 
 impl Listener {
-    pub const ALL: [Listener; 7] = [
+    pub const ALL: [Listener; 8] = [
         Listener::Rtsp,
         Listener::Rtsps,
         Listener::Rtmp,
         Listener::Rtmps,
         Listener::Http,
         Listener::Api,
+        Listener::Metrics,
         Listener::Playback,
     ];
 
@@ -117,6 +123,7 @@ impl Listener {
             Listener::Rtmps => "rtmps",
             Listener::Http => "hls",
             Listener::Api => "api",
+            Listener::Metrics => "metrics",
             Listener::Playback => "playback",
         }
     }
@@ -203,6 +210,12 @@ impl Listener {
                     || (&a.api_server_key, &a.api_server_cert)
                         != (&b.api_server_key, &b.api_server_cert)
             }
+            Listener::Metrics => {
+                (a.metrics, a.metrics_address, a.metrics_encryption)
+                    != (b.metrics, b.metrics_address, b.metrics_encryption)
+                    || (&a.metrics_server_key, &a.metrics_server_cert)
+                        != (&b.metrics_server_key, &b.metrics_server_cert)
+            }
             // Origins and proxies are read per request.
             Listener::Playback => {
                 timeouts
@@ -222,6 +235,7 @@ impl Listener {
             Listener::Rtmps => c.rtmps_address.0,
             Listener::Http => c.hls_address.0,
             Listener::Api => c.api_address.0,
+            Listener::Metrics => c.metrics_address.0,
             Listener::Playback => c.playback_address.0,
         }
     }
@@ -234,8 +248,27 @@ impl Listener {
             Listener::Rtmps => c.rtmp && c.rtmp_encryption != crate::config::Encryption::No,
             Listener::Http => c.hls,
             Listener::Api => c.api,
+            Listener::Metrics => c.metrics,
             Listener::Playback => c.playback,
         }
+    }
+}
+
+/// Reloads since the start, for the metrics: applied (from the file, SIGHUP or the
+/// API), failed (a config that didn't load, or a listener that didn't restart).
+#[derive(Default)]
+pub struct ReloadStats {
+    pub applied: AtomicU64,
+    pub failed: AtomicU64,
+    pub last_failed: AtomicBool,
+}
+
+impl ReloadStats {
+    pub(crate) fn note(&self, ok: bool) {
+        if !ok {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.last_failed.store(!ok, Ordering::Relaxed);
     }
 }
 
@@ -323,6 +356,7 @@ impl Server {
         let recorders = crate::record::start(manager.clone(), shutdown.clone());
         let stages = crate::transcode::start(manager.clone(), shutdown.clone());
         crate::transcode::warn_if_unbuilt(&config);
+        tokio::spawn(manager.clone().sample_rates(shutdown.clone()));
         let inner = Arc::new_cyclic(|me| ServerInner {
             me: me.clone(),
             started: std::time::SystemTime::now(),
@@ -333,6 +367,7 @@ impl Server {
             recorders,
             stages,
             reloading: tokio::sync::Mutex::new(()),
+            reloads: Default::default(),
             shutdown: shutdown.clone(),
         });
         let server = Server { inner };
@@ -382,6 +417,9 @@ impl ServerInner {
             Listener::Api => {
                 AnyServer::Api(ApiServer::start(config, m, self.me.clone(), st).await?)
             }
+            Listener::Metrics => AnyServer::Metrics(
+                crate::metrics::MetricsServer::start(config, m, self.me.clone(), st).await?,
+            ),
             Listener::Playback => {
                 AnyServer::Playback(crate::playback::PlaybackServer::start(config, m, st).await?)
             }
@@ -430,6 +468,8 @@ impl ServerInner {
                 summary.failed.push((l.name(), e.to_string()));
             }
         }
+        self.reloads.applied.fetch_add(1, Ordering::Relaxed);
+        self.reloads.note(summary.failed.is_empty());
         summary
     }
 
@@ -503,6 +543,13 @@ impl ServerInner {
     pub fn api_addr(&self) -> Option<SocketAddr> {
         match &self.listeners().get(&Listener::Api)?.server {
             AnyServer::Api(a) => Some(a.local_addr),
+            _ => None,
+        }
+    }
+
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        match &self.listeners().get(&Listener::Metrics)?.server {
+            AnyServer::Metrics(m) => Some(m.local_addr),
             _ => None,
         }
     }
