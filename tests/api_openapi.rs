@@ -7,7 +7,6 @@ mod common;
 
 use common::*;
 use serde_json::{json, Value};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn call(srv: &TestServer, method: &str, path: &str, body: Option<&Value>) -> (u16, Vec<u8>) {
@@ -21,18 +20,6 @@ fn call(srv: &TestServer, method: &str, path: &str, body: Option<&Value>) -> (u1
     };
     let (status, _, body) = http::request_from(None, api, &head, &body);
     (status, body)
-}
-
-fn reader(url: &str) -> std::process::Child {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-hide_banner", "-loglevel", "error"]);
-    if url.starts_with("rtsp://") {
-        cmd.args(["-rtsp_transport", "tcp"]);
-    }
-    cmd.args(["-i", url, "-c", "copy", "-f", "null", "-"])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 /// A validator for `schema` with the document's components resolvable from it.
@@ -66,9 +53,9 @@ fn every_documented_route_answers_as_documented() {
     let mut publisher = publish(&clip, &srv.url("live/cam"), "tcp", true);
     srv.wait_stream("live/cam");
     let mut readers = vec![
-        reader(&srv.url("live/cam")),
-        reader(&srv.rtmp_url("live/cam")),
-        reader(&srv.flv_url("live/cam")),
+        read_to_null(&srv.url("live/cam")),
+        read_to_null(&srv.rtmp_url("live/cam")),
+        read_to_null(&srv.flv_url("live/cam")),
     ];
     wait_until(Duration::from_secs(20), "three readers", || {
         srv.readers("live/cam") == 3

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 fn api(srv: &TestServer, path: &str) -> Value {
@@ -25,18 +25,6 @@ fn items(srv: &TestServer, route: &str) -> Vec<Value> {
         .as_array()
         .unwrap()
         .clone()
-}
-
-fn reader(url: &str) -> Child {
-    let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-hide_banner", "-loglevel", "error"]);
-    if url.starts_with("rtsp://") {
-        cmd.args(["-rtsp_transport", "tcp"]);
-    }
-    cmd.args(["-i", url, "-c", "copy", "-f", "null", "-"])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 /// The clip's bitrate as ffprobe reports it: the sum of its streams'.
@@ -109,11 +97,11 @@ fn sessions_are_listed_counted_and_kicked() {
     assert!(want > 1e6, "ffprobe bitrate {want}");
     let mut publisher = publish(&clip, &srv.url("live/cam"), "tcp", true);
     srv.wait_stream("live/cam");
-    let mut kept_rtsp = reader(&srv.url("live/cam"));
-    let mut kicked_rtsp = reader(&srv.url("live/cam"));
-    let mut kicked_rtmp = reader(&srv.rtmp_url("live/cam"));
-    let mut kept_flv = reader(&srv.flv_url("live/cam"));
-    let mut kicked_flv = reader(&srv.flv_url("live/cam"));
+    let mut kept_rtsp = read_to_null(&srv.url("live/cam"));
+    let mut kicked_rtsp = read_to_null(&srv.url("live/cam"));
+    let mut kicked_rtmp = read_to_null(&srv.rtmp_url("live/cam"));
+    let mut kept_flv = read_to_null(&srv.flv_url("live/cam"));
+    let mut kicked_flv = read_to_null(&srv.flv_url("live/cam"));
     wait_until(Duration::from_secs(20), "five readers", || {
         srv.readers("live/cam") == 5
     });

@@ -191,15 +191,19 @@ impl Sessions {
         self.open_counted(kind, remote, Default::default(), Default::default())
     }
 
-    /// Lists a new entry that shares `other`'s byte counts (an RTSP session moves its
-    /// bytes over its connection).
+    /// Lists a new entry that shares `other`'s byte counts and kick (an RTSP session
+    /// moves its bytes over its connection, and kicking it closes that connection).
     pub fn open_sharing(self: &Arc<Self>, kind: SessionKind, other: &Session) -> SessionGuard {
-        self.open_counted(
+        self.insert(Session {
+            id: super::path::next_id(),
             kind,
-            other.remote,
-            other.bytes_in.clone(),
-            other.bytes_out.clone(),
-        )
+            created: SystemTime::now(),
+            remote: other.remote,
+            bytes_in: other.bytes_in.clone(),
+            bytes_out: other.bytes_out.clone(),
+            kick: other.kick.clone(),
+            detail: Default::default(),
+        })
     }
 
     fn open_counted(
@@ -209,7 +213,7 @@ impl Sessions {
         bytes_in: ByteCounter,
         bytes_out: ByteCounter,
     ) -> SessionGuard {
-        let session = Arc::new(Session {
+        self.insert(Session {
             id: super::path::next_id(),
             kind,
             created: SystemTime::now(),
@@ -218,7 +222,11 @@ impl Sessions {
             bytes_out,
             kick: Kick::default(),
             detail: Default::default(),
-        });
+        })
+    }
+
+    fn insert(self: &Arc<Self>, session: Session) -> SessionGuard {
+        let session = Arc::new(session);
         self.lock().insert(session.id, session.clone());
         SessionGuard {
             session,
@@ -281,6 +289,10 @@ mod tests {
         );
         assert!(reg.kick(SessionKind::RtspSession, session.id));
         assert!(session.kicked().is_cancelled());
+        assert!(
+            conn.kicked().is_cancelled(),
+            "a session's kick closes its connection"
+        );
         assert_eq!(session.kicked().reason(), "kicked through the API");
         drop(session);
         assert_eq!(reg.count(SessionKind::RtspSession), 0);

@@ -32,7 +32,6 @@ impl HlsSessions {
         let key = (peer.ip(), user_agent.to_string(), path.to_string());
         let now = Instant::now();
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, (_, _, seen)| now.duration_since(*seen) < IDLE);
         let (_, count, seen) = map.entry(key).or_insert_with(|| {
             let entry = manager.sessions().open(SessionKind::HlsSession, peer);
             entry.update(|d| {
@@ -52,7 +51,8 @@ impl HlsSessions {
         count.clone()
     }
 
-    /// Forgets viewers idle for `IDLE`; run now and then so they leave the API.
+    /// Forgets viewers idle for `IDLE`; run every few seconds (not per request: a
+    /// thousand viewers make a long map).
     pub(crate) fn sweep(&self) {
         let now = Instant::now();
         self.map

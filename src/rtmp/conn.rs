@@ -142,6 +142,7 @@ impl Conn {
             return e;
         }
         let mut last_read = Instant::now();
+        let kicked = self.entry.kicked().clone();
         loop {
             let deadline = match self.role {
                 Role::Play(_) => None,
@@ -152,11 +153,10 @@ impl Conn {
                 Role::Publish(p) => Some(p.publisher.cancelled().clone()),
                 _ => None,
             };
-            let entry_kick = self.entry.kicked().clone();
             tokio::select! {
                 _ = ctx.shutdown.cancelled() => return End::Normal("server shutting down".into()),
                 why = crate::core::kicked(replaced.as_ref()) => return End::Normal(why.into()),
-                why = crate::core::kicked(Some(&entry_kick)) => return End::Normal(why.into()),
+                why = crate::core::kicked(Some(&kicked)) => return End::Normal(why.into()),
                 r = rd.read(&mut buf) => match r {
                     Ok(0) => return End::Normal("closed by client".into()),
                     Ok(n) => {

@@ -84,6 +84,7 @@ pub(crate) async fn serve(
     let mut last_read = Instant::now();
     let mut last_udp = Instant::now();
     let read_timeout = ctx.read_timeout;
+    let kicked = c.handler.conn_entry().kicked().clone();
 
     let end = loop {
         let deadline = if c.handler.is_recording() {
@@ -118,11 +119,11 @@ pub(crate) async fn serve(
             // Interleaved frames keep slices of the buffer; read into fresh space.
             buf.reserve(chunk);
         }
-        let session_kick = c.handler.session_kick();
         tokio::select! {
             _ = ctx.shutdown.cancelled() => break End::Normal("server shutting down".into()),
             why = crate::core::kicked(replaced.as_ref()) => break End::Normal(why.into()),
-            why = crate::core::kicked(session_kick.as_ref()) => break End::Normal(why.into()),
+            // A session kicked through the API kicks its connection (they share the token).
+            why = crate::core::kicked(Some(&kicked)) => break End::Normal(why.into()),
             r = rd.read_buf(&mut buf) => match r {
                 Ok(0) if buf.is_empty() => break End::Normal("closed by client".into()),
                 Ok(0) => break End::Bad(format!("connection closed inside a message ({} bytes unparsed)", buf.len())),

@@ -145,11 +145,6 @@ impl Handler {
         self.conn_entry.update(|d| d.linked = None);
     }
 
-    /// Fires when the session is kicked through the API.
-    pub(crate) fn session_kick(&self) -> Option<core::Kick> {
-        self.session_entry.as_ref().map(|s| s.kicked().clone())
-    }
-
     /// What a playing reader's bytes count into besides the connection: its path's.
     pub(crate) fn reader_bytes_out(&self) -> Option<core::ByteCounter> {
         match &self.role {

@@ -535,6 +535,20 @@ pub fn read_to_file(url: &str, transport: &str, out: &Path) -> Child {
         .expect("spawn ffmpeg reader")
 }
 
+/// ffmpeg reading `url` (RTSP over TCP) and dropping what it reads, until killed or
+/// the server ends the stream.
+pub fn read_to_null(url: &str) -> Child {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error"]);
+    if url.starts_with("rtsp://") {
+        cmd.args(["-rtsp_transport", "tcp"]);
+    }
+    cmd.args(["-i", url, "-c", "copy", "-f", "null", "-"])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn ffmpeg reader")
+}
+
 /// ffmpeg reading `url` for `secs` seconds into `out` (RTSP over TCP).
 pub fn read_for(url: &str, secs: u32, out: &Path) -> Child {
     let mut cmd = Command::new("ffmpeg");
