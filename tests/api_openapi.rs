@@ -46,9 +46,11 @@ fn every_documented_route_answers_as_documented() {
     if !have_ffmpeg() {
         return;
     }
-    let srv = TestServer::start(
-        "hlsVariant: mpegts\nhlsSegmentDuration: 1s\npaths:\n  cam:\n  all_others:\n",
-    );
+    let rec = tempfile::tempdir().unwrap();
+    let srv = TestServer::start(&format!(
+        "hlsVariant: mpegts\nhlsSegmentDuration: 1s\npaths:\n  cam:\n  all_others:\n    record: yes\n    recordPath: {}/%path/%Y-%m-%d_%H-%M-%S-%f\n    recordSegmentDuration: 1s\n",
+        rec.path().display()
+    ));
     let clip = clip(Clip::H264Aac, 10);
     let mut publisher = publish(&clip, &srv.url("live/cam"), "tcp", true);
     srv.wait_stream("live/cam");
@@ -62,6 +64,17 @@ fn every_documented_route_answers_as_documented() {
     });
     let (st, _) = http::get(srv.server.http_addr().unwrap(), "/live/cam/index.m3u8");
     assert_eq!(st, 200);
+    // Two recorded segments: the first, complete, is the one deletesegment removes.
+    let mut first_segment = String::new();
+    wait_until(Duration::from_secs(20), "two recorded segments", || {
+        let (_, r) = call(&srv, "GET", "/v3/recordings/get/live/cam", None);
+        let r: Value = serde_json::from_slice(&r).unwrap();
+        let segs = r["segments"].as_array().cloned().unwrap_or_default();
+        if let Some(s) = segs.first() {
+            first_segment = s["start"].as_str().unwrap().to_string();
+        }
+        segs.len() >= 2
+    });
 
     let (st, spec) = call(&srv, "GET", "/v3/openapi.json", None);
     assert_eq!(st, 200);
@@ -86,7 +99,7 @@ fn every_documented_route_answers_as_documented() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .find(|i| !route.contains("/kick/") || i["state"] == "read")
+                .find(|i| !route.contains("/kick/") || i["state"] == "read" || i["state"].is_null())
                 .map_or("999999".to_string(), |i| {
                     i["id"].as_str().unwrap().to_string()
                 });
@@ -98,6 +111,10 @@ fn every_documented_route_answers_as_documented() {
             _ => "live/cam",
         };
         url = url.replace("{name}", name);
+        if route.ends_with("/deletesegment") {
+            let start = first_segment.replace('+', "%2B");
+            url = format!("{url}?path=live/cam&start={start}");
+        }
         let body = body_for(method, route);
         let (status, resp) = call(&srv, &method.to_uppercase(), &url, body.as_ref());
         let text = String::from_utf8_lossy(&resp).into_owned();
@@ -129,8 +146,8 @@ fn every_documented_route_answers_as_documented() {
     }
     eprintln!("{checked} operations checked against the document");
     assert_eq!(checked, ops.len());
-    // MediaMTX's routes that exist here (34 of its 49; not yet: paths/forward,
-    // recordings, hlssessions/kick, webrtcsessions, srtconns, moqsessions).
+    // MediaMTX's routes that exist here (38 of its 49; not yet: paths/forward,
+    // webrtcsessions, srtconns, moqsessions).
     let mut mediamtx: Vec<String> = [
         "get /v3/info",
         "post /v3/auth/jwks/refresh",
@@ -150,6 +167,10 @@ fn every_documented_route_answers_as_documented() {
         "get /v3/hlsmuxers/get/{name}",
         "get /v3/hlssessions/list",
         "get /v3/hlssessions/get/{id}",
+        "post /v3/hlssessions/kick/{id}",
+        "get /v3/recordings/list",
+        "get /v3/recordings/get/{name}",
+        "delete /v3/recordings/deletesegment",
     ]
     .map(String::from)
     .to_vec();
@@ -166,13 +187,19 @@ fn every_documented_route_answers_as_documented() {
             mediamtx.push(op.replace("{k}", kind));
         }
     }
-    assert_eq!(mediamtx.len(), 34);
+    assert_eq!(mediamtx.len(), 38);
     for m in &mediamtx {
         assert!(
             ops.iter().any(|(r, meth, _)| format!("{meth} {r}") == *m),
             "{m} missing from the document"
         );
     }
+
+    let (_, r) = call(&srv, "GET", "/v3/recordings/get/live/cam", None);
+    assert!(
+        !String::from_utf8_lossy(&r).contains(&first_segment),
+        "deletesegment removed {first_segment}"
+    );
 
     for mut c in readers.drain(..) {
         let _ = c.kill();

@@ -107,12 +107,17 @@ fn sessions_are_listed_counted_and_kicked() {
     });
     // An HLS viewer: the playlists and a segment.
     let http_addr = srv.server.http_addr().unwrap();
-    let (st, _) = http::get(http_addr, "/live/cam/index.m3u8");
+    let viewer = |file: &str| {
+        let head = format!("GET /live/cam/{file} HTTP/1.0\r\nUser-Agent: test-viewer");
+        let (status, _, body) = http::request_from(None, http_addr, &head, b"");
+        (status, body)
+    };
+    let (st, _) = viewer("index.m3u8");
     assert_eq!(st, 200);
-    let (_, media) = http::get(http_addr, "/live/cam/stream.m3u8");
+    let (_, media) = viewer("stream.m3u8");
     let media = String::from_utf8(media).unwrap();
     let seg = media.lines().find(|l| l.ends_with(".ts")).unwrap();
-    let (st, seg_body) = http::get(http_addr, &format!("/live/cam/{seg}"));
+    let (st, seg_body) = viewer(seg);
     assert_eq!(st, 200);
 
     // RTSP: the publisher and two readers, each with its connection.
@@ -137,6 +142,7 @@ fn sessions_are_listed_counted_and_kicked() {
     let hls = items(&srv, "hlssessions");
     assert_eq!(hls.len(), 1, "{hls:?}");
     assert_eq!(hls[0]["path"], "live/cam");
+    assert_eq!(hls[0]["userAgent"], "test-viewer");
     assert!(hls[0]["outboundBytes"].as_u64().unwrap() >= seg_body.len() as u64);
     let muxer = api(&srv, "/v3/hlsmuxers/get/live/cam");
     assert!(
@@ -271,6 +277,23 @@ fn sessions_are_listed_counted_and_kicked() {
                 > before + 100_000
         },
     );
+
+    // A kicked HLS viewer is refused until it starts over at the multivariant playlist.
+    let hls_id = hls[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        status_of(
+            &srv,
+            &format!("POST /v3/hlssessions/kick/{hls_id} HTTP/1.0")
+        ),
+        200
+    );
+    assert_eq!(viewer("stream.m3u8").0, 403);
+    assert!(items(&srv, "hlssessions").is_empty());
+    assert_eq!(viewer("index.m3u8").0, 200);
+    assert_eq!(viewer("stream.m3u8").0, 200);
+    let again = items(&srv, "hlssessions");
+    assert_eq!(again.len(), 1);
+    assert_ne!(again[0]["id"].as_str().unwrap(), hls_id, "a new session");
 
     assert_eq!(
         status_of(&srv, "POST /v3/rtmpconns/kick/999999 HTTP/1.0"),

@@ -5,52 +5,11 @@
 
 mod common;
 
+use common::nginx::{have_nginx_rtmp, start_nginx};
 use common::*;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
-
-fn have_nginx_rtmp() -> bool {
-    let ok = Path::new(MODULE).exists()
-        && Command::new("nginx")
-            .arg("-v")
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-    present(
-        ok,
-        "push tests need nginx and libnginx-mod-rtmp (.ci/run installs them)",
-        "skipping: nginx with the RTMP module not installed",
-    )
-}
-
-fn start_nginx(prefix: &Path, port: u16) -> Child {
-    std::fs::create_dir_all(prefix.join("logs")).unwrap();
-    let conf = prefix.join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "load_module {MODULE};\ndaemon off;\nmaster_process off;\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/logs/error.log warn;\nevents {{ worker_connections 256; }}\nrtmp {{\n  server {{\n    listen 127.0.0.1:{port};\n    application live {{ live on; }}\n  }}\n}}\n",
-            p = prefix.display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("nginx")
-        .arg("-p")
-        .arg(prefix)
-        .arg("-c")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start nginx");
-    wait_until(Duration::from_secs(10), "nginx to listen", || {
-        TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    child
-}
 
 /// ffmpeg reads 4 s of `url`; the share of frames it got.
 fn read_nginx(url: &str, dir: &Path, name: &str) -> f64 {
@@ -75,7 +34,7 @@ fn push_reaches_nginx_rtmp_and_resumes_after_a_restart() {
         .local_addr()
         .unwrap()
         .port();
-    let mut nginx = start_nginx(prefix.path(), port);
+    let mut nginx = start_nginx(prefix.path(), port, None);
     let dest = format!("rtmp://127.0.0.1:{port}/live/x");
     let srv = TestServer::start(&format!(
         "paths:\n  cam:\n    push: [{dest}]\n  all_others:\n"
@@ -96,7 +55,7 @@ fn push_reaches_nginx_rtmp_and_resumes_after_a_restart() {
             .is_empty()
     });
     assert!(srv.stream("cam").is_some_and(|s| !s.is_closed()));
-    let mut nginx = start_nginx(prefix.path(), port);
+    let mut nginx = start_nginx(prefix.path(), port, None);
     let back = Instant::now();
     wait_until(Duration::from_secs(30), "the push to resume", || {
         logs()

@@ -6,7 +6,9 @@
 mod config;
 mod guard;
 mod paths;
+mod recordings;
 mod sessions;
+mod stat;
 mod tracks;
 
 use paths::error;
@@ -82,7 +84,15 @@ impl ApiServer {
         let app = app
             .route("/v3/hlsmuxers/list", get(sessions::muxers_list))
             .route("/v3/hlsmuxers/get/{*name}", get(sessions::muxers_get))
+            .route("/", get(|| async { crate::http::assets::dashboard() }))
+            .route("/stat", get(stat::stat))
             .route("/v3/openapi.json", get(openapi))
+            .route("/v3/recordings/list", get(recordings::list))
+            .route("/v3/recordings/get/{*name}", get(recordings::get))
+            .route(
+                "/v3/recordings/deletesegment",
+                delete(recordings::delete_segment),
+            )
             .route("/v3/paths/list", get(paths::list))
             .route("/v3/paths/get/{*name}", get(paths::get))
             .route("/v3/auth/jwks/refresh", post(refresh_jwks))
@@ -153,12 +163,32 @@ async fn openapi() -> impl axum::response::IntoResponse {
     )
 }
 
-/// MediaMTX's `/v3/info`: the version and when the server started.
+/// MediaMTX's `/v3/info`: the version and when the server started, plus the address
+/// each running listener is bound to (the dashboard builds its URLs from them).
 async fn info(axum::extract::State(s): axum::extract::State<ApiState>) -> axum::response::Response {
     use axum::response::IntoResponse;
+    let mut listeners = serde_json::Map::new();
+    if let Some(srv) = s.server.upgrade() {
+        let bound = [
+            ("rtsp", srv.rtsp_addr()),
+            ("rtsps", srv.rtsps_addr()),
+            ("rtmp", srv.rtmp_addr()),
+            ("rtmps", srv.rtmps_addr()),
+            ("hls", srv.http_addr()),
+            ("api", srv.api_addr()),
+            ("metrics", srv.metrics_addr()),
+            ("playback", srv.playback_addr()),
+        ];
+        for (name, addr) in bound {
+            if let Some(a) = addr {
+                listeners.insert(name.into(), a.to_string().into());
+            }
+        }
+    }
     axum::Json(serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "started": humantime::format_rfc3339_millis(s.started).to_string(),
+        "listeners": listeners,
     }))
     .into_response()
 }

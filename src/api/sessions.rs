@@ -107,12 +107,10 @@ pub(super) fn kick(s: &ApiState, kind: SessionKind, id: &str) -> Response {
     }
 }
 
-/// The kinds with routes, and whether they can be kicked: connections carry sessions,
-/// and an HLS viewer has no connection to close (it would come back as a new one).
+/// The kinds with routes, and whether they can be kicked (connections carry sessions:
+/// those are kicked).
 pub(super) fn kinds() -> impl Iterator<Item = (SessionKind, bool)> {
-    SessionKind::ALL
-        .into_iter()
-        .map(|k| (k, !k.is_conn() && k != SessionKind::HlsSession))
+    SessionKind::ALL.into_iter().map(|k| (k, !k.is_conn()))
 }
 
 fn muxer_json(path: &str, m: &crate::hls::HlsMuxer) -> Value {

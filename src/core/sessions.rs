@@ -179,6 +179,9 @@ impl Drop for SessionGuard {
 #[derive(Default)]
 pub struct Sessions {
     map: Mutex<BTreeMap<u64, Arc<Session>>>,
+    /// Entries opened by `open` since the start: connections and HTTP readers (what
+    /// nginx-rtmp's `naccepted` counts).
+    opened: AtomicU64,
 }
 
 impl Sessions {
@@ -188,6 +191,7 @@ impl Sessions {
 
     /// Lists a new entry with its own byte counts.
     pub fn open(self: &Arc<Self>, kind: SessionKind, remote: SocketAddr) -> SessionGuard {
+        self.opened.fetch_add(1, Ordering::Relaxed);
         self.open_counted(kind, remote, Default::default(), Default::default())
     }
 
@@ -245,6 +249,19 @@ impl Sessions {
 
     pub fn get(&self, kind: SessionKind, id: u64) -> Option<Arc<Session>> {
         self.lock().get(&id).filter(|s| s.kind == kind).cloned()
+    }
+
+    pub fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    /// Every entry reading or publishing `path`, oldest first.
+    pub fn on_path(&self, path: &str) -> Vec<Arc<Session>> {
+        let on = |s: &Session| {
+            let d = s.detail_lock();
+            d.state != SessionState::Idle && d.path == path
+        };
+        self.lock().values().filter(|s| on(s)).cloned().collect()
     }
 
     pub fn count(&self, kind: SessionKind) -> usize {

@@ -1,5 +1,6 @@
 //! Web assets built into the binary (rust-embed over `web/`): the per-path player
-//! page and the hls.js it loads (vendored from npm, see `web/package.json`).
+//! page and the hls.js it loads (vendored from npm, see `web/package.json`), the
+//! recordings page and the API's dashboard.
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -8,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 #[folder = "web/"]
 #[include = "player.html"]
 #[include = "playback.html"]
+#[include = "dashboard.html"]
 #[include = "vendor/*.js"]
 struct Web;
 
@@ -33,6 +35,11 @@ pub fn player() -> Response {
 /// The recordings page of the playback server.
 pub fn playback_page() -> Response {
     asset("playback.html", "text/html; charset=utf-8", "no-cache")
+}
+
+/// The dashboard the API listener serves at `/`.
+pub fn dashboard() -> Response {
+    asset("dashboard.html", "text/html; charset=utf-8", "no-cache")
 }
 
 pub fn hls_js() -> Response {
@@ -64,5 +71,12 @@ mod tests {
             !page.contains("http://") && !page.contains("https://"),
             "no CDN"
         );
+        let dash = Web::get("dashboard.html").unwrap().data;
+        let dash = String::from_utf8_lossy(&dash);
+        assert!(
+            !dash.contains("<script src="),
+            "the dashboard loads no script"
+        );
+        assert!(!dash.contains(".innerHTML"), "client data goes in as text");
     }
 }

@@ -218,14 +218,22 @@ async fn route(
         return crate::flv::serve(ctx.clone(), peer, name, origin).await;
     }
     if let Some((name, file)) = path.rsplit_once('/') {
+        let ua = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let page = matches!(file, "" | "hls.min.js");
+        if !page
+            && ctx
+                .hls_sessions
+                .refused(peer, ua, name, file == "index.m3u8")
+        {
+            return (StatusCode::FORBIDDEN, "this HLS session was kicked\n").into_response();
+        }
         let mut resp = hls::serve(&ctx, name, file, req.uri().query()).await;
-        if resp.status() == StatusCode::OK && !matches!(file, "" | "hls.min.js") {
+        if resp.status() == StatusCode::OK && !page {
             use axum::body::HttpBody;
-            let ua = req
-                .headers()
-                .get(header::USER_AGENT)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
             let query = req.uri().query().unwrap_or_default();
             let n = resp.body().size_hint().exact().unwrap_or(0);
             ctx.hls_sessions

@@ -99,13 +99,13 @@ fn params(q: &Option<String>) -> HashMap<String, String> {
         .collect()
 }
 
-fn parse_time(s: &str) -> Result<SystemTime, String> {
+pub(crate) fn parse_time(s: &str) -> Result<SystemTime, String> {
     DateTime::parse_from_rfc3339(s)
         .map(SystemTime::from)
         .map_err(|e| format!("invalid time '{s}': {e} (use RFC 3339, e.g. 2026-01-02T15:04:05Z)"))
 }
 
-fn format_time(t: SystemTime) -> String {
+pub(crate) fn format_time(t: SystemTime) -> String {
     DateTime::<Local>::from(t).to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 

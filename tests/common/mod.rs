@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod nginx;
 pub mod tls;
 
 use mediarouter::config::Config;
