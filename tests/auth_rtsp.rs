@@ -75,6 +75,7 @@ fn gst_reads(url: &str, user: &str, pass: &str) -> Result<(), String> {
     cmd.arg("-e").args(pipeline.split_whitespace());
     match output_within(&mut cmd, Duration::from_secs(30))? {
         (true, _, _) => Ok(()),
+        (false, _, err) if gst_shutdown_race(&err) => Ok(()),
         (false, out, err) => Err(format!(
             "gst-launch failed: {}{}",
             String::from_utf8_lossy(&out).trim(),

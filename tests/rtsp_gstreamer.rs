@@ -5,10 +5,17 @@
 mod common;
 
 use common::*;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn gst_read(url: &str, protocol: &str, branch: &str, out: &std::path::Path) -> std::process::Child {
+fn gst_read(
+    url: &str,
+    protocol: &str,
+    branch: &str,
+    out: &Path,
+    log: &Path,
+) -> std::process::Child {
     let pipeline = format!(
         "rtspsrc location={url} protocols={protocol} ! {branch} ! matroskamux ! filesink location={}",
         out.display()
@@ -17,6 +24,7 @@ fn gst_read(url: &str, protocol: &str, branch: &str, out: &std::path::Path) -> s
         .args(["-q", "-e"])
         .args(pipeline.split_whitespace())
         .stdin(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .expect("spawn gst-launch-1.0")
 }
@@ -48,9 +56,14 @@ fn gstreamer_reads_h264_and_aac_over_tcp_and_udp() {
     for protocol in ["tcp", "udp"] {
         for (path, branch, codec) in cases {
             let out = dir.path().join(format!("{protocol}-{codec}.mkv"));
-            let mut reader = gst_read(&srv.url(path), protocol, branch, &out);
+            let log = dir.path().join(format!("{protocol}-{codec}.log"));
+            let mut reader = gst_read(&srv.url(path), protocol, branch, &out, &log);
             let st = wait_child(&mut reader, Duration::from_secs(30), "gst-launch");
-            assert!(st.success(), "{protocol} {codec}: {st:?}");
+            let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+            assert!(
+                st.success() || gst_shutdown_race(&stderr),
+                "{protocol} {codec}: {st:?}\n{stderr}"
+            );
             let got = probe(&out);
             eprintln!("GStreamer {protocol} {codec}: {got:?}");
             assert_eq!(got.len(), 1);
