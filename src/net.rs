@@ -166,19 +166,7 @@ impl tokio::io::AsyncWrite for SharedTcp<'_> {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        loop {
-            match self.0.try_write_vectored(bufs) {
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                r => return Poll::Ready(r),
-            }
-            // Writable again since the failed try, or registered to be woken when it is.
-            let sock: &tokio::net::TcpStream = self.0.as_ref();
-            match sock.poll_write_ready(cx) {
-                Poll::Ready(Ok(())) => continue,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
+        poll_write_shared(self.0, cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -191,6 +179,27 @@ impl tokio::io::AsyncWrite for SharedTcp<'_> {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+/// `poll_write_vectored` through a TCP half that others hold too.
+pub fn poll_write_shared(
+    tcp: &OwnedWriteHalf,
+    cx: &mut Context<'_>,
+    bufs: &[IoSlice<'_>],
+) -> Poll<std::io::Result<usize>> {
+    loop {
+        match tcp.try_write_vectored(bufs) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            r => return Poll::Ready(r),
+        }
+        // Writable again since the failed try, or registered to be woken when it is.
+        let sock: &tokio::net::TcpStream = tcp.as_ref();
+        match sock.poll_write_ready(cx) {
+            Poll::Ready(Ok(())) => continue,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => return Poll::Pending,
+        }
     }
 }
 

@@ -69,11 +69,20 @@ fn ffmpeg_reads_h264_aac_over_http_flv() {
 /// GET over a raw socket; returns the status line, headers and up to `want` body bytes
 /// (chunked transfer decoded).
 fn http_get(addr: std::net::SocketAddr, path: &str, want: usize) -> (String, String, Vec<u8>) {
+    http_get_version(addr, path, want, "1.1")
+}
+
+fn http_get_version(
+    addr: std::net::SocketAddr,
+    path: &str,
+    want: usize,
+    version: &str,
+) -> (String, String, Vec<u8>) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nOrigin: http://example.com\r\n\r\n"
+        "GET {path} HTTP/{version}\r\nHost: x\r\nOrigin: http://example.com\r\n\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();
@@ -94,6 +103,13 @@ fn http_get(addr: std::net::SocketAddr, path: &str, want: usize) -> (String, Str
         .to_lowercase()
         .contains("transfer-encoding: chunked")
     {
+        // Close-delimited (HTTP/1.0) or sized.
+        while rest.len() < want {
+            match s.read(&mut tmp).unwrap() {
+                0 => break,
+                n => rest.extend_from_slice(&tmp[..n]),
+            }
+        }
         return (status.to_string(), headers.to_string(), rest);
     }
     while body.len() < want {
@@ -141,14 +157,36 @@ fn h265_is_served_as_enhanced_rtmp_flv() {
         "{headers}"
     );
 
-    assert_eq!(&body[..4], b"FLV\x01");
-    assert_eq!(body[4], 0x01, "video only: Opus has no FLV mapping");
+    check_hevc_flv(&body, &track_sps);
     let warns = logs().lines_with("WARN", &["path=\"hevc\"", "HTTP-FLV reader gets no Opus"]);
     assert_eq!(
         warns.len(),
         1,
         "one warn names the track left out: {warns:?}"
     );
+
+    // HTTP/1.0 has no chunks: the body is the bare FLV file, ended by closing.
+    let (status, headers, body) = http_get_version(addr, "/hevc.flv", 64 * 1024, "1.0");
+    assert!(status.starts_with("HTTP/1.0 200"), "{status}");
+    assert!(
+        !headers.to_lowercase().contains("transfer-encoding"),
+        "{headers}"
+    );
+    check_hevc_flv(&body, &track_sps);
+
+    let (status, _, _) = http_get(addr, "/nobody.flv", 0);
+    assert!(status.contains("404"), "{status}");
+    let (status, _, _) = http_get(addr, "/hevc", 0);
+    assert!(status.contains("404"), "{status}");
+    publisher.kill().unwrap();
+    publisher.wait().unwrap();
+}
+
+/// A video-only Enhanced RTMP FLV file: the hvc1 sequence start with `sps`, then ten
+/// or more frames, a keyframe among them.
+fn check_hevc_flv(body: &[u8], track_sps: &Bytes) {
+    assert_eq!(&body[..4], b"FLV\x01");
+    assert_eq!(body[4], 0x01, "video only: Opus has no FLV mapping");
     let mut rest = &body[13..];
     let mut seen_header = false;
     let mut frames = 0;
@@ -159,7 +197,7 @@ fn h265_is_served_as_enhanced_rtmp_flv() {
                 Some((flv::VideoCodec::Hevc, flv::VideoPacket::SequenceHeader(record))) => {
                     assert_eq!(&tag.body[..5], b"\x90hvc1");
                     let sets = config_record::parse_hvcc(&record).unwrap();
-                    assert_eq!(sets.sps[0], track_sps);
+                    assert_eq!(&sets.sps[0], track_sps);
                     seen_header = true;
                 }
                 Some((flv::VideoCodec::Hevc, flv::VideoPacket::Frame { keyframe, data, .. })) => {
@@ -177,11 +215,4 @@ fn h265_is_served_as_enhanced_rtmp_flv() {
         frames >= 10 && keyframes >= 1,
         "{frames} frames, {keyframes} keyframes"
     );
-
-    let (status, _, _) = http_get(addr, "/nobody.flv", 0);
-    assert!(status.contains("404"), "{status}");
-    let (status, _, _) = http_get(addr, "/hevc", 0);
-    assert!(status.contains("404"), "{status}");
-    publisher.kill().unwrap();
-    publisher.wait().unwrap();
 }

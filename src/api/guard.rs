@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 
 pub(super) async fn guard(
     State(manager): State<PathManager>,
-    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    ConnectInfo(Peer(peer, _)): ConnectInfo<Peer>,
     req: Request,
     next: Next,
 ) -> Response {

@@ -109,6 +109,14 @@ impl Sink {
         Ok(None)
     }
 
+    /// Takes the writes back for good (the connection is ending): the group task no
+    /// longer writes, and what it left unwritten (a frame cut short) is returned.
+    pub fn stop(&self) -> Vec<Bytes> {
+        let mut g = self.lock();
+        g.owner = true;
+        g.pending.drain(..).collect()
+    }
+
     /// Queues the connection's own bytes (responses, control messages) after what the
     /// reader has pending, and has the owner write them.
     pub fn send_own(&self, b: Bytes) {

@@ -1,23 +1,38 @@
 //! HTTP-FLV readers: `GET /<path>.flv` streams an FLV file that starts with the
 //! sequence headers and the latest keyframe, then follows the live stream. Tags are
-//! built once per unit (see `UnitEntry::flv_tag`) and shared by every reader.
+//! built once per unit (see `UnitEntry::flv_tag`) and shared by every reader. Over
+//! plain TCP a reader is a `core::Sink`: once hyper has sent the response head, the
+//! stream writes each tag to the socket itself, framed as an HTTP chunk.
 
-use crate::core::{ReadEnd, Reader, StreamItem, StreamReader};
+use crate::core::{Encoder, ReadEnd, Reader, Sink, SinkEnd, StreamItem};
 use crate::format::flv::mux;
+use crate::http::conn::Takeover;
 use crate::http::HttpCtx;
 use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// How the body is framed on the wire when this module writes it itself.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Framing {
+    /// HTTP/1.1: each write is one chunk (hyper writes the last, empty one).
+    Chunked,
+    /// HTTP/1.0: the body ends when the connection does.
+    Raw,
+}
 
 pub(crate) async fn serve(
     ctx: Arc<HttpCtx>,
     peer: SocketAddr,
     name: &str,
     origin: Option<HeaderValue>,
+    direct: Option<(Arc<Takeover>, Framing)>,
 ) -> Response {
     ctx.manager.demand(name).await;
     let entry = ctx
@@ -61,22 +76,30 @@ pub(crate) async fn serve(
         d.state = crate::core::SessionState::Read;
         d.path = name.to_string();
     });
-    // The body pulls from the stream itself, in hyper's connection task: no task or
-    // queue in between. A client that stops reading blocks hyper's writes, and the
-    // listener's write timeout closes the connection (see `http::conn`).
+    let encoder = FlvEncoder {
+        started: false,
+        chunked: matches!(direct, Some((_, Framing::Chunked))),
+    };
+    let tcp = direct.as_ref().map(|(t, _)| t.tcp.clone());
+    // Until the head is on the wire the sink's owner (this body) writes: the sink
+    // starts owned, and `next_body` waits for the head before its first take.
+    let sink = Sink::attach(sub, Box::new(encoder), tcp, bytes.clone());
     let session = Session {
-        sub,
+        sink,
         _slot: reader,
+        takeover: direct.map(|(t, _)| t),
+        head_sent: false,
+        owning: false,
+        write_timeout: ctx.write_timeout,
         shutdown: ctx.shutdown.clone(),
         peer,
         path: name.to_string(),
-        started: false,
         bytes,
         end: None,
         entry,
     };
     let body = Body::from_stream(futures_util::stream::unfold(session, |mut s| async move {
-        let b = s.next_batch().await?;
+        let b = s.next_body().await?;
         Some((b, s))
     }));
     let mut resp = Response::new(body);
@@ -92,15 +115,55 @@ pub(crate) async fn serve(
     resp
 }
 
-/// One HTTP-FLV reader: its cursor in the stream and what it has sent. Dropping it
+/// What an HTTP-FLV reader is sent for each unit: the file header and sequence tags
+/// before the first, then the unit's shared tag; as one HTTP chunk when `chunked`.
+struct FlvEncoder {
+    started: bool,
+    chunked: bool,
+}
+
+impl Encoder for FlvEncoder {
+    fn encode(&mut self, item: &StreamItem, out: &mut VecDeque<Bytes>) {
+        let StreamItem::Unit(entry) = item else {
+            return;
+        };
+        let at = out.len();
+        if !self.started {
+            self.started = true;
+            // Parameter sets learnt in-band are known by the first unit.
+            let tracks = &entry.tracks;
+            let mut head = mux::file_start(tracks);
+            head.extend(mux::sequence_tags(
+                tracks,
+                mux::to_ms(entry.unit.dts, entry.track().clock_rate),
+            ));
+            out.push_back(Bytes::from(head));
+        }
+        if let Some(tag) = entry.flv_tag() {
+            out.push_back(tag.clone());
+        }
+        if self.chunked && out.len() > at {
+            let len: usize = out.range(at..).map(Bytes::len).sum();
+            out.insert(at, Bytes::from(format!("{len:x}\r\n")));
+            out.push_back(Bytes::from_static(b"\r\n"));
+        }
+    }
+}
+
+/// One HTTP-FLV reader: its sink in the stream and what it has sent. Dropping it
 /// (the connection closed) releases the reader slot and logs the end.
 struct Session {
-    sub: StreamReader,
+    sink: Arc<Sink>,
     _slot: Reader,
+    /// Plain TCP: this body writes to the socket itself, as does the stream.
+    takeover: Option<Arc<Takeover>>,
+    head_sent: bool,
+    /// The sink asked this body to write, and it has not caught up yet.
+    owning: bool,
+    write_timeout: Duration,
     shutdown: CancellationToken,
     peer: SocketAddr,
     path: String,
-    started: bool,
     bytes: crate::core::ByteCounter,
     /// This reader in the API's `flvsessions`; a kick ends the body.
     entry: crate::core::SessionGuard,
@@ -108,79 +171,95 @@ struct Session {
     end: Option<Result<&'static str, String>>,
 }
 
-/// Most stream items put into one body chunk.
-const BATCH: usize = 64;
-
 impl Session {
-    /// The next body chunk: every tag the stream has ready, concatenated (one chunk
-    /// header and one write for several tags). `None` ends the body cleanly; an error
-    /// makes hyper abort the connection.
-    async fn next_batch(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+    /// The next body chunk for hyper to write (TLS, HTTP/2), or, writing to the socket
+    /// itself, nothing until the end. `None` ends the body cleanly; an error makes
+    /// hyper abort the connection.
+    async fn next_body(&mut self) -> Option<Result<Bytes, std::io::Error>> {
         if self.end.is_some() {
             return None;
         }
-        let first = tokio::select! {
-            _ = self.shutdown.cancelled() => {
-                self.end = Some(Ok("server shutting down"));
-                return None;
+        if let (Some(t), false) = (self.takeover.clone(), self.head_sent) {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return self.stop("server shutting down").await,
+                _ = self.entry.kicked().cancelled() => return self.stop("kicked through the API").await,
+                _ = t.head_written() => self.head_sent = true,
             }
-            _ = self.entry.kicked().cancelled() => {
-                self.end = Some(Ok("kicked through the API"));
-                return None;
+        }
+        loop {
+            if self.shutdown.is_cancelled() {
+                return self.stop("server shutting down").await;
             }
-            item = self.sub.next() => item,
-        };
-        let mut tags: Vec<Bytes> = Vec::new();
-        let mut item = first;
-        let mut end = None;
-        for _ in 0..BATCH {
-            match item {
-                Ok(StreamItem::Unit(entry)) => {
-                    if !self.started {
-                        self.started = true;
-                        // Parameter sets learnt in-band are known by the first unit.
-                        let tracks = &entry.tracks;
-                        let mut head = mux::file_start(tracks);
-                        head.extend(mux::sequence_tags(
-                            tracks,
-                            mux::to_ms(entry.unit.dts, entry.track().clock_rate),
-                        ));
-                        tags.push(Bytes::from(head));
-                    }
-                    if let Some(tag) = entry.flv_tag() {
-                        tags.push(tag.clone());
+            if self.entry.kicked().is_cancelled() {
+                return self.stop("kicked through the API").await;
+            }
+            if !self.owning {
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => continue,
+                    _ = self.entry.kicked().cancelled() => continue,
+                    _ = self.sink.attention() => self.owning = true,
+                }
+            }
+            match self.sink.take() {
+                Ok(Some(parts)) => {
+                    if let Some(chunk) = self.write(parts).await {
+                        return Some(chunk);
                     }
                 }
-                Ok(StreamItem::Rtcp { .. }) => {}
+                Ok(None) => self.owning = false,
                 Err(e) => {
-                    end = Some(e);
-                    break;
+                    let end = match e {
+                        SinkEnd::Read(ReadEnd::Closed) => Ok("stream ended"),
+                        SinkEnd::Read(ReadEnd::TooSlow) => {
+                            Err("too slow: kept falling behind the stream".to_string())
+                        }
+                        SinkEnd::Write(e) => Err(format!("write error: {e}")),
+                    };
+                    return self.finish(end);
                 }
             }
-            item = match self.sub.try_next() {
-                Ok(Some(it)) => Ok(it),
-                Ok(None) => break,
-                Err(e) => Err(e),
+        }
+    }
+
+    /// Writes `parts` to the socket (`None`, or the error that ends the body), or
+    /// hands them to hyper as one chunk.
+    async fn write(&mut self, parts: Vec<Bytes>) -> Option<Result<Bytes, std::io::Error>> {
+        let Some(t) = &self.takeover else {
+            let b = match parts.len() {
+                1 => parts.into_iter().next()?,
+                _ => Bytes::from(parts.concat()),
             };
-        }
-        if let Some(e) = end {
-            self.end = Some(match e {
-                ReadEnd::Closed => Ok("stream ended"),
-                ReadEnd::TooSlow => Err("too slow: kept falling behind the stream".into()),
-            });
-            if tags.is_empty() || matches!(self.end, Some(Err(_))) {
-                return match &self.end {
-                    Some(Err(r)) => Some(Err(std::io::Error::other(r.clone()))),
-                    _ => None,
-                };
-            }
-        }
-        let b = match tags.len() {
-            1 => tags.pop()?,
-            _ => Bytes::from(tags.concat()),
+            self.bytes.add(b.len() as u64);
+            return Some(Ok(b));
         };
-        self.bytes.add(b.len() as u64);
-        Some(Ok(b))
+        let slices: Vec<&[u8]> = parts.iter().map(|b| &b[..]).collect();
+        let mut out = crate::net::Out::Tcp(t.tcp.clone());
+        match out.write_all_vectored(&slices, self.write_timeout).await {
+            Ok(n) => {
+                self.bytes.add(n as u64);
+                None
+            }
+            Err(e) => self.finish(Err(e.to_string())),
+        }
+    }
+
+    /// Ends the body: a clean end after what the stream left half-written.
+    async fn stop(&mut self, why: &'static str) -> Option<Result<Bytes, std::io::Error>> {
+        let rest = self.sink.stop();
+        self.end = Some(Ok(why));
+        if rest.is_empty() || !self.head_sent && self.takeover.is_some() {
+            return None;
+        }
+        self.write(rest).await
+    }
+
+    fn finish(
+        &mut self,
+        end: Result<&'static str, String>,
+    ) -> Option<Result<Bytes, std::io::Error>> {
+        let err = end.as_ref().err().map(|r| std::io::Error::other(r.clone()));
+        self.end = Some(end);
+        err.map(Err)
     }
 }
 
@@ -198,5 +277,65 @@ impl Drop for Session {
                 tracing::warn!(%peer, %path, bytes_out = bytes, "closing HTTP-FLV reader: {r}")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{fixtures, Stream, StreamConfig};
+
+    /// What the encoder makes of a keyframe and the next frame, each unit flattened.
+    fn encoded(chunked: bool) -> Vec<Vec<u8>> {
+        let s = Stream::new(
+            vec![fixtures::h264_with_sets()],
+            StreamConfig {
+                queue_size: 64,
+                max_payload: 1400,
+                merge: Duration::ZERO,
+            },
+        );
+        s.write(fixtures::video(0, true));
+        s.write(fixtures::video(1, false));
+        let mut sub = s.subscribe().unwrap();
+        let mut enc = FlvEncoder {
+            started: false,
+            chunked,
+        };
+        let mut units = Vec::new();
+        sub.drain(|it| {
+            let mut out = VecDeque::new();
+            enc.encode(&it, &mut out);
+            // RTCP reports make nothing.
+            if !out.is_empty() {
+                units.push(
+                    out.iter()
+                        .flat_map(|b| b.iter().copied())
+                        .collect::<Vec<u8>>(),
+                );
+            }
+        })
+        .unwrap();
+        units
+    }
+
+    #[test]
+    fn each_unit_is_one_http_chunk_around_the_bare_file() {
+        let bare = encoded(false);
+        let chunked = encoded(true);
+        assert_eq!(bare.len(), 2);
+        assert_eq!(&bare[0][..3], b"FLV", "the file starts with the first unit");
+        for (b, c) in bare.iter().zip(&chunked) {
+            let head = format!("{:x}\r\n", b.len());
+            assert!(c.starts_with(head.as_bytes()), "{:?}", &c[..8]);
+            assert_eq!(&c[head.len()..c.len() - 2], &b[..]);
+            assert!(c.ends_with(b"\r\n"));
+        }
+        let second = crate::format::flv::parse_tag(&bare[1]).unwrap().unwrap();
+        assert_eq!(
+            (second.0.typ, second.1),
+            (9, bare[1].len()),
+            "one whole tag"
+        );
     }
 }

@@ -2,6 +2,8 @@
 //! reader that stops reading must not hold its slot for ever: a write that stays
 //! blocked for `writeTimeout` fails, and hyper closes the connection. With TLS, the
 //! handshakes run in tasks of their own, so a slow one holds up no other client.
+//! Over plain TCP a handler may take over the body's writes once hyper has sent the
+//! response head (`Takeover`): HTTP-FLV readers are written to from the stream's side.
 
 use axum::extract::connect_info::Connected;
 use axum::serve::IncomingStream;
@@ -9,11 +11,14 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 use tokio::time::Sleep;
 
 pub(crate) struct TimeoutListener {
@@ -52,15 +57,25 @@ impl TimeoutListener {
                     }
                 };
                 let _ = sock.set_nodelay(true);
-                let io = move |inner| TimeoutIo {
+                crate::net::limit_send_buffer(&sock);
+                let io = move |inner, takeover| TimeoutIo {
                     inner,
                     peer,
                     timeout: write_timeout,
                     deadline: None,
+                    takeover,
                 };
                 match &acceptor {
                     None => {
-                        if tx.send((io(Stream::Plain(sock)), peer)).await.is_err() {
+                        let (rd, wr) = sock.into_split();
+                        let wr = Arc::new(wr);
+                        let takeover = Arc::new(Takeover {
+                            tcp: wr.clone(),
+                            waiting: AtomicBool::new(false),
+                            flushed: Notify::new(),
+                        });
+                        let plain = Stream::Plain(PlainTcp { rd, wr });
+                        if tx.send((io(plain, Some(takeover)), peer)).await.is_err() {
                             return;
                         }
                     }
@@ -71,7 +86,8 @@ impl TimeoutListener {
                                 .await
                             {
                                 Ok(Ok(tls)) => {
-                                    let _ = tx.send((io(Stream::Tls(Box::new(tls))), peer)).await;
+                                    let tls = Stream::Tls(Box::new(tls));
+                                    let _ = tx.send((io(tls, None), peer)).await;
                                 }
                                 Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
                                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -106,19 +122,86 @@ impl axum::serve::Listener for TimeoutListener {
     }
 }
 
-/// The client's address, as handlers extract it (`ConnectInfo<Peer>`).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Peer(pub SocketAddr);
+/// The client's address, as handlers extract it (`ConnectInfo<Peer>`), and over plain
+/// TCP the connection's socket for a body that writes itself.
+#[derive(Clone)]
+pub(crate) struct Peer(pub SocketAddr, pub Option<Arc<Takeover>>);
 
 impl Connected<IncomingStream<'_, TimeoutListener>> for Peer {
     fn connect_info(stream: IncomingStream<'_, TimeoutListener>) -> Self {
-        Peer(*stream.remote_addr())
+        Peer(*stream.remote_addr(), stream.io().takeover.clone())
+    }
+}
+
+/// A plain connection's socket, shared by hyper and a body that writes to it directly.
+/// hyper writes nothing while a streaming body is pending, so the two never interleave
+/// once the body has waited for `head_written`.
+pub(crate) struct Takeover {
+    pub(crate) tcp: Arc<OwnedWriteHalf>,
+    waiting: AtomicBool,
+    flushed: Notify,
+}
+
+impl Takeover {
+    /// Resolves once hyper has written all it buffered: called from a response body's
+    /// first poll, whose head hyper has buffered by then. hyper flushes the socket only
+    /// with its write buffer empty (h1 `Buffered::poll_flush`), after every poll of a
+    /// pending body.
+    pub(crate) async fn head_written(&self) {
+        self.waiting.store(true, Ordering::Release);
+        self.flushed.notified().await
     }
 }
 
 pub(crate) enum Stream {
-    Plain(TcpStream),
+    Plain(PlainTcp),
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+pub(crate) struct PlainTcp {
+    rd: OwnedReadHalf,
+    wr: Arc<OwnedWriteHalf>,
+}
+
+impl AsyncRead for PlainTcp {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.rd).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for PlainTcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        crate::net::poll_write_shared(&self.wr, cx, &[io::IoSlice::new(buf)])
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        crate::net::poll_write_shared(&self.wr, cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let half: &OwnedWriteHalf = &self.wr;
+        let sock: &TcpStream = half.as_ref();
+        match socket2::SockRef::from(sock).shutdown(std::net::Shutdown::Write) {
+            Err(e) if e.kind() != io::ErrorKind::NotConnected => Poll::Ready(Err(e)),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
 }
 
 macro_rules! both {
@@ -172,6 +255,8 @@ pub(crate) struct TimeoutIo {
     timeout: Duration,
     /// Armed while a write is blocked; cleared by any write that goes through.
     deadline: Option<Pin<Box<Sleep>>>,
+    /// Plain TCP only.
+    takeover: Option<Arc<Takeover>>,
 }
 
 impl TimeoutIo {
@@ -227,6 +312,11 @@ impl AsyncWrite for TimeoutIo {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let r = Pin::new(&mut self.inner).poll_flush(cx);
+        if let (Poll::Ready(Ok(())), Some(t)) = (&r, &self.takeover) {
+            if t.waiting.swap(false, Ordering::AcqRel) {
+                t.flushed.notify_one();
+            }
+        }
         self.guard(cx, r)
     }
 

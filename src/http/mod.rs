@@ -177,7 +177,7 @@ pub(crate) fn tls_config(
 
 async fn route(
     State(ctx): State<Arc<HttpCtx>>,
-    ConnectInfo(conn::Peer(peer)): ConnectInfo<conn::Peer>,
+    ConnectInfo(conn::Peer(peer, takeover)): ConnectInfo<conn::Peer>,
     req: Request,
 ) -> Response {
     let path = req.uri().path().trim_start_matches('/');
@@ -215,7 +215,15 @@ async fn route(
         }
     }
     if let Some(name) = path.strip_suffix(".flv") {
-        return crate::flv::serve(ctx.clone(), peer, name, origin).await;
+        // hyper frames HTTP/1.1 bodies as chunks and HTTP/1.0 ones by closing; h2 is
+        // its own framing, which only hyper writes.
+        let framing = match req.version() {
+            axum::http::Version::HTTP_11 => Some(crate::flv::Framing::Chunked),
+            axum::http::Version::HTTP_10 => Some(crate::flv::Framing::Raw),
+            _ => None,
+        };
+        let direct = takeover.zip(framing);
+        return crate::flv::serve(ctx.clone(), peer, name, origin, direct).await;
     }
     if let Some((name, file)) = path.rsplit_once('/') {
         let ua = req

@@ -286,7 +286,7 @@ pub fn render(manager: &PathManager, server: Option<&ServerInner>) -> String {
 
 async fn scrape(
     State(s): State<MetricsState>,
-    ConnectInfo(crate::http::conn::Peer(peer)): ConnectInfo<crate::http::conn::Peer>,
+    ConnectInfo(crate::http::conn::Peer(peer, _)): ConnectInfo<crate::http::conn::Peer>,
     req: Request,
 ) -> Response {
     let config = s.manager.config();

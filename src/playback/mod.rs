@@ -158,7 +158,7 @@ struct Span {
 
 async fn list(
     State(app): State<App>,
-    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    ConnectInfo(Peer(peer, _)): ConnectInfo<Peer>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
@@ -256,7 +256,7 @@ fn spans(segs: &[SegmentFile]) -> Vec<(SystemTime, Duration)> {
 
 async fn download(
     State(app): State<App>,
-    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
+    ConnectInfo(Peer(peer, _)): ConnectInfo<Peer>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
