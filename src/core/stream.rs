@@ -32,6 +32,8 @@ pub struct UnitEntry {
     flv: OnceLock<Option<Bytes>>,
     /// The RTMP message in chunks, built by the first RTMP player that needs it.
     rtmp: OnceLock<Option<Bytes>>,
+    /// The FLV tag as one HTTP/1.1 chunk, for HTTP-FLV readers that write the socket.
+    flv_http_chunk: OnceLock<Option<Bytes>>,
     /// The RTP packets framed for RTSP over TCP on channel 2 × track.
     interleaved: OnceLock<Bytes>,
 }
@@ -46,6 +48,21 @@ impl UnitEntry {
     pub fn flv_tag(&self) -> Option<&Bytes> {
         self.flv
             .get_or_init(|| flv::mux::unit_tag(self.track(), &self.unit).map(Bytes::from))
+            .as_ref()
+    }
+
+    /// The FLV tag framed as one HTTP/1.1 chunk (size line, tag, CRLF), so that a
+    /// chunked HTTP-FLV reader sends one shared buffer per unit.
+    pub fn flv_http_chunk(&self) -> Option<&Bytes> {
+        self.flv_http_chunk
+            .get_or_init(|| {
+                let tag = self.flv_tag()?;
+                let mut out = Vec::with_capacity(tag.len() + 12);
+                out.extend_from_slice(format!("{:x}\r\n", tag.len()).as_bytes());
+                out.extend_from_slice(tag);
+                out.extend_from_slice(b"\r\n");
+                Some(Bytes::from(out))
+            })
             .as_ref()
     }
 
@@ -369,6 +386,7 @@ impl Stream {
             rtp,
             flv: OnceLock::new(),
             rtmp: OnceLock::new(),
+            flv_http_chunk: OnceLock::new(),
             interleaved: OnceLock::new(),
         }));
 

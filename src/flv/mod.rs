@@ -127,6 +127,12 @@ impl Encoder for FlvEncoder {
         let StreamItem::Unit(entry) = item else {
             return;
         };
+        if self.started && self.chunked {
+            if let Some(chunk) = entry.flv_http_chunk() {
+                out.push_back(chunk.clone());
+            }
+            return;
+        }
         let at = out.len();
         if !self.started {
             self.started = true;
