@@ -5,10 +5,11 @@
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use mediarouter::core::{Codec, Payload, Stream, StreamConfig, Track, Unit};
-use mediarouter::format::flv::mux;
+use mediarouter::format::flv::mux::{self, FlvTag};
 use mediarouter::format::mpegts::TsMuxer;
 use mediarouter::format::rtp::{self, Depacketizer, Packetizer, RtpFormatParams};
 use mediarouter::rtmp::chunk::{write_message, MessageRef};
+use mediarouter::rtsp::Interleaved;
 use std::hint::black_box;
 
 /// A P-frame of a 2 Mbit/s 30 fps stream (~8 KB) and a keyframe (~60 KB).
@@ -192,8 +193,8 @@ fn fanout(c: &mut Criterion) {
                     for r in &mut readers {
                         while let Ok(Some(item)) = r.try_next() {
                             if let mediarouter::core::StreamItem::Unit(e) = item {
-                                bytes += e.interleaved().len();
-                                bytes += e.flv_tag().map_or(0, |t| t.len());
+                                bytes += e.form::<Interleaved>().len();
+                                bytes += e.form::<FlvTag>().as_ref().map_or(0, |t| t.len());
                             }
                         }
                     }

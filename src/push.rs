@@ -183,7 +183,7 @@ async fn push(
                     client.queue_media(id, typ == TagType::Video, ts, &body);
                 }
             }
-            if let Some(tag) = entry.flv_tag() {
+            if let Some(tag) = entry.form::<mux::FlvTag>() {
                 let body = &tag[TAG_HEADER_LEN..tag.len() - 4];
                 let ts = u32::from_be_bytes([tag[7], tag[4], tag[5], tag[6]]);
                 client.queue_media(id, tag[0] == TagType::Video as u8, ts, body);
@@ -243,7 +243,7 @@ async fn push_rtsp(
     while next_batch(&mut sub, stop, &mut batch).await? {
         for item in &batch {
             match item {
-                StreamItem::Unit(e) => out.extend_from_slice(e.interleaved()),
+                StreamItem::Unit(e) => out.extend_from_slice(e.form::<crate::rtsp::Interleaved>()),
                 StreamItem::Rtcp { track, packet } => {
                     let len = packet.len().min(0xffff);
                     out.push(b'$');

@@ -1,6 +1,7 @@
 //! The media core: units and tracks, the Stream fan-out, paths and the PathManager.
 //! Protocols convert to and from units here; no protocol talks to another directly.
 
+mod forms;
 pub(crate) mod params;
 mod path;
 mod path_manager;
@@ -14,6 +15,7 @@ mod track;
 mod unit;
 mod wall_clock;
 
+pub use forms::{Form, FormKey};
 pub use path::{
     kicked, without_credentials, Client, Kick, Path, PathError, PathInfo, Peer, Publisher, Reader,
 };

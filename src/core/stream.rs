@@ -5,18 +5,18 @@
 //! video frame, not per unit: audio written between two frames goes out with the next
 //! one, which halves wakeups and writes per reader. A new reader first gets the units
 //! since the latest keyframe (the GOP cache), so its first picture is immediate. What
-//! RTSP, RTMP and FLV send for a unit is built once and shared by all readers.
+//! each protocol sends for a unit is built once and shared by all readers (`forms`).
 
+use super::forms::{Form, Forms};
 use super::params::track_and_inject;
 use super::reader::{Ring, StreamReader};
 use super::sink::{Group, Sink, GROUP_SIZE};
 use super::{Codec, Track, Unit};
-use crate::format::flv;
 use crate::format::rtp::{self, rtcp, Packetizer};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
 
@@ -26,16 +26,11 @@ pub struct UnitEntry {
     pub unit: Unit,
     /// The stream's tracks as of this unit (parameter sets learnt in-band included).
     pub tracks: Arc<Vec<Track>>,
-    /// Complete RTP packets (header included) for RTSP readers.
+    /// Complete RTP packets (header included) for RTSP readers. Built as the unit is
+    /// written, not on demand: sequence numbers and sender reports follow write order.
     pub rtp: Vec<Bytes>,
-    /// The FLV tag, built by the first FLV/RTMP reader that needs it.
-    flv: OnceLock<Option<Bytes>>,
-    /// The RTMP message in chunks, built by the first RTMP player that needs it.
-    rtmp: OnceLock<Option<Bytes>>,
-    /// The FLV tag as one HTTP/1.1 chunk, for HTTP-FLV readers that write the socket.
-    flv_http_chunk: OnceLock<Option<Bytes>>,
-    /// The RTP packets framed for RTSP over TCP on channel 2 × track.
-    interleaved: OnceLock<Bytes>,
+    /// Every other protocol's form, built by its first reader (see `forms`).
+    forms: Forms,
 }
 
 impl UnitEntry {
@@ -44,50 +39,9 @@ impl UnitEntry {
         &self.tracks[self.unit.track]
     }
 
-    /// The unit's FLV tag (stream timestamps), `None` if FLV can't carry the codec.
-    pub fn flv_tag(&self) -> Option<&Bytes> {
-        self.flv
-            .get_or_init(|| flv::mux::unit_tag(self.track(), &self.unit).map(Bytes::from))
-            .as_ref()
-    }
-
-    /// The FLV tag framed as one HTTP/1.1 chunk (size line, tag, CRLF), so that a
-    /// chunked HTTP-FLV reader sends one shared buffer per unit.
-    pub fn flv_http_chunk(&self) -> Option<&Bytes> {
-        self.flv_http_chunk
-            .get_or_init(|| {
-                let tag = self.flv_tag()?;
-                let mut out = Vec::with_capacity(tag.len() + 12);
-                out.extend_from_slice(format!("{:x}\r\n", tag.len()).as_bytes());
-                out.extend_from_slice(tag);
-                out.extend_from_slice(b"\r\n");
-                Some(Bytes::from(out))
-            })
-            .as_ref()
-    }
-
-    /// The RTP packets with RTSP interleaved framing (`$`, channel, length) on channel
-    /// 2 × track, as almost every TCP reader sets up; one buffer for all of them.
-    pub fn interleaved(&self) -> &Bytes {
-        self.interleaved.get_or_init(|| {
-            let ch = (2 * self.unit.track) as u8;
-            let mut out = Vec::with_capacity(self.rtp.iter().map(|p| p.len() + 4).sum());
-            for p in &self.rtp {
-                let len = p.len().min(usize::from(u16::MAX));
-                out.push(b'$');
-                out.push(ch);
-                out.extend_from_slice(&(len as u16).to_be_bytes());
-                out.extend_from_slice(&p[..len]);
-            }
-            Bytes::from(out)
-        })
-    }
-
-    /// The unit as one RTMP message, chunked by `chunk`, shared by every player that
-    /// uses the same chunk size and message stream id (all of them, in practice: the
-    /// server picks both). Other values build their own copy.
-    pub fn rtmp_chunks(&self, chunk: impl FnOnce(&Bytes) -> Bytes) -> Option<&Bytes> {
-        self.rtmp.get_or_init(|| self.flv_tag().map(chunk)).as_ref()
+    /// The unit's `F` form, built by the first caller and shared by every later one.
+    pub fn form<F: Form>(&self) -> &F::Out {
+        self.forms.get::<F>(self)
     }
 }
 
@@ -384,10 +338,7 @@ impl Stream {
             unit,
             tracks: st.shared_tracks.clone(),
             rtp,
-            flv: OnceLock::new(),
-            rtmp: OnceLock::new(),
-            flv_http_chunk: OnceLock::new(),
-            interleaved: OnceLock::new(),
+            forms: Forms::new(),
         }));
 
         if Some(i) == self.key_track {

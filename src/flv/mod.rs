@@ -1,10 +1,10 @@
 //! HTTP-FLV readers: `GET /<path>.flv` streams an FLV file that starts with the
 //! sequence headers and the latest keyframe, then follows the live stream. Tags are
-//! built once per unit (see `UnitEntry::flv_tag`) and shared by every reader. Over
+//! built once per unit (`mux::FlvTag`, `HttpChunk`) and shared by every reader. Over
 //! plain TCP a reader is a `core::Sink`: once hyper has sent the response head, the
 //! stream writes each tag to the socket itself, framed as an HTTP chunk.
 
-use crate::core::{Encoder, ReadEnd, Reader, Sink, SinkEnd, StreamItem};
+use crate::core::{Encoder, Form, FormKey, ReadEnd, Reader, Sink, SinkEnd, StreamItem, UnitEntry};
 use crate::format::flv::mux;
 use crate::http::conn::Takeover;
 use crate::http::HttpCtx;
@@ -115,6 +115,26 @@ pub(crate) async fn serve(
     resp
 }
 
+/// The unit's FLV tag framed as one HTTP/1.1 chunk (size line, tag, CRLF), so that a
+/// chunked HTTP-FLV reader sends one shared buffer per unit.
+struct HttpChunk;
+
+impl Form for HttpChunk {
+    type Out = Option<Bytes>;
+    fn key() -> &'static FormKey {
+        static KEY: FormKey = FormKey::new();
+        &KEY
+    }
+    fn build(e: &UnitEntry) -> Option<Bytes> {
+        let tag = e.form::<mux::FlvTag>().as_ref()?;
+        let mut out = Vec::with_capacity(tag.len() + 12);
+        out.extend_from_slice(format!("{:x}\r\n", tag.len()).as_bytes());
+        out.extend_from_slice(tag);
+        out.extend_from_slice(b"\r\n");
+        Some(Bytes::from(out))
+    }
+}
+
 /// What an HTTP-FLV reader is sent for each unit: the file header and sequence tags
 /// before the first, then the unit's shared tag; as one HTTP chunk when `chunked`.
 struct FlvEncoder {
@@ -128,7 +148,7 @@ impl Encoder for FlvEncoder {
             return;
         };
         if self.started && self.chunked {
-            if let Some(chunk) = entry.flv_http_chunk() {
+            if let Some(chunk) = entry.form::<HttpChunk>() {
                 out.push_back(chunk.clone());
             }
             return;
@@ -145,7 +165,7 @@ impl Encoder for FlvEncoder {
             ));
             out.push_back(Bytes::from(head));
         }
-        if let Some(tag) = entry.flv_tag() {
+        if let Some(tag) = entry.form::<mux::FlvTag>() {
             out.push_back(tag.clone());
         }
         if self.chunked && out.len() > at {

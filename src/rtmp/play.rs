@@ -1,10 +1,10 @@
 //! What an RTMP player is sent for the stream: metadata and sequence headers before
 //! the first unit, then each unit's FLV tag body as a chunked message, shared by every
-//! player of the usual set-up (see `UnitEntry::rtmp_chunks`).
+//! player of the usual set-up (`Chunks`).
 
 use super::session::MediaOut;
-use crate::core::{Encoder, StreamItem, UnitEntry};
-use crate::format::flv::{mux, TagType, TAG_HEADER_LEN};
+use crate::core::{Encoder, Form, FormKey, StreamItem, UnitEntry};
+use crate::format::flv::{mux, mux::FlvTag, TagType, TAG_HEADER_LEN};
 use bytes::Bytes;
 use std::collections::VecDeque;
 
@@ -34,6 +34,23 @@ impl PlayEncoder {
     }
 }
 
+/// The unit as one RTMP message in the chunks of the usual set-up (`MediaOut::shared`),
+/// which every player gets in practice: the server picks the chunk size and stream id.
+struct Chunks;
+
+impl Form for Chunks {
+    type Out = Option<Bytes>;
+    fn key() -> &'static FormKey {
+        static KEY: FormKey = FormKey::new();
+        &KEY
+    }
+    fn build(e: &UnitEntry) -> Option<Bytes> {
+        e.form::<FlvTag>()
+            .as_ref()
+            .map(|tag| chunks(&MediaOut::shared(), tag))
+    }
+}
+
 /// The message for an FLV tag: its body without the tag header and trailing size.
 fn chunks(out: &MediaOut, tag: &Bytes) -> Bytes {
     let body = &tag[TAG_HEADER_LEN..tag.len() - 4];
@@ -54,10 +71,10 @@ impl Encoder for PlayEncoder {
         }
         let m = self.out;
         if m.shareable() {
-            if let Some(b) = entry.rtmp_chunks(|tag| chunks(&m, tag)) {
+            if let Some(b) = entry.form::<Chunks>() {
                 out.push_back(b.clone());
             }
-        } else if let Some(tag) = entry.flv_tag() {
+        } else if let Some(tag) = entry.form::<FlvTag>() {
             out.push_back(chunks(&m, tag));
         }
     }

@@ -399,6 +399,14 @@ pub(crate) struct MediaOut {
 }
 
 impl MediaOut {
+    /// The usual set-up: message stream 1, our chunk size.
+    pub(crate) fn shared() -> MediaOut {
+        MediaOut {
+            stream_id: SHARED_STREAM_ID,
+            chunk_size: OUT_CHUNK_SIZE,
+        }
+    }
+
     /// Whether `media` equals what every other player of the usual set-up (stream 1,
     /// our chunk size) gets, so one copy can serve them all.
     pub(crate) fn shareable(&self) -> bool {

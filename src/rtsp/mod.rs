@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use udp::UdpPair;
 
 pub use framing::MAX_MESSAGE;
+pub use play::Interleaved;
 
 /// What every connection of the server shares.
 pub(crate) struct Ctx {

@@ -3,7 +3,7 @@
 //! 2 × track, the packets with this reader's channel headers otherwise.
 
 use super::transport::TrackTransport;
-use crate::core::{Encoder, StreamItem};
+use crate::core::{Encoder, Form, FormKey, StreamItem, UnitEntry};
 use bytes::Bytes;
 use std::collections::VecDeque;
 
@@ -31,6 +31,30 @@ impl Encoder for PlayEncoder {
     }
 }
 
+/// The unit's RTP packets with RTSP interleaved framing (`$`, channel, length) on
+/// channel 2 × track, as almost every TCP reader sets up: one buffer for all of them.
+pub struct Interleaved;
+
+impl Form for Interleaved {
+    type Out = Bytes;
+    fn key() -> &'static FormKey {
+        static KEY: FormKey = FormKey::new();
+        &KEY
+    }
+    fn build(e: &UnitEntry) -> Bytes {
+        let ch = (2 * e.unit.track) as u8;
+        let mut out = Vec::with_capacity(e.rtp.iter().map(|p| p.len() + 4).sum());
+        for p in &e.rtp {
+            let len = p.len().min(usize::from(u16::MAX));
+            out.push(b'$');
+            out.push(ch);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+            out.extend_from_slice(&p[..len]);
+        }
+        Bytes::from(out)
+    }
+}
+
 /// The track, packets and kind (RTCP or not) of a stream item.
 pub(crate) fn packets(item: &StreamItem) -> (usize, &[Bytes], bool) {
     match item {
@@ -51,7 +75,7 @@ pub(crate) fn encode_tcp(
             if !rtcp && usize::from(rtp_channel) == 2 * track =>
         {
             if let StreamItem::Unit(e) = item {
-                out.push_back(e.interleaved().clone());
+                out.push_back(e.form::<Interleaved>().clone());
             }
         }
         Some(TrackTransport::Tcp {

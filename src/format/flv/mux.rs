@@ -6,7 +6,7 @@ use super::{
     aac_frame, aac_sequence_header, tag, video_frame, video_sequence_header, TagType, VideoCodec,
 };
 use crate::codec::{config_record, h264, h264_sps, h265, h265_sps};
-use crate::core::{Codec, Payload, Track, Unit};
+use crate::core::{Codec, Form, FormKey, Payload, Track, Unit, UnitEntry};
 use bytes::Bytes;
 
 /// Milliseconds of a timestamp in `clock` units (negative times clamp to 0).
@@ -56,6 +56,21 @@ pub fn fit(tracks: &[Track], hevc: bool) -> Result<Vec<&str>, String> {
         return Err(format!("FLV can't carry {}", skipped.join(", ")));
     }
     Ok(skipped)
+}
+
+/// A unit's complete FLV tag (stream timestamps), `None` if FLV can't carry the codec;
+/// shared by RTMP players, HTTP-FLV readers and pushes.
+pub struct FlvTag;
+
+impl Form for FlvTag {
+    type Out = Option<Bytes>;
+    fn key() -> &'static FormKey {
+        static KEY: FormKey = FormKey::new();
+        &KEY
+    }
+    fn build(e: &UnitEntry) -> Option<Bytes> {
+        unit_tag(e.track(), &e.unit).map(Bytes::from)
+    }
 }
 
 /// The complete tag of one unit, or `None` when FLV can't carry its codec.
