@@ -517,6 +517,9 @@ def main():
     ap.add_argument("--window", type=float, default=6.0)
     ap.add_argument("--repeat", type=int, default=3, help="paired rounds for the CPU targets (median)")
     ap.add_argument("--repeat-readers", type=int, default=1000)
+    ap.add_argument("--ffmpeg-window", type=float, default=20.0,
+                    help="window of the ffmpeg-reader and HLS phases: 100 readers for 6 s are a "
+                         "few CPU ticks, too few to rank servers")
     ap.add_argument("--no-nginx", action="store_true")
     ap.add_argument("--latency-readers", type=int, default=100,
                     help="readers of the latency runs (0: no latency runs)")
@@ -609,7 +612,7 @@ def main():
             if args.ffmpeg_readers > 0:
                 for t in targets_up:
                     for p in (paired if t.name == "mediarouter" else ["rtmp"]):
-                        r = run_ffmpeg_readers(t, p, args.ffmpeg_readers, args.window,
+                        r = run_ffmpeg_readers(t, p, args.ffmpeg_readers, args.ffmpeg_window,
                                                pbase[t.name], work)
                         rows.append(r)
                         print(table([r]).splitlines()[-1] + " (ffmpeg readers)", flush=True)
@@ -628,7 +631,7 @@ def main():
                     hbase = {t.name: baseline(t, 3.0) for t in hls_up}
                     for t in hls_up:
                         label = f"hls-{variant}" if t.name == "mediarouter" else "hls"
-                        r = run_ffmpeg_readers(t, "hls", args.hls_readers, args.window,
+                        r = run_ffmpeg_readers(t, "hls", args.hls_readers, args.ffmpeg_window,
                                                hbase[t.name], work, label)
                         r["round"] = variant
                         rows.append(r)
