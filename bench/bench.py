@@ -164,7 +164,7 @@ MEDIAROUTER_EXTRA = ""
 
 
 def start_mediarouter(work, log, extra=""):
-    ports = {k: free_port() for k in ("rtsp", "rtp", "rtcp", "rtmp", "http")}
+    ports = {k: free_port() for k in ("rtsp", "rtp", "rtcp", "rtmp", "http", "webrtc")}
     # RTP/RTCP ports must be a consecutive even/odd pair (bind(0) prefers odd ports).
     ports["rtp"], ports["rtcp"] = free_udp_pair()
     cfg = os.path.join(work, "mediarouter.yml")
@@ -175,6 +175,8 @@ rtpAddress: 127.0.0.1:{ports['rtp']}
 rtcpAddress: 127.0.0.1:{ports['rtcp']}
 rtmpAddress: 127.0.0.1:{ports['rtmp']}
 hlsAddress: 127.0.0.1:{ports['http']}
+webrtcAddress: 127.0.0.1:{ports['webrtc']}
+webrtcLocalUDPAddress: 127.0.0.1:0
 {MEDIAROUTER_EXTRA}
 {extra}
 paths:
@@ -189,6 +191,7 @@ paths:
         "rtsp-udp": f"rtsp://127.0.0.1:{ports['rtsp']}/live/bench",
         "http-flv": f"http://127.0.0.1:{ports['http']}/live/bench.flv",
         "hls": f"http://127.0.0.1:{ports['http']}/live/bench/index.m3u8",
+        "webrtc": f"http://127.0.0.1:{ports['webrtc']}/live/bench/whep",
     })
 
 
@@ -528,6 +531,8 @@ def main():
     ap.add_argument("--hls-readers", type=int, default=100,
                     help="ffmpeg HLS readers (and latency readers) per variant and server (0: no HLS phase)")
     ap.add_argument("--hls-variants", default="mpegts,fmp4")
+    ap.add_argument("--webrtc-readers", default="1,10,50",
+                    help="WHEP viewer counts (load tool, str0m) for CPU per WebRTC viewer; '' skips")
     ap.add_argument("--no-markdown", action="store_true")
     ap.add_argument("--set", action="append", default=[],
                     help="extra top-level mediarouter.yml line, e.g. 'writeMerge: 100ms'")
@@ -618,6 +623,24 @@ def main():
                         print(table([r]).splitlines()[-1] + " (ffmpeg readers)", flush=True)
         finally:
             for t in targets_up:
+                t.stop()
+        # WebRTC viewers (mediarouter only: nginx-rtmp has none), and their latency.
+        if args.webrtc_readers:
+            t = start_mediarouter(work, log)
+            try:
+                t.start_publisher(clip, log)
+                base = baseline(t, 3.0)
+                bases["mediarouter webrtc"] = base
+                for n in [int(x) for x in args.webrtc_readers.split(",")]:
+                    r = run_load(t, "webrtc", n, args.window, base, work)
+                    r["phase"] = "webrtc"
+                    rows.append(r)
+                    print(table([r]).splitlines()[-1], flush=True)
+                if args.latency_readers > 0:
+                    r = run_latency(t, "webrtc", min(args.latency_readers, 50), args.window, clip, work)
+                    rows.append(r)
+                    print(latency_table([r]).splitlines()[-1], flush=True)
+            finally:
                 t.stop()
         # HLS, per variant, against nginx-rtmp's MPEG-TS HLS with the same 1 s segments.
         if args.hls_readers > 0:

@@ -24,3 +24,4 @@ pub mod source;
 pub mod tls;
 pub mod tls_server;
 pub mod transcode;
+pub mod webrtc;

@@ -1,5 +1,5 @@
 //! The OpenAPI document at `/v3/openapi.json` against the real API: every operation it
-//! lists is called on a server with an RTSP publisher and RTSP, RTMP, HTTP-FLV and HLS
+//! lists is called on a server with an RTSP publisher and RTSP, RTMP, HTTP-FLV, HLS and WHEP
 //! readers, answers with a status the document lists, and its body validates against
 //! the schema the document gives for that status (objects allow no undocumented field).
 
@@ -48,7 +48,7 @@ fn every_documented_route_answers_as_documented() {
     }
     let rec = tempfile::tempdir().unwrap();
     let srv = TestServer::start(&format!(
-        "hlsVariant: mpegts\nhlsSegmentDuration: 1s\npaths:\n  cam:\n  all_others:\n    record: yes\n    recordPath: {}/%path/%Y-%m-%d_%H-%M-%S-%f\n    recordSegmentDuration: 1s\n",
+        "hlsVariant: mpegts\nhlsSegmentDuration: 1s\nwebrtcHandshakeTimeout: 120s\npaths:\n  cam:\n  all_others:\n    record: yes\n    recordPath: {}/%path/%Y-%m-%d_%H-%M-%S-%f\n    recordSegmentDuration: 1s\n",
         rec.path().display()
     ));
     let clip = clip(Clip::H264Aac, 10);
@@ -62,6 +62,14 @@ fn every_documented_route_answers_as_documented() {
     wait_until(Duration::from_secs(20), "three readers", || {
         srv.readers("live/cam") == 3
     });
+    // A WHEP session, answered and waiting for its browser (the handshake timeout is long).
+    let (st, _, body) = webrtc::post(
+        srv.server.webrtc_addr().unwrap(),
+        "/live/cam/whep",
+        "application/sdp",
+        &webrtc::h264_offer(),
+    );
+    assert_eq!(st, 201, "{body}");
     let (st, _) = http::get(srv.server.http_addr().unwrap(), "/live/cam/index.m3u8");
     assert_eq!(st, 200);
     // Two recorded segments: the first, complete, is the one deletesegment removes.
@@ -146,8 +154,8 @@ fn every_documented_route_answers_as_documented() {
     }
     eprintln!("{checked} operations checked against the document");
     assert_eq!(checked, ops.len());
-    // MediaMTX's routes that exist here (38 of its 49; not yet: paths/forward,
-    // webrtcsessions, srtconns, moqsessions).
+    // MediaMTX's routes that exist here (41 of its 49; not yet: paths/forward,
+    // srtconns, moqsessions).
     let mut mediamtx: Vec<String> = [
         "get /v3/info",
         "post /v3/auth/jwks/refresh",
@@ -178,7 +186,13 @@ fn every_documented_route_answers_as_documented() {
         mediamtx.push(format!("get /v3/{kind}/list"));
         mediamtx.push(format!("get /v3/{kind}/get/{{id}}"));
     }
-    for kind in ["rtspsessions", "rtspssessions", "rtmpconns", "rtmpsconns"] {
+    for kind in [
+        "rtspsessions",
+        "rtspssessions",
+        "rtmpconns",
+        "rtmpsconns",
+        "webrtcsessions",
+    ] {
         for op in [
             "get /v3/{k}/list",
             "get /v3/{k}/get/{id}",
@@ -187,7 +201,7 @@ fn every_documented_route_answers_as_documented() {
             mediamtx.push(op.replace("{k}", kind));
         }
     }
-    assert_eq!(mediamtx.len(), 38);
+    assert_eq!(mediamtx.len(), 41);
     for m in &mediamtx {
         assert!(
             ops.iter().any(|(r, meth, _)| format!("{meth} {r}") == *m),

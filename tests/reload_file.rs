@@ -84,7 +84,7 @@ impl Drop for Proc {
 const SDP: &[u8] = b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:trackID=0\r\n";
 
 fn header(rtsp: u16) -> String {
-    format!("rtspAddress: 127.0.0.1:{rtsp}\nrtspTransports: [tcp]\nrtmp: no\nhls: no\napi: no\n")
+    format!("rtspAddress: 127.0.0.1:{rtsp}\nrtspTransports: [tcp]\nrtmp: no\nhls: no\nwebrtc: no\napi: no\n")
 }
 
 /// Writes `text` to `path` through a temporary file and a rename.
@@ -188,7 +188,7 @@ fn file_edits_of_every_kind_apply_and_bad_files_are_refused() {
     replace(&config, &format!("{base}bogusKey: 1\npaths:\n  a:\n"));
     let line = p.wait_log(n, "failed, keeping the running config");
     assert!(
-        line.contains("mediarouter.yml:6:1: unknown field `bogusKey`"),
+        line.contains("mediarouter.yml:7:1: unknown field `bogusKey`"),
         "{line}"
     );
     assert!(p.has_stream("b"), "b was dropped by a refused file");

@@ -1,6 +1,6 @@
 //! TLS listeners: HLS/HTTP-FLV over https (`hlsEncryption`) read by ffmpeg checking the
-//! test CA, the API and the playback server over https (`apiEncryption`,
-//! `playbackEncryption`), and a certificate rotated on disk served to new connections
+//! test CA, the API, the playback server and the WebRTC pages over https
+//! (`apiEncryption`, `playbackEncryption`, `webrtcEncryption`), and a certificate rotated on disk served to new connections
 //! while an open one keeps streaming.
 
 mod common;
@@ -46,6 +46,7 @@ fn https_hls_flv_and_api_with_certificate_rotation() {
         "hlsEncryption: yes\nhlsServerKey: {k}\nhlsServerCert: {c}\n\
          apiEncryption: yes\napiServerKey: {k}\napiServerCert: {c}\n\
          playback: yes\nplaybackAddress: 127.0.0.1:0\nplaybackEncryption: yes\nplaybackServerKey: {k}\nplaybackServerCert: {c}\n\
+         webrtcEncryption: yes\nwebrtcServerKey: {k}\nwebrtcServerCert: {c}\n\
          paths:\n  all_others:\n"
     ));
     let _publisher = Children(vec![publish(
@@ -82,6 +83,12 @@ fn https_hls_flv_and_api_with_certificate_rotation() {
         // The playback server too (its page).
         let pb = srv.server.playback_addr().unwrap();
         let (_, head) = tls_get(pb.port(), &first.fingerprint, "/", 12)
+            .await
+            .unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        // And the WebRTC reader page (signalling goes over the same listener).
+        let web = srv.server.webrtc_addr().unwrap();
+        let (_, head) = tls_get(web.port(), &first.fingerprint, "/cam/", 12)
             .await
             .unwrap();
         assert_eq!(&head, b"HTTP/1.1 200");
@@ -128,7 +135,7 @@ fn a_listener_with_a_bad_certificate_does_not_open() {
     let key = dir.path().join("missing.key");
     let cfg = mediarouter::config::Config::parse(
         &format!(
-            "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nrtmpAddress: 127.0.0.1:0\napiAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\nhlsEncryption: yes\nhlsServerKey: {}\nhlsServerCert: {}\n",
+            "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nrtmpAddress: 127.0.0.1:0\napiAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\nwebrtcAddress: 127.0.0.1:0\nwebrtcLocalUDPAddress: 127.0.0.1:0\nhlsEncryption: yes\nhlsServerKey: {}\nhlsServerCert: {}\n",
             key.display(),
             key.display()
         ),

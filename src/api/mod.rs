@@ -178,6 +178,8 @@ async fn info(axum::extract::State(s): axum::extract::State<ApiState>) -> axum::
             ("api", srv.api_addr()),
             ("metrics", srv.metrics_addr()),
             ("playback", srv.playback_addr()),
+            ("webrtc", srv.webrtc_addr()),
+            ("webrtcUDP", srv.webrtc_udp_addr()),
         ];
         for (name, addr) in bound {
             if let Some(a) = addr {

@@ -53,6 +53,19 @@ pub(crate) fn entry_json(s: &Session) -> Value {
             o.remove("state");
             o.insert("isCDN".into(), json!(false));
         }
+        SessionKind::WebrtcSession => {
+            let (local, remote) = d
+                .candidates
+                .map_or((String::new(), String::new()), |(l, r)| {
+                    (l.to_string(), r.to_string())
+                });
+            o.insert(
+                "peerConnectionEstablished".into(),
+                json!(d.candidates.is_some()),
+            );
+            o.insert("localCandidate".into(), json!(local));
+            o.insert("remoteCandidate".into(), json!(remote));
+        }
         _ => {}
     }
     if s.kind != SessionKind::HlsSession {

@@ -26,6 +26,23 @@ impl<'de> Deserialize<'de> for ListenAddress {
     }
 }
 
+/// An address that may be blank: `""` turns that listener off (MediaMTX's
+/// `webrtcLocalUDPAddress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OptionalAddress(pub Option<SocketAddr>);
+
+impl<'de> Deserialize<'de> for OptionalAddress {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim().is_empty() {
+            return Ok(OptionalAddress(None));
+        }
+        parse_address(&s)
+            .map(|a| OptionalAddress(Some(a)))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,5 +58,9 @@ mod tests {
         assert!(parse_address("8554").is_err());
         assert!(parse_address(":99999").is_err());
         assert!(parse_address("host:80").is_err());
+        let blank: OptionalAddress = serde_json::from_str("\"\"").unwrap();
+        assert_eq!(blank, OptionalAddress(None));
+        let set: OptionalAddress = serde_json::from_str("\":8189\"").unwrap();
+        assert_eq!(set.0.unwrap().port(), 8189);
     }
 }

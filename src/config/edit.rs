@@ -135,6 +135,31 @@ pub fn restore_redacted(new: &mut Node, old: &Node) -> Result<(), EditError> {
             }
         }
     }
+    // TURN passwords, by the server's url and username.
+    if let Some(Node::Seq(servers)) = new.get_mut("webrtcICEServers2") {
+        for s in servers.iter_mut() {
+            if !redacted(s.get("password")) {
+                continue;
+            }
+            let key = (s.get("url").cloned(), s.get("username").cloned());
+            let was = match old.get("webrtcICEServers2") {
+                Some(Node::Seq(o)) => o
+                    .iter()
+                    .find(|o| (o.get("url").cloned(), o.get("username").cloned()) == key)
+                    .and_then(|o| o.get("password"))
+                    .cloned(),
+                _ => None,
+            };
+            match was {
+                Some(pass) => s.set("password", pass),
+                None => {
+                    return Err(EditError::Invalid(
+                        "webrtcICEServers2: a password is the redacted marker and that server had no password to keep: write the password".into(),
+                    ))
+                }
+            }
+        }
+    }
     let mut entries: Vec<(Option<&str>, &mut Node)> = Vec::new();
     let (defaults, paths) = split_path_nodes(new);
     if let Some(d) = defaults {
@@ -189,6 +214,15 @@ pub fn redact(v: &mut Value) {
     if let Some(users) = v.get_mut("authInternalUsers").and_then(Value::as_array_mut) {
         for u in users {
             if let Some(p) = u.get_mut("pass") {
+                if p.as_str().is_some_and(|s| !s.is_empty()) {
+                    *p = REDACTED.into();
+                }
+            }
+        }
+    }
+    if let Some(servers) = v.get_mut("webrtcICEServers2").and_then(Value::as_array_mut) {
+        for s in servers {
+            if let Some(p) = s.get_mut("password") {
                 if p.as_str().is_some_and(|s| !s.is_empty()) {
                     *p = REDACTED.into();
                 }
@@ -313,5 +347,34 @@ mod tests {
         assert_eq!(out["authInternalUsers"][0]["pass"], REDACTED);
         assert_eq!(out["authInternalUsers"][1]["pass"], "");
         assert_eq!(out["paths"]["cam"]["readPass"], REDACTED);
+    }
+
+    #[test]
+    fn turn_passwords_are_redacted_and_kept() {
+        let old = doc(
+            "webrtcICEServers2:\n  - url: turn:t.example:3478\n    username: u\n    password: tp\n",
+        );
+        let mut out = json!({"webrtcICEServers2": [{"url": "turn:t.example:3478", "username": "u", "password": "tp"},
+            {"url": "stun:s.example:3478", "username": "", "password": ""}]});
+        redact(&mut out);
+        assert_eq!(out["webrtcICEServers2"][0]["password"], REDACTED);
+        assert_eq!(out["webrtcICEServers2"][1]["password"], "");
+        let mut new = old.clone();
+        let servers = out["webrtcICEServers2"].clone();
+        apply(
+            &mut new,
+            Edit::Global(obj(json!({ "webrtcICEServers2": servers }))),
+        )
+        .unwrap();
+        restore_redacted(&mut new, &old).unwrap();
+        assert!(new.to_yaml().contains("password: tp"), "{}", new.to_yaml());
+        let mut bad = old.clone();
+        let servers = json!([{"url": "turn:other:3478", "username": "u", "password": REDACTED}]);
+        apply(
+            &mut bad,
+            Edit::Global(obj(json!({ "webrtcICEServers2": servers }))),
+        )
+        .unwrap();
+        assert!(restore_redacted(&mut bad, &old).is_err());
     }
 }

@@ -13,10 +13,12 @@ mod text;
 pub mod transcode;
 pub mod watch;
 pub mod webhook;
+mod webrtc;
 
-pub use address::{parse_address, ListenAddress};
+pub use address::{parse_address, ListenAddress, OptionalAddress};
 pub use duration::{parse_duration, ConfDuration};
 pub use path::{validate_path_name, PathConf, PathPattern, Source, SourceTransport};
+pub use webrtc::IceServer;
 
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -326,6 +328,32 @@ pub struct Config {
     /// key; MediaMTX keeps them in memory only).
     pub api_persist: bool,
 
+    /// WebRTC: WHEP readers and WHIP publishers (HTTP signalling and pages on
+    /// `webrtcAddress`, media on one UDP port for every session).
+    pub webrtc: bool,
+    pub webrtc_address: ListenAddress,
+    pub webrtc_encryption: bool,
+    pub webrtc_server_key: String,
+    pub webrtc_server_cert: String,
+    pub webrtc_allow_origins: Vec<String>,
+    pub webrtc_trusted_proxies: Vec<crate::auth::IpNetwork>,
+    /// The UDP port ICE and media use; blank: none (no session can connect).
+    #[serde(rename = "webrtcLocalUDPAddress")]
+    pub webrtc_local_udp_address: OptionalAddress,
+    /// Offer the addresses of the host's interfaces as candidates.
+    #[serde(rename = "webrtcIPsFromInterfaces")]
+    pub webrtc_ips_from_interfaces: bool,
+    /// Only these interfaces (by name); empty: all.
+    #[serde(rename = "webrtcIPsFromInterfacesList")]
+    pub webrtc_ips_from_interfaces_list: Vec<String>,
+    /// More addresses or host names to offer (NAT, Docker).
+    pub webrtc_additional_hosts: Vec<String>,
+    /// STUN/TURN servers handed to clients.
+    #[serde(rename = "webrtcICEServers2")]
+    pub webrtc_ice_servers2: Vec<IceServer>,
+    /// A session that is not connected (ICE and DTLS) this long after its offer ends.
+    pub webrtc_handshake_timeout: ConfDuration,
+
     /// Prometheus metrics (`GET /metrics`).
     pub metrics: bool,
     pub metrics_address: ListenAddress,
@@ -421,6 +449,19 @@ impl Default for Config {
             api_allow_origins: vec!["*".to_string()],
             api_trusted_proxies: Vec::new(),
             api_persist: true,
+            webrtc: true,
+            webrtc_address: ListenAddress(([0, 0, 0, 0], 8889).into()),
+            webrtc_encryption: false,
+            webrtc_server_key: "server.key".into(),
+            webrtc_server_cert: "server.crt".into(),
+            webrtc_allow_origins: vec!["*".to_string()],
+            webrtc_trusted_proxies: Vec::new(),
+            webrtc_local_udp_address: OptionalAddress(Some(([0, 0, 0, 0], 8189).into())),
+            webrtc_ips_from_interfaces: true,
+            webrtc_ips_from_interfaces_list: Vec::new(),
+            webrtc_additional_hosts: Vec::new(),
+            webrtc_ice_servers2: Vec::new(),
+            webrtc_handshake_timeout: ConfDuration::secs(10),
             metrics: false,
             metrics_address: ListenAddress(([0, 0, 0, 0], 9998).into()),
             metrics_encryption: false,
@@ -652,6 +693,12 @@ impl Config {
             return Err(
                 "hlsPartDuration: must be at least 10ms and at most hlsSegmentDuration".into(),
             );
+        }
+        for s in &self.webrtc_ice_servers2 {
+            s.validate()?;
+        }
+        if self.webrtc_handshake_timeout.0.is_zero() {
+            return Err("webrtcHandshakeTimeout: must be more than 0s".into());
         }
         if self.rtsp_transports.is_empty() {
             return Err("rtspTransports: at least one of udp, multicast, tcp is required".into());

@@ -21,16 +21,14 @@ macro_rules! as_text {
 
 as_text! {
     ConfDuration => |d: &ConfDuration| format_duration(d.0);
-    ListenAddress => |a: &ListenAddress| match a.0 {
-        std::net::SocketAddr::V4(v4) if v4.ip().is_unspecified() => format!(":{}", v4.port()),
-        other => other.to_string(),
-    };
+    ListenAddress => |a: &ListenAddress| address_text(a.0);
     Encryption => |e: &Encryption| match e {
         Encryption::No => "no".to_string(),
         Encryption::Optional => "optional".to_string(),
         Encryption::Strict => "strict".to_string(),
     };
     MulticastRange => |m: &MulticastRange| format!("{}/{}", m.base, m.prefix);
+    super::OptionalAddress => |a: &super::OptionalAddress| a.0.map(address_text).unwrap_or_default();
     ByteSize => |b: &ByteSize| format_size(b.0);
     super::Source => |s: &super::Source| match s {
         super::Source::Publisher => "publisher".to_string(),
@@ -46,6 +44,14 @@ as_text! {
     Credential => |c: &Credential| c.as_config_text();
     IpNetwork => |n: &IpNetwork| n.0.to_string();
     crate::tls::Fingerprint => |f: &crate::tls::Fingerprint| f.to_string();
+}
+
+/// `:8554` for every interface, else the address as `parse_address` reads it.
+fn address_text(a: std::net::SocketAddr) -> String {
+    match a {
+        std::net::SocketAddr::V4(v4) if v4.ip().is_unspecified() => format!(":{}", v4.port()),
+        other => other.to_string(),
+    }
 }
 
 impl Serialize for QueueSize {

@@ -90,6 +90,13 @@ impl StreamReader {
         &self.stream
     }
 
+    /// Drops what the reader would start with and, with `wait`, the units before the
+    /// next keyframe.
+    pub(crate) fn skip_to_next_keyframe(&mut self, wait: bool) {
+        self.pending.clear();
+        self.skipping = wait;
+    }
+
     /// How often this reader fell behind and skipped to the next keyframe (what a
     /// writer of files cuts a new one at: the media has a gap).
     pub fn skips(&self) -> u64 {

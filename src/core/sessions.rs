@@ -50,10 +50,11 @@ pub enum SessionKind {
     RtmpsConn,
     FlvSession,
     HlsSession,
+    WebrtcSession,
 }
 
 impl SessionKind {
-    pub const ALL: [SessionKind; 8] = [
+    pub const ALL: [SessionKind; 9] = [
         SessionKind::RtspConn,
         SessionKind::RtspSession,
         SessionKind::RtspsConn,
@@ -62,6 +63,7 @@ impl SessionKind {
         SessionKind::RtmpsConn,
         SessionKind::FlvSession,
         SessionKind::HlsSession,
+        SessionKind::WebrtcSession,
     ];
 
     pub fn api_name(self) -> &'static str {
@@ -74,6 +76,7 @@ impl SessionKind {
             SessionKind::RtmpsConn => "rtmpsConn",
             SessionKind::FlvSession => "flvSession",
             SessionKind::HlsSession => "hlsSession",
+            SessionKind::WebrtcSession => "webRTCSession",
         }
     }
 
@@ -88,6 +91,7 @@ impl SessionKind {
             SessionKind::RtmpsConn => "rtmpsconns",
             SessionKind::FlvSession => "flvsessions",
             SessionKind::HlsSession => "hlssessions",
+            SessionKind::WebrtcSession => "webrtcsessions",
         }
     }
 
@@ -123,6 +127,8 @@ pub struct SessionDetail {
     pub transport: Option<String>,
     /// An RTSP connection's session, or a session's connection.
     pub linked: Option<u64>,
+    /// A WebRTC session's candidate pair (local, remote), once connected.
+    pub candidates: Option<(SocketAddr, SocketAddr)>,
 }
 
 pub struct Session {

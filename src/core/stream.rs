@@ -109,6 +109,9 @@ pub struct Stream {
     /// A write that didn't wake readers asks the flusher to, one merge later.
     flush: Arc<Flush>,
     pub stats: StreamStats,
+    /// A reader lost a picture and asks for a keyframe (WebRTC's PLI); a publisher that
+    /// can make one on request (WHIP) listens.
+    keyframe_wanted: Notify,
 }
 
 /// What a stream shares with its flusher task: units written after a wake wait in the
@@ -238,6 +241,7 @@ impl Stream {
             }),
             flush: flush.clone(),
             stats: StreamStats::default(),
+            keyframe_wanted: Notify::new(),
         });
         // Outside a runtime (unit tests of the fan-out) readers are woken by writes only.
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -258,6 +262,16 @@ impl Stream {
 
     pub fn payload_types(&self) -> &[u8] {
         &self.payload_types
+    }
+
+    /// Asks the publisher for a keyframe, if it can make one on request.
+    pub fn request_keyframe(&self) {
+        self.keyframe_wanted.notify_one();
+    }
+
+    /// Resolves when a reader asked for a keyframe (see `request_keyframe`).
+    pub async fn keyframe_wanted(&self) {
+        self.keyframe_wanted.notified().await
     }
 
     /// Time since the stream started; publishers place their first timestamps with it.
@@ -400,6 +414,15 @@ impl Stream {
     /// Starts a reader at the latest keyframe. `None` once the stream is closed.
     pub fn subscribe(self: &Arc<Self>) -> Option<StreamReader> {
         self.subscribe_at(false)
+    }
+
+    /// A reader that starts at the next keyframe, without the GOP cache: for players
+    /// that play every frame as it arrives (WebRTC), where a burst of a second of old
+    /// frames would become a second of delay. A stream without keyframes starts now.
+    pub fn subscribe_live(self: &Arc<Self>) -> Option<StreamReader> {
+        let mut r = self.subscribe_at(false)?;
+        r.skip_to_next_keyframe(self.key_track.is_some());
+        Some(r)
     }
 
     /// Like `subscribe`, with the key track's frame before the keyframe sent first.
@@ -577,6 +600,24 @@ mod tests {
             panic!()
         };
         assert_eq!(rtp_seq_ts(&e.rtp[0]).unwrap().0, seq);
+    }
+
+    #[test]
+    fn a_live_reader_waits_for_the_next_keyframe() {
+        let s = video_stream(64);
+        for i in 0..7 {
+            s.write(frame(i, i % 5 == 0));
+        }
+        let mut r = s.subscribe_live().unwrap();
+        assert!(matches!(r.try_next(), Ok(None)), "the GOP was sent");
+        for i in 7..12 {
+            s.write(frame(i, i % 5 == 0));
+        }
+        let mut got = Vec::new();
+        while let Ok(Some(it)) = r.try_next() {
+            got.extend(unit_pts(&it));
+        }
+        assert_eq!(got, [(10, true), (11, false)]);
     }
 
     #[test]

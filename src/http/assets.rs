@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 #[include = "player.html"]
 #[include = "playback.html"]
 #[include = "dashboard.html"]
+#[include = "webrtc.html"]
+#[include = "webrtc_publish.html"]
 #[include = "vendor/*.js"]
 struct Web;
 
@@ -40,6 +42,16 @@ pub fn playback_page() -> Response {
 /// The dashboard the API listener serves at `/`.
 pub fn dashboard() -> Response {
     asset("dashboard.html", "text/html; charset=utf-8", "no-cache")
+}
+
+/// The WebRTC reader page (it plays `whep` next to it) or publish page (`whip`).
+pub fn webrtc_page(publish: bool) -> Response {
+    let file = if publish {
+        "webrtc_publish.html"
+    } else {
+        "webrtc.html"
+    };
+    asset(file, "text/html; charset=utf-8", "no-cache")
 }
 
 pub fn hls_js() -> Response {
@@ -78,5 +90,18 @@ mod tests {
             "the dashboard loads no script"
         );
         assert!(!dash.contains(".innerHTML"), "client data goes in as text");
+        for page in ["webrtc.html", "webrtc_publish.html"] {
+            let p = Web::get(page).unwrap().data;
+            let p = String::from_utf8_lossy(&p);
+            assert!(!p.contains("<script src="), "{page} loads no script");
+            assert!(
+                !p.contains("http://") && !p.contains("https://"),
+                "{page}: no CDN"
+            );
+            assert!(
+                !p.contains(".innerHTML"),
+                "{page}: server text goes in as text"
+            );
+        }
     }
 }

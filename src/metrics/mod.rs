@@ -97,6 +97,7 @@ fn prefix(kind: SessionKind) -> &'static str {
         SessionKind::RtmpsConn => "rtmps_conns",
         SessionKind::FlvSession => "flv_sessions",
         SessionKind::HlsSession => "hls_sessions",
+        SessionKind::WebrtcSession => "webrtc_sessions",
     }
 }
 

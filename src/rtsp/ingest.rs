@@ -98,12 +98,19 @@ impl Ingest {
 
     /// One RTP packet of announced media `media`. Errors mean malformed input.
     pub(crate) fn push_rtp(&mut self, media: usize, packet: bytes::Bytes) -> Result<(), RtpError> {
+        if !matches!(self.tracks.get(media), Some(Some(_))) {
+            return Ok(());
+        }
+        self.push_parsed(media, &rtp::parse(&packet)?)
+    }
+
+    /// One RTP packet whose header was already read (WebRTC: str0m decrypts and parses).
+    pub(crate) fn push_parsed(&mut self, media: usize, pkt: &rtp::RtpIn) -> Result<(), RtpError> {
         let Some(Some((index, track))) = self.tracks.get_mut(media) else {
             return Ok(());
         };
-        let pkt = rtp::parse(&packet)?;
         self.frames.clear();
-        let r = track.depacketizer.push(&pkt, &mut self.frames);
+        let r = track.depacketizer.push(pkt, &mut self.frames);
         for f in self.frames.drain(..) {
             let pts = track
                 .timestamps

@@ -37,6 +37,7 @@ enum AnyServer {
     Api(ApiServer),
     Metrics(crate::metrics::MetricsServer),
     Playback(crate::playback::PlaybackServer),
+    WebRtc(crate::webrtc::WebRtcServer),
 }
 
 impl AnyServer {
@@ -48,6 +49,7 @@ impl AnyServer {
             AnyServer::Api(s) => &mut s.task,
             AnyServer::Metrics(s) => &mut s.task,
             AnyServer::Playback(s) => &mut s.task,
+            AnyServer::WebRtc(s) => &mut s.task,
         }
     }
 }
@@ -101,10 +103,11 @@ pub enum Listener {
     Api,
     Metrics,
     Playback,
+    WebRtc,
 }
 
 impl Listener {
-    pub const ALL: [Listener; 8] = [
+    pub const ALL: [Listener; 9] = [
         Listener::Rtsp,
         Listener::Rtsps,
         Listener::Rtmp,
@@ -113,6 +116,7 @@ impl Listener {
         Listener::Api,
         Listener::Metrics,
         Listener::Playback,
+        Listener::WebRtc,
     ];
 
     pub fn name(self) -> &'static str {
@@ -125,6 +129,7 @@ impl Listener {
             Listener::Api => "api",
             Listener::Metrics => "metrics",
             Listener::Playback => "playback",
+            Listener::WebRtc => "webrtc",
         }
     }
 
@@ -224,6 +229,27 @@ impl Listener {
                     || (&a.playback_server_key, &a.playback_server_cert)
                         != (&b.playback_server_key, &b.playback_server_cert)
             }
+            // Trusted proxies are read per request; the rest is fixed at the start.
+            Listener::WebRtc => {
+                timeouts
+                    || (a.webrtc, a.webrtc_address, a.webrtc_encryption)
+                        != (b.webrtc, b.webrtc_address, b.webrtc_encryption)
+                    || (&a.webrtc_server_key, &a.webrtc_server_cert)
+                        != (&b.webrtc_server_key, &b.webrtc_server_cert)
+                    || (&a.webrtc_allow_origins, a.webrtc_local_udp_address)
+                        != (&b.webrtc_allow_origins, b.webrtc_local_udp_address)
+                    || (
+                        a.webrtc_ips_from_interfaces,
+                        &a.webrtc_ips_from_interfaces_list,
+                        &a.webrtc_additional_hosts,
+                    ) != (
+                        b.webrtc_ips_from_interfaces,
+                        &b.webrtc_ips_from_interfaces_list,
+                        &b.webrtc_additional_hosts,
+                    )
+                    || (&a.webrtc_ice_servers2, a.webrtc_handshake_timeout)
+                        != (&b.webrtc_ice_servers2, b.webrtc_handshake_timeout)
+            }
         }
     }
 
@@ -237,6 +263,7 @@ impl Listener {
             Listener::Api => c.api_address.0,
             Listener::Metrics => c.metrics_address.0,
             Listener::Playback => c.playback_address.0,
+            Listener::WebRtc => c.webrtc_address.0,
         }
     }
 
@@ -250,6 +277,7 @@ impl Listener {
             Listener::Api => c.api,
             Listener::Metrics => c.metrics,
             Listener::Playback => c.playback,
+            Listener::WebRtc => c.webrtc,
         }
     }
 }
@@ -423,6 +451,9 @@ impl ServerInner {
             Listener::Playback => {
                 AnyServer::Playback(crate::playback::PlaybackServer::start(config, m, st).await?)
             }
+            Listener::WebRtc => {
+                AnyServer::WebRtc(crate::webrtc::WebRtcServer::start(config, m, s, st).await?)
+            }
         };
         Ok(Running { server, stop })
     }
@@ -491,7 +522,8 @@ impl ServerInner {
             current.stop().await;
             return Ok(());
         }
-        if l.address(old) == l.address(new) {
+        // WebRTC has two sockets (HTTP, UDP); either may be the one kept.
+        if l.address(old) == l.address(new) || l == Listener::WebRtc {
             // The address can only be bound again once the old socket is closed.
             let stopped = current.stop().await;
             let running = self.start_listener(l, new, Some(&stopped)).await?;
@@ -557,6 +589,21 @@ impl ServerInner {
     pub fn playback_addr(&self) -> Option<SocketAddr> {
         match &self.listeners().get(&Listener::Playback)?.server {
             AnyServer::Playback(p) => Some(p.local_addr),
+            _ => None,
+        }
+    }
+
+    pub fn webrtc_addr(&self) -> Option<SocketAddr> {
+        match &self.listeners().get(&Listener::WebRtc)?.server {
+            AnyServer::WebRtc(w) => Some(w.local_addr),
+            _ => None,
+        }
+    }
+
+    /// The WebRTC listener's UDP port (ICE and media).
+    pub fn webrtc_udp_addr(&self) -> Option<SocketAddr> {
+        match &self.listeners().get(&Listener::WebRtc)?.server {
+            AnyServer::WebRtc(w) => w.udp_addr,
             _ => None,
         }
     }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 // HTTP_USER/HTTP_PASS in the environment answer the server's Basic prompt, as a
 // person would in the browser's dialog.
-export async function launch() {
+export async function launch(extraArgs = []) {
   const profile = mkdtempSync(join(tmpdir(), 'mediarouter-chromium-'));
   const credentials = process.env.HTTP_USER
     ? { httpCredentials: { username: process.env.HTTP_USER, password: process.env.HTTP_PASS || '' } }
@@ -18,7 +18,8 @@ export async function launch() {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--no-first-run', '--disable-sync', '--disable-quic', '--autoplay-policy=no-user-gesture-required'],
+      '--no-first-run', '--disable-sync', '--disable-quic', '--autoplay-policy=no-user-gesture-required',
+      ...extraArgs],
   });
   const close = async () => {
     await context.close();

@@ -1,5 +1,5 @@
 //! `mediarouter-load`: opens N readers of one stream (RTSP over TCP or UDP, RTMP,
-//! HTTP-FLV, HLS) against any server, optionally with M RTMP or RTSP publishers of an FLV clip,
+//! HTTP-FLV, HLS, WebRTC over WHEP) against any server, optionally with M RTMP or RTSP publishers of an FLV clip,
 //! ramps them up, holds for a measurement window and reports frames, gaps, time to
 //! first frame and bytes per reader, as text and JSON.
 
@@ -12,6 +12,7 @@ mod rtmp;
 mod rtsp;
 mod rtsp_publish;
 mod stats;
+mod whep;
 
 use anyhow::{bail, Result};
 use clap::Parser;
@@ -25,10 +26,11 @@ use tokio_util::sync::CancellationToken;
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "Load generator for live media servers (RTSP, RTMP, HTTP-FLV, HLS)"
+    about = "Load generator for live media servers (RTSP, RTMP, HTTP-FLV, HLS, WHEP)"
 )]
 struct Args {
-    /// Stream to read: rtsp://…, rtmp://host/app/stream, http://….flv or http://….m3u8.
+    /// Stream to read: rtsp://…, rtmp://host/app/stream, http://….flv, http://….m3u8 or
+    /// http://…/<path>/whep.
     /// `{i}` is replaced by the reader's index modulo --publishers.
     url: String,
     /// Number of readers.
@@ -84,6 +86,7 @@ enum Proto {
     Rtmp,
     Flv,
     Hls,
+    Whep,
 }
 
 impl Proto {
@@ -101,8 +104,10 @@ impl Proto {
             Proto::Flv
         } else if url.starts_with("http://") && path.ends_with(".m3u8") {
             Proto::Hls
+        } else if url.starts_with("http://") && path.ends_with("/whep") {
+            Proto::Whep
         } else {
-            bail!("don't know how to read {url} (rtsp://, rtmp://, http://….flv, http://….m3u8)")
+            bail!("don't know how to read {url} (rtsp://, rtmp://, http://….flv, http://….m3u8, http://…/whep)")
         })
     }
 
@@ -113,6 +118,7 @@ impl Proto {
             Proto::Rtmp => "rtmp",
             Proto::Flv => "http-flv",
             Proto::Hls => "hls",
+            Proto::Whep => "webrtc",
         }
     }
 }
@@ -278,6 +284,7 @@ async fn read(proto: Proto, url: &str, c: &mut Counter, timeout: Duration) -> Re
         Proto::Rtmp => rtmp::read(rtmp::parse_url(url)?, c, timeout).await,
         Proto::Flv => flv::read(url, c, timeout).await,
         Proto::Hls => hls::read(url, c, timeout).await,
+        Proto::Whep => whep::read(url, c, timeout).await,
     }
 }
 

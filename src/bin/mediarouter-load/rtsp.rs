@@ -16,7 +16,7 @@ use tokio::net::UdpSocket;
 const KEEPALIVE: Duration = Duration::from_secs(20);
 
 /// One RTP track being counted.
-struct TrackState {
+pub(crate) struct TrackState {
     video: bool,
     clock: u32,
     last_seq: Option<u16>,
@@ -31,13 +31,26 @@ struct TrackState {
 }
 
 impl TrackState {
+    pub(crate) fn new(video: bool, clock: u32, h265: bool) -> TrackState {
+        TrackState {
+            video,
+            clock,
+            last_seq: None,
+            first_ts: None,
+            ts_base: 0,
+            last_ts: 0,
+            key: false,
+            h265,
+            frames: crate::latency::RtpFrames::new(h265),
+        }
+    }
+
+    /// One RTP packet; a sequence-number jump counts as a gap.
     fn packet(&mut self, c: &mut Counter, p: &[u8]) {
         if p.len() < 12 || p[0] >> 6 != 2 {
             return;
         }
         let seq = u16::from_be_bytes([p[2], p[3]]);
-        let ts = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
-        let marker = p[1] & 0x80 != 0;
         if let Some(last) = self.last_seq {
             let step = seq.wrapping_sub(last);
             if step != 1 {
@@ -45,6 +58,17 @@ impl TrackState {
             }
         }
         self.last_seq = Some(seq);
+        self.media(c, p);
+    }
+
+    /// One RTP packet's frames, keyframes and latency, whatever its sequence number
+    /// (WebRTC counts loss as what never arrived, retransmissions included).
+    pub(crate) fn media(&mut self, c: &mut Counter, p: &[u8]) {
+        if p.len() < 12 || p[0] >> 6 != 2 {
+            return;
+        }
+        let ts = u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+        let marker = p[1] & 0x80 != 0;
         if self.video {
             let payload = p.get(rtp_header_len(p)..).unwrap_or_default();
             self.key |= self.keyframe_nal(payload);
@@ -185,20 +209,11 @@ async fn setup(url: &str, udp: bool) -> Result<(Conn, Vec<TrackState>, Sockets)>
         };
         conn.setup(&control_url(&base, m.control.as_deref()), transport)
             .await?;
-        tracks.push(TrackState {
-            video: m.track.codec.is_video(),
-            clock: m.track.clock_rate,
-            last_seq: None,
-            first_ts: None,
-            ts_base: 0,
-            last_ts: 0,
-            key: false,
-            h265: matches!(m.track.codec, mediarouter::core::Codec::H265 { .. }),
-            frames: crate::latency::RtpFrames::new(matches!(
-                m.track.codec,
-                mediarouter::core::Codec::H265 { .. }
-            )),
-        });
+        tracks.push(TrackState::new(
+            m.track.codec.is_video(),
+            m.track.clock_rate,
+            matches!(m.track.codec, mediarouter::core::Codec::H265 { .. }),
+        ));
     }
     conn.request(Method::Play, &base, &[]).await?;
     Ok((conn, tracks, (sockets, rtcp_sockets)))

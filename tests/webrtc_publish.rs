@@ -1,0 +1,59 @@
+//! WebRTC publishers (WHIP): headless Chromium's publish page sends a canvas and a tone
+//! as H.264 and Opus, and ffmpeg reads the path over RTSP and HLS (the server asks the
+//! browser for keyframes, which HLS segments start at).
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[test]
+fn chromium_publishes_over_whip_and_ffmpeg_reads_rtsp_and_hls() {
+    if !have_ffmpeg() || !have_browser(&[]) {
+        return;
+    }
+    let srv = TestServer::start("hlsVariant: mpegts\npaths:\n  all_others:\n");
+    let web = srv.server.webrtc_addr().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/webrtc_publish.mjs");
+    let browser = Command::new("node")
+        .arg(&script)
+        .args([&format!("http://{web}/studio/publish?source=canvas"), "14"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut browser = Children(vec![browser]);
+    let stream = srv.wait_stream("studio");
+    let codecs: Vec<String> = stream
+        .tracks()
+        .iter()
+        .map(|t| t.codec.name().to_string())
+        .collect();
+    assert_eq!(codecs, ["H264", "Opus"]);
+    let rtsp = ffmpeg_decoded(&[
+        "-rtsp_transport",
+        "tcp",
+        "-t",
+        "3",
+        "-i",
+        &srv.url("studio"),
+    ])
+    .unwrap_or_else(|e| panic!("RTSP: {e}"));
+    assert!(rtsp >= 45, "RTSP reader decoded {rtsp} frames in 3 s");
+    let http = srv.server.http_addr().unwrap();
+    let hls = ffmpeg_decoded(&["-t", "2", "-i", &format!("http://{http}/studio/index.m3u8")])
+        .unwrap_or_else(|e| panic!("HLS: {e}"));
+    assert!(hls >= 30, "HLS reader decoded {hls} frames of 2 s");
+    let child = &mut browser.0[0];
+    let status = wait_child(child, Duration::from_secs(60), "the publishing browser");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    assert!(status.success(), "{out}");
+    assert!(out.contains("video/H264"), "{out}");
+    wait_until(Duration::from_secs(20), "the publisher to leave", || {
+        srv.stream("studio").is_none()
+    });
+    let log = logs().text();
+    assert!(log.contains("WebRTC publisher closed"), "{log}");
+}
