@@ -133,7 +133,13 @@ pub(crate) fn plan(tracks: &[Track]) -> ReadPlan {
 /// offer few (Chromium on Linux offers no High): the stream goes out under whichever
 /// of its H.264 payload types the browser accepted.
 pub(crate) fn configure_read(mut cfg: RtcConfig, plan: &ReadPlan) -> RtcConfig {
-    cfg = cfg.clear_codecs();
+    // No transport-wide congestion control: nothing here adapts a bit rate to it, and
+    // its per-packet sequence numbers and the browser's feedback cost every viewer.
+    cfg = cfg
+        .clear_codecs()
+        .clear_extension_map()
+        .set_extension(2, str0m::rtp::Extension::AbsoluteSendTime)
+        .set_extension(4, str0m::rtp::Extension::RtpMid);
     let codecs = cfg.codec_config();
     let mut pt = 96u8;
     if let Some((_, v)) = plan.video {
