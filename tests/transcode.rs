@@ -2,7 +2,8 @@
 //! 720p H.264 out to RTSP and HLS readers with the configured keyframe interval and the
 //! audio kept; the input stays readable as `<path>/source`; with `fallback: copy` and
 //! no NVENC the input passes through and the log says why; renditions (with audio
-//! re-encoded to AAC) are paths and HLS variants; Opus audio becomes AAC.
+//! re-encoded to AAC) are paths and HLS variants; Opus audio becomes AAC, and AAC
+//! becomes Opus that Chromium plays over WebRTC.
 #![cfg(feature = "transcode")]
 
 mod common;
@@ -265,6 +266,56 @@ fn opus_audio_becomes_aac() {
         .find(|s| s.codec == "hevc")
         .expect("video untouched");
     assert_eq!((video.width, video.height), (320, 240));
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+}
+
+/// An AAC camera gets sound in browsers: `audio: {codec: opus}` re-encodes its AAC
+/// (44.1 kHz) to Opus at 48 kHz once for the path, the video passes through, and
+/// Chromium's WebRTC page plays both.
+#[test]
+fn aac_becomes_opus_and_plays_over_webrtc() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let srv = TestServer::start(
+        "paths:\n  cam:\n    transcode:\n      video: {codec: copy}\n      audio: {codec: opus, bitrate: 64k}\n",
+    );
+    let mut publisher = publish(&clip(Clip::H264Aac, 10), &srv.url("cam"), "tcp", true);
+    let stream = srv.wait_stream("cam");
+    let names: Vec<String> = stream
+        .tracks()
+        .iter()
+        .map(|t| t.codec.name().to_string())
+        .collect();
+    assert_eq!(names, ["H264", "Opus"]);
+    let (_d, out) = record(&srv.url("cam"), 4);
+    let probed = probe(&out);
+    eprintln!("{probed:?}");
+    let audio = probed
+        .iter()
+        .find(|s| s.codec == "opus")
+        .expect("Opus audio");
+    assert_eq!(audio.sample_rate, 48000);
+    // 4 s of 20 ms frames, give or take the first and last.
+    assert!(audio.packets >= 150, "{audio:?}");
+    if have_browser(&[]) {
+        let web = srv.server.webrtc_addr().unwrap();
+        let (ok, out) = node("webrtc_read.mjs", &[&format!("http://{web}/cam/"), "3"]);
+        assert!(ok, "{out}");
+        let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        let samples: Vec<u64> = r["audioSamples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert!(
+            samples.windows(2).all(|w| w[1] > w[0]),
+            "audio samples did not rise every second: {out}"
+        );
+        assert_eq!(r["note"], "", "{out}");
+    }
     let _ = publisher.kill();
     let _ = publisher.wait();
 }

@@ -44,6 +44,9 @@ pub enum AudioCodec {
     /// AAC-LC (FFmpeg's encoder), from AAC or Opus input: Opus publishers become
     /// playable over RTMP, HTTP-FLV and MPEG-TS HLS.
     Aac,
+    /// Opus at 48 kHz (libopus), from AAC or Opus input: AAC cameras get sound in
+    /// browsers over WebRTC.
+    Opus,
 }
 
 /// A bit rate written as `2500k`, `2.5M` or `800000`.
@@ -111,7 +114,7 @@ impl Default for VideoConf {
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct AudioConf {
     pub codec: AudioCodec,
-    /// For `aac`.
+    /// For `aac` and `opus`.
     pub bitrate: Bitrate,
 }
 

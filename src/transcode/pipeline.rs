@@ -278,7 +278,7 @@ fn copy(
     rx: Receiver<Unit>,
 ) {
     let mut audio: Vec<Option<AudioTranscoder>> = tracks.iter().map(|_| None).collect();
-    if conf.audio.codec == AudioCodec::Aac {
+    if conf.audio.codec != AudioCodec::Copy {
         if let Err(e) = ff::init() {
             tracing::warn!(path = %path, "transcode: audio passes through: {e}");
         } else {
@@ -286,7 +286,7 @@ fn copy(
                 if t.codec.is_video() || t.codec.has_keyframes() {
                     continue;
                 }
-                match AudioTranscoder::new(t, conf.audio.bitrate.0) {
+                match AudioTranscoder::new(t, conf.audio.codec, conf.audio.bitrate.0) {
                     Ok(a) => {
                         *t = a.track.clone();
                         audio[i] = Some(a);

@@ -113,8 +113,8 @@ impl Transcoder {
                 continue;
             }
             map[i] = Some(out_tracks.len());
-            if conf.audio.codec == AudioCodec::Aac {
-                match AudioTranscoder::new(t, conf.audio.bitrate.0) {
+            if conf.audio.codec != AudioCodec::Copy {
+                match AudioTranscoder::new(t, conf.audio.codec, conf.audio.bitrate.0) {
                     Ok(a) => {
                         out_tracks.push(a.track.clone());
                         audio[i] = Some(a);

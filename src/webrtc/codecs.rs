@@ -81,7 +81,7 @@ fn sendable(codec: &Codec) -> Result<Sendable, String> {
                 _ => Err(format!("{} {}", codec.name(), o.media)),
             }
         }
-        Codec::Aac { .. } => Err("AAC audio".into()),
+        Codec::Aac { .. } => Err(AAC.into()),
     }
 }
 
@@ -99,8 +99,10 @@ fn has_b_frames(codec: &Codec) -> bool {
 /// RTP timestamps in presentation order or in decode order alike (measured, Chromium
 /// 156). Reordering can't be undone without encoding again, so the stream goes out
 /// as it is, and the page says why it stutters.
-const B_FRAMES: &str =
-    "most frames: the stream has B-frames, which browsers' WebRTC decoders drop (publish without B-frames, or use the HLS page)";
+const B_FRAMES: &str = "most frames: the stream has B-frames, which browsers' WebRTC decoders drop (publish without B-frames, re-encode the path with transcode: {video: {codec: h264}}, or use the HLS page)";
+
+/// Browsers' WebRTC has no AAC; the transcode stage makes it Opus, once per path.
+const AAC: &str = "AAC audio (transcode: {audio: {codec: opus}} on the path re-encodes it)";
 
 /// The first video and the first audio track WebRTC can carry.
 pub(crate) fn plan(tracks: &[Track]) -> ReadPlan {
@@ -239,7 +241,7 @@ mod tests {
         let p = plan(&[fixtures::h264_with_sets(), aac.clone()]);
         assert_eq!(p.video, Some((0, Sendable::H264(0x42c01e))));
         assert_eq!(p.audio, None);
-        assert_eq!(p.left_out, ["AAC audio"]);
+        assert_eq!(p.left_out, [AAC]);
         let p = plan(&[
             other("PCMU/8000", "audio"),
             fixtures::h264(),

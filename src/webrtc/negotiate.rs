@@ -146,7 +146,10 @@ a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:0
         let plan = codecs::plan(&[high, fixtures::aac()]);
         let (a, tx, left) = read(CHROMIUM, &plan, &host()).unwrap();
         assert_eq!(tx.len(), 1);
-        assert_eq!(left, ["AAC audio"]);
+        assert!(
+            left.len() == 1 && left[0].starts_with("AAC audio"),
+            "{left:?}"
+        );
         assert!(a.answer.contains("a=ice-lite"), "{}", a.answer);
         assert!(a.answer.contains("profile-level-id=4d001f"), "{}", a.answer);
         assert!(

@@ -97,6 +97,15 @@ pub(super) struct Session {
     bytes: crate::core::ByteCounter,
 }
 
+/// A session's place in the hub (mux and resource), given back on drop.
+struct Registered(Arc<Hub>, u64);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.0.remove(self.1);
+    }
+}
+
 /// Why a session ended, for its log line.
 type End = Result<&'static str, String>;
 
@@ -141,10 +150,11 @@ impl Session {
             Role::Publish { .. } => "WebRTC publisher",
         };
         let (peer, path) = (self.peer, self.path.clone());
+        // Unregistered however the task ends (a panic included).
+        let _registered = Registered(self.hub.clone(), self.id);
         let end = self.drive().await;
         self.rtc.disconnect();
         let _ = self.flush().await;
-        self.hub.remove(self.id);
         let bytes = self.bytes.get();
         match end {
             Ok(why) => tracing::info!(%peer, %path, bytes, "{what} closed: {why}"),
@@ -242,20 +252,28 @@ impl Session {
             match out {
                 Output::Timeout(t) => return Ok(t),
                 Output::Transmit(t) => {
-                    if !self.known.contains(&t.destination) {
-                        // str0m sends only to peers that passed a check: let the mux route them here.
-                        self.known.push(t.destination);
-                        self.hub.learn(self.id, t.destination);
-                    }
-                    if let Role::Read { .. } = self.role {
-                        self.bytes.add(t.contents.len() as u64);
-                    }
+                    self.sending(t.destination, t.contents.len());
                     if let Err(e) = self.port.socket.send_to(&t.contents, t.destination).await {
                         tracing::debug!(peer = %self.peer, "WebRTC send to {}: {e}", t.destination);
                     }
                 }
                 Output::Event(e) => self.event(e)?,
             }
+        }
+    }
+
+    /// Before each send: counts a reader's bytes, and lets the mux route a new peer
+    /// here (str0m sends only to peers that passed a check).
+    fn sending(&mut self, to: SocketAddr, len: usize) {
+        if !self.known.contains(&to) {
+            if self.known.len() == super::mux::MAX_ADDRS {
+                self.known.remove(0);
+            }
+            self.known.push(to);
+            self.hub.learn(self.id, to);
+        }
+        if let Role::Read { .. } = self.role {
+            self.bytes.add(len as u64);
         }
     }
 
@@ -354,7 +372,7 @@ impl Session {
             {
                 Output::Timeout(_) => return Ok(()),
                 Output::Transmit(t) => {
-                    self.bytes.add(t.contents.len() as u64);
+                    self.sending(t.destination, t.contents.len());
                     let _ = self.port.socket.try_send_to(&t.contents, t.destination);
                 }
                 Output::Event(e) => self.event(e)?,
