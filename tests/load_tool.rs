@@ -314,3 +314,49 @@ fn whep_viewers_get_every_packet_and_a_latency() {
     assert!(s["delivery_min"].as_f64().unwrap() >= 0.9, "{s}");
     assert!(s["latency_samples"].as_u64().unwrap() > 0, "{s}");
 }
+
+/// A WHEP viewer on a lossy link (the tool drops 30 % of what it receives) is told by
+/// its receiver reports to skip to keyframes, once-per-burst in the log, while a
+/// viewer beside it on a clean link misses nothing.
+#[test]
+fn a_lossy_whep_viewer_skips_ahead_and_a_clean_one_loses_nothing() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let server = TestServer::start("paths:\n  all_others:\n");
+    let clip = clip(Clip::H264Aac, 6);
+    let _publisher = Children(vec![publish(&clip, &server.url("cam"), "tcp", true)]);
+    server.wait_stream("cam");
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://{}/cam/whep", server.server.webrtc_addr().unwrap());
+    let viewer = |drop: &str, json: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_mediarouter-load"))
+            .args([
+                "-n", "1", "--warmup", "2", "-d", "6", "--fps", "30", "--drop", drop, "--json",
+            ])
+            .arg(json)
+            .arg(&url)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn mediarouter-load")
+    };
+    let (lossy_json, clean_json) = (dir.path().join("lossy.json"), dir.path().join("clean.json"));
+    let mut tools = Children(vec![viewer("0.3", &lossy_json), viewer("0", &clean_json)]);
+    for t in tools.0.iter_mut() {
+        assert!(wait_child(t, Duration::from_secs(60), "mediarouter-load").success());
+    }
+    let summary = |p: &Path| -> serde_json::Value {
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(p).unwrap()).unwrap()["summary"]
+            .clone()
+    };
+    let clean = summary(&clean_json);
+    assert_eq!(clean["gaps_total"], 0, "{clean}");
+    assert!(clean["delivery_min"].as_f64().unwrap() >= 0.95, "{clean}");
+    assert_eq!(summary(&lossy_json)["connected"], 1);
+    let warns = logs().lines_with(
+        "WARN",
+        &["WebRTC viewer loses", "skipping to the next keyframe"],
+    );
+    assert!(!warns.is_empty() && warns.len() <= 2, "{warns:?}");
+}

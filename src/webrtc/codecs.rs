@@ -139,6 +139,8 @@ pub(crate) fn configure_read(mut cfg: RtcConfig, plan: &ReadPlan) -> RtcConfig {
     // its per-packet sequence numbers and the browser's feedback cost every viewer.
     cfg = cfg
         .clear_codecs()
+        // Receiver reports' loss, once a second: a viewer that can't keep up skips ahead.
+        .set_stats_interval(Some(std::time::Duration::from_secs(1)))
         .clear_extension_map()
         .set_extension(2, str0m::rtp::Extension::AbsoluteSendTime)
         .set_extension(4, str0m::rtp::Extension::RtpMid);

@@ -375,15 +375,14 @@ async fn post(
         match negotiate::read(&offer, &plan, &hub.offered) {
             Ok((a, tx, left)) => {
                 entry.update(|d| d.state = SessionState::Read);
-                (
-                    a,
-                    Role::Read {
-                        slot,
-                        tx,
-                        sub: None,
-                    },
-                    left,
-                )
+                let video_mid = super::session::TxTrack::video_mid(&tx);
+                let role = Role::Read {
+                    slot,
+                    tx,
+                    sub: None,
+                    video_mid,
+                };
+                (a, role, left)
             }
             Err(e) => return refused(StatusCode::BAD_REQUEST, e),
         }

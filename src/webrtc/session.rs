@@ -40,10 +40,13 @@ pub(super) const QUEUE: usize = 512;
 const KEYFRAME_EVERY: Duration = Duration::from_secs(2);
 /// Viewers' requests reach the publisher at most this often.
 const KEYFRAME_MIN_GAP: Duration = Duration::from_millis(500);
+/// Share of a second's video packets a viewer may lose before it skips to a keyframe.
+const MAX_LOSS: f32 = 0.1;
 
 /// One outgoing track of a reader: where and how its packets go.
 pub(super) struct TxTrack {
     track: usize,
+    mid: Mid,
     ssrc: Ssrc,
     pt: Pt,
     seq: u64,
@@ -57,6 +60,11 @@ impl TxTrack {
     pub(super) fn track(&self) -> usize {
         self.track
     }
+
+    /// The media of the video among `tx`, if it sends video.
+    pub(super) fn video_mid(tx: &[TxTrack]) -> Option<Mid> {
+        tx.iter().find(|t| t.video).map(|t| t.mid)
+    }
 }
 
 pub(super) enum Role {
@@ -64,6 +72,8 @@ pub(super) enum Role {
         slot: Reader,
         tx: Vec<TxTrack>,
         sub: Option<StreamReader>,
+        /// The media the video goes out on (its egress stats say what the viewer lost).
+        video_mid: Option<Mid>,
     },
     Publish {
         publisher: Publisher,
@@ -93,6 +103,7 @@ pub(super) struct Session {
     known: Vec<SocketAddr>,
     /// Where the latest datagram came from and which candidate it was sent to.
     last_pair: Option<(SocketAddr, SocketAddr)>,
+    last_loss_log: Option<Instant>,
     connected: bool,
     bytes: crate::core::ByteCounter,
 }
@@ -139,6 +150,7 @@ impl Session {
             peer,
             known: Vec::new(),
             last_pair: None,
+            last_loss_log: None,
             connected: false,
             bytes,
         }
@@ -316,6 +328,7 @@ impl Session {
                 return Err("ICE disconnected".into());
             }
             Event::RtpPacket(p) => self.received(p),
+            Event::MediaEgressStats(st) => self.egress(&st),
             Event::KeyframeRequest(_) => {
                 // A viewer lost a picture: a publisher that can (WHIP) sends a keyframe
                 // now, others at their next one.
@@ -326,6 +339,41 @@ impl Session {
             _ => {}
         }
         Ok(())
+    }
+
+    /// A viewer whose receiver reports say it loses more than `MAX_LOSS` of the video
+    /// can't keep up (a slow link): it skips to the next keyframe, as a TCP reader
+    /// that falls behind does, instead of being sent frames it will have to NACK.
+    fn egress(&mut self, st: &str0m::stats::MediaEgressStats) {
+        let Role::Read {
+            sub: Some(sub),
+            video_mid,
+            ..
+        } = &mut self.role
+        else {
+            return;
+        };
+        if Some(st.mid) != *video_mid || st.loss.is_none_or(|l| l <= MAX_LOSS) {
+            return;
+        }
+        sub.skip_to_next_keyframe(true);
+        sub.stream()
+            .stats
+            .reader_lags
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let now = Instant::now();
+        if self
+            .last_loss_log
+            .is_none_or(|t| now - t >= Duration::from_secs(10))
+        {
+            self.last_loss_log = Some(now);
+            tracing::warn!(
+                peer = %self.peer,
+                path = %self.path,
+                "WebRTC viewer loses {:.0} % of the video: skipping to the next keyframe",
+                st.loss.unwrap_or(0.0) * 100.0
+            );
+        }
     }
 
     /// Writes one stream item's packets to the reader.
@@ -517,6 +565,7 @@ pub(super) fn reader_tracks(
         };
         out.push(TxTrack {
             track,
+            mid: *mid,
             ssrc,
             pt,
             // Below 2^15: the receiver's rollover counter starts at 0 (RFC 3711).

@@ -74,6 +74,10 @@ struct Args {
     /// closes, so a driver can sample the server's CPU over the same interval.
     #[arg(long)]
     markers: bool,
+    /// WHEP readers drop this share (0–1) of the datagrams they receive, as a lossy
+    /// link would (NACKs bring packets back; the server sees the loss in reports).
+    #[arg(long, default_value_t = 0.0)]
+    drop: f64,
     /// Runtime worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -207,11 +211,12 @@ async fn run(args: Args) -> Result<()> {
             args.url.clone()
         };
         let (phase, settled, stop) = (phase.clone(), settled.clone(), stop.clone());
+        let drop = args.drop;
         tasks.push(tokio::spawn(async move {
             let mut c = Counter::new(phase, gap, settled);
             let r = tokio::select! {
                 _ = stop.cancelled() => Ok(()),
-                r = read(proto, &url, &mut c, timeout) => r,
+                r = read(proto, &url, &mut c, timeout, drop) => r,
             };
             if let Err(e) = r {
                 c.fail(format!("{e:#}"));
@@ -277,14 +282,20 @@ async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-async fn read(proto: Proto, url: &str, c: &mut Counter, timeout: Duration) -> Result<()> {
+async fn read(
+    proto: Proto,
+    url: &str,
+    c: &mut Counter,
+    timeout: Duration,
+    drop: f64,
+) -> Result<()> {
     match proto {
         Proto::RtspTcp => rtsp::read(url, false, c, timeout).await,
         Proto::RtspUdp => rtsp::read(url, true, c, timeout).await,
         Proto::Rtmp => rtmp::read(rtmp::parse_url(url)?, c, timeout).await,
         Proto::Flv => flv::read(url, c, timeout).await,
         Proto::Hls => hls::read(url, c, timeout).await,
-        Proto::Whep => whep::read(url, c, timeout).await,
+        Proto::Whep => whep::read(url, c, timeout, drop).await,
     }
 }
 

@@ -42,7 +42,7 @@ impl Seen {
     }
 }
 
-pub async fn read(url: &str, c: &mut Counter, timeout: Duration) -> Result<()> {
+pub async fn read(url: &str, c: &mut Counter, timeout: Duration, drop: f64) -> Result<()> {
     let target = http::parse(url)?;
     let host = target.host().unwrap_or("127.0.0.1");
     let bind = if host.contains(':') {
@@ -156,6 +156,9 @@ pub async fn read(url: &str, c: &mut Counter, timeout: Duration) -> Result<()> {
             r = sock.recv_from(&mut buf) => {
                 let (n, from) = r?;
                 c.bytes(n);
+                if drop > 0.0 && rand::random::<f64>() < drop {
+                    continue;
+                }
                 let Ok(contents) = buf[..n].try_into() else { continue };
                 Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source: from, destination: local, contents })
             }
