@@ -266,3 +266,62 @@ fn whep_asks_for_credentials_and_the_answered_page_plays() {
         "the password reached the log"
     );
 }
+
+/// A WebRTC viewer starts at a keyframe, and asks the publisher for one: an RTSP
+/// publisher whose encoder makes a keyframe only every 100 s (GStreamer's openh264enc,
+/// over UDP) gets the viewer's request as RTCP PLI and answers it, so the viewer plays
+/// at once instead of after up to 100 s.
+#[test]
+fn a_new_viewer_gets_a_keyframe_from_an_rtsp_publisher_that_honours_pli() {
+    if !have_gstreamer() {
+        return;
+    }
+    let srv = TestServer::start("paths:\n  all_others:\n");
+    let gst = std::process::Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "videotestsrc",
+            "is-live=true",
+            "!",
+            "video/x-raw,width=320,height=240,framerate=30/1",
+        ])
+        .args([
+            "!",
+            "openh264enc",
+            "gop-size=3000",
+            "!",
+            "h264parse",
+            "!",
+            "rtspclientsink",
+        ])
+        .arg(format!("location={}", srv.url("cam")))
+        .arg("protocols=udp")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run gst-launch-1.0");
+    let _publisher = Children(vec![gst]);
+    srv.wait_stream("cam");
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("out.json");
+    let web = srv.server.webrtc_addr().unwrap();
+    let mut tool = Children(vec![std::process::Command::new(env!(
+        "CARGO_BIN_EXE_mediarouter-load"
+    ))
+    .args([
+        "-n", "1", "--warmup", "1", "-d", "3", "--fps", "30", "--json",
+    ])
+    .arg(&json)
+    .arg(format!("http://{web}/cam/whep"))
+    .stdin(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .expect("spawn mediarouter-load")]);
+    assert!(wait_child(&mut tool.0[0], Duration::from_secs(40), "mediarouter-load").success());
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let s = &report["summary"];
+    assert!(
+        s["frames_min"].as_u64().unwrap() >= 60,
+        "no keyframe came: {s}"
+    );
+}

@@ -85,6 +85,9 @@ pub(crate) async fn serve(
     let mut last_udp = Instant::now();
     let read_timeout = ctx.read_timeout;
     let kicked = c.handler.conn_entry().kicked().clone();
+    // The stream this connection publishes, once it records: readers' keyframe
+    // requests (WebRTC PLI) for it are passed on to the client.
+    let mut published: Option<Arc<crate::core::Stream>> = None;
 
     let end = loop {
         let deadline = if c.handler.is_recording() {
@@ -108,6 +111,9 @@ pub(crate) async fn serve(
         } else {
             Some(last_read + read_timeout)
         };
+        if published.is_none() {
+            published = c.handler.recorded_stream();
+        }
         // Publishers stream media in; readers only send the odd request, so their
         // buffer stays small (it is most of a reader's memory otherwise).
         let chunk = if c.handler.is_recording() {
@@ -153,6 +159,11 @@ pub(crate) async fn serve(
                     break end;
                 }
             }
+            _ = keyframe_wanted(published.as_deref()) => {
+                if let Err(end) = c.request_keyframe().await {
+                    break end;
+                }
+            }
             Some(pkt) = udp_rx.recv() => {
                 last_udp = Instant::now();
                 c.bytes_in.add(pkt.data.len() as u64);
@@ -175,6 +186,13 @@ pub(crate) async fn serve(
     let (bytes_in, bytes_out) = (c.bytes_in.get(), c.bytes_out.get());
     c.handler.end_session(&reason, bytes_in, bytes_out);
     tracing::debug!(peer = %c.peer, bytes_in, bytes_out, "RTSP connection closed: {reason}");
+}
+
+async fn keyframe_wanted(s: Option<&crate::core::Stream>) {
+    match s {
+        Some(s) => s.keyframe_wanted().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sink_attention(s: &Option<Arc<Sink>>) {
@@ -270,6 +288,30 @@ impl Conn {
                 Action::Close(reason) => return Err(reason),
                 Action::Refuse(_) => return Ok(Some(End::Normal("authentication failed".into()))),
             }
+        }
+    }
+
+    /// Passes a reader's keyframe request to the publishing client as RTCP: on its
+    /// video's interleaved RTCP channel, or to its RTCP port.
+    async fn request_keyframe(&mut self) -> Result<(), End> {
+        let Some((transport, pli)) = self.handler.keyframe_request() else {
+            return Ok(());
+        };
+        tracing::debug!(peer = %self.peer, "RTSP publisher asked for a keyframe (PLI)");
+        match transport {
+            TrackTransport::Tcp { rtcp_channel, .. } => {
+                let len = (pli.len() as u16).to_be_bytes();
+                self.write_all(&[&[b'$', rtcp_channel, len[0], len[1]], &pli])
+                    .await
+            }
+            TrackTransport::Udp { client_rtcp, .. } => {
+                if let Some(udp) = &self.ctx.udp {
+                    let to = SocketAddr::new(self.peer.ip(), client_rtcp);
+                    let _ = udp.rtcp.send_to(&pli, to).await;
+                }
+                Ok(())
+            }
+            TrackTransport::Multicast { .. } => Ok(()),
         }
     }
 

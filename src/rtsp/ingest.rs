@@ -64,6 +64,8 @@ pub(crate) struct Ingest {
     /// Indexed by announced media; `None` for media the client did not set up.
     tracks: Vec<Option<(usize, IngestTrack)>>,
     frames: Vec<Frame>,
+    /// The SSRC each announced media last came with (what a keyframe request names).
+    ssrcs: Vec<Option<u32>>,
 }
 
 impl Ingest {
@@ -89,10 +91,12 @@ impl Ingest {
                 })
             })
             .collect();
+        let ssrcs = vec![None; medias.len()];
         Ingest {
             stream,
             tracks,
             frames: Vec::new(),
+            ssrcs,
         }
     }
 
@@ -104,11 +108,27 @@ impl Ingest {
         self.push_parsed(media, &rtp::parse(&packet)?)
     }
 
+    /// The stream this ingest writes.
+    pub(crate) fn stream(&self) -> &Arc<Stream> {
+        &self.stream
+    }
+
+    /// The first announced video media the client sends, with its SSRC.
+    pub(crate) fn video_source(&self) -> Option<(usize, u32)> {
+        self.tracks.iter().enumerate().find_map(|(m, t)| {
+            let (index, _) = t.as_ref()?;
+            let video = self.stream.tracks().get(*index)?.codec.is_video();
+            video.then_some(())?;
+            Some((m, self.ssrcs[m]?))
+        })
+    }
+
     /// One RTP packet whose header was already read (WebRTC: str0m decrypts and parses).
     pub(crate) fn push_parsed(&mut self, media: usize, pkt: &rtp::RtpIn) -> Result<(), RtpError> {
         let Some(Some((index, track))) = self.tracks.get_mut(media) else {
             return Ok(());
         };
+        self.ssrcs[media] = Some(pkt.ssrc);
         self.frames.clear();
         let r = track.depacketizer.push(pkt, &mut self.frames);
         for f in self.frames.drain(..) {

@@ -48,6 +48,8 @@ struct PublishState {
     setups: Vec<Option<TrackTransport>>,
     ingest: Option<Ingest>,
     routes: Vec<RouteGuard>,
+    /// When a reader's keyframe request was last passed on (see `keyframe_request`).
+    last_pli: Option<std::time::Instant>,
 }
 
 struct ReadState {
@@ -66,7 +68,12 @@ enum Role {
     Read(Box<ReadState>),
 }
 
+/// Keyframe requests reach a publisher at most this often.
+const PLI_MIN_GAP: std::time::Duration = std::time::Duration::from_millis(500);
+
 pub(crate) struct Handler {
+    /// The SSRC this server's RTCP to the client is sent from.
+    pli_ssrc: u32,
     ctx: Arc<Ctx>,
     peer: SocketAddr,
     udp_tx: mpsc::Sender<UdpIn>,
@@ -98,6 +105,7 @@ impl Handler {
         conn_entry: core::SessionGuard,
     ) -> Self {
         Handler {
+            pli_ssrc: rand::random(),
             ctx,
             peer,
             udp_tx,
@@ -186,6 +194,34 @@ impl Handler {
 
     pub(crate) fn records_over_udp(&self) -> bool {
         matches!(&self.role, Role::Publish(p) if p.ingest.is_some() && transport_name(&p.setups) == "udp")
+    }
+
+    /// The stream this session publishes, once it records.
+    pub(crate) fn recorded_stream(&self) -> Option<Arc<Stream>> {
+        match &self.role {
+            Role::Publish(p) => p.ingest.as_ref().map(|i| i.stream().clone()),
+            _ => None,
+        }
+    }
+
+    /// A reader asked for a keyframe: the RTCP to send the publisher (a PLI for its
+    /// video's SSRC) and how, at most every `PLI_MIN_GAP`. Cameras and encoders that
+    /// honour it (GStreamer, most IP cameras) send one at once; others at their next.
+    pub(crate) fn keyframe_request(&mut self) -> Option<(TrackTransport, Bytes)> {
+        let Role::Publish(p) = &mut self.role else {
+            return None;
+        };
+        let (media, ssrc) = p.ingest.as_ref()?.video_source()?;
+        let transport = p.setups.get(media).copied().flatten()?;
+        let now = std::time::Instant::now();
+        if p.last_pli.is_some_and(|t| now - t < PLI_MIN_GAP) {
+            return None;
+        }
+        p.last_pli = Some(now);
+        Some((
+            transport,
+            crate::format::rtp::rtcp::keyframe_request(self.pli_ssrc, ssrc),
+        ))
     }
 
     /// An interleaved frame from the client. Errors close the connection.
@@ -395,6 +431,7 @@ impl Handler {
             medias,
             setups: vec![None; n],
             ingest: None,
+            last_pli: None,
             routes: Vec::new(),
         }));
         only(req, cseq, StatusCode::Ok)

@@ -298,11 +298,15 @@ impl Session {
                 tracing::info!(peer = %self.peer, path = %self.path, "WebRTC session connected");
                 match &mut self.role {
                     Role::Read { slot, sub, .. } => {
+                        let stream = slot.stream();
                         *sub = Some(
-                            slot.stream()
+                            stream
                                 .subscribe_live()
                                 .ok_or("the stream ended before the session connected")?,
                         );
+                        // It starts at the next keyframe: publishers that can (WHIP,
+                        // RTSP clients that honour PLI) send one now.
+                        stream.request_keyframe();
                     }
                     Role::Publish {
                         publisher,

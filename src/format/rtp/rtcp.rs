@@ -1,8 +1,10 @@
-//! RTCP sender reports (RFC 3550 §6.4.1) for readers, built with `rtcp-types`.
+//! RTCP sender reports (RFC 3550 §6.4.1) for readers, and keyframe requests (PLI,
+//! RFC 4585 §6.3.1) for publishers, built with `rtcp-types`.
 
 use bytes::Bytes;
 use rtcp_types::{
-    Compound, RtcpPacketWriter, RtcpPacketWriterExt, Sdes, SdesChunk, SdesItem, SenderReport,
+    Compound, PayloadFeedback, Pli, ReceiverReport, RtcpPacketWriter, RtcpPacketWriterExt, Sdes,
+    SdesChunk, SdesItem, SenderReport,
 };
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -41,10 +43,46 @@ pub fn sender_report(ssrc: u32, ntp: u64, rtp_ts: u32, packets: u32, octets: u32
     }
 }
 
+/// A compound RTCP packet asking the sender of `media_ssrc` for a keyframe: an empty
+/// receiver report (RFC 3550 compounds start with one) then a Picture Loss Indication.
+pub fn keyframe_request(sender_ssrc: u32, media_ssrc: u32) -> Bytes {
+    let compound = Compound::builder()
+        .add_packet(ReceiverReport::builder(sender_ssrc))
+        .add_packet(
+            PayloadFeedback::builder_owned(Pli::builder())
+                .sender_ssrc(sender_ssrc)
+                .media_ssrc(media_ssrc),
+        );
+    let size = compound.calculate_size().unwrap_or(0);
+    let mut buf = vec![0u8; size];
+    match compound.write_into(&mut buf) {
+        Ok(n) => {
+            buf.truncate(n);
+            Bytes::from(buf)
+        }
+        Err(_) => Bytes::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_keyframe_request_is_an_rr_then_a_pli_for_the_media() {
+        let b = keyframe_request(7, 0x1234_5678);
+        assert_eq!(b.len(), 20);
+        let mut packets = Compound::parse(&b).unwrap().map(Result::unwrap);
+        assert!(matches!(packets.next(), Some(rtcp_types::Packet::Rr(rr)) if rr.ssrc() == 7));
+        match packets.next() {
+            Some(rtcp_types::Packet::PayloadFeedback(fb)) => {
+                assert_eq!((fb.sender_ssrc(), fb.media_ssrc()), (7, 0x1234_5678));
+                assert!(fb.parse_fci::<Pli>().is_ok());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn sr_parses_back() {
