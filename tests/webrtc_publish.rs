@@ -57,3 +57,48 @@ fn chromium_publishes_over_whip_and_ffmpeg_reads_rtsp_and_hls() {
     let log = logs().text();
     assert!(log.contains("WebRTC publisher closed"), "{log}");
 }
+
+/// A WHIP publisher that sends VP8 (no H.264 in its offer) is passed through: RTSP
+/// readers get VP8, and Chromium's WebRTC page decodes it.
+#[test]
+fn a_vp8_publisher_reaches_rtsp_and_webrtc_readers() {
+    if !have_ffmpeg() || !have_browser(&[]) {
+        return;
+    }
+    let srv = TestServer::start("paths:\n  all_others:\n");
+    let web = srv.server.webrtc_addr().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/webrtc_publish.mjs");
+    let browser = Command::new("node")
+        .arg(&script)
+        .args([
+            &format!("http://{web}/v/publish?source=canvas&codec=vp8"),
+            "10",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _browser = Children(vec![browser]);
+    let stream = srv.wait_stream("v");
+    assert_eq!(stream.tracks()[0].codec.name(), "VP8");
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(srv.url("v"))
+        .output()
+        .unwrap();
+    let codecs = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        codecs.contains("vp8") && codecs.contains("opus"),
+        "{codecs}"
+    );
+    let (ok, out) = node("webrtc_read.mjs", &[&format!("http://{web}/v/"), "3"]);
+    assert!(ok, "{out}");
+}

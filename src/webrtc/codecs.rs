@@ -11,9 +11,14 @@ pub(crate) enum Sendable {
     /// `profile-level-id` of the stream's SPS (constrained baseline when unknown).
     H264(u32),
     H265,
+    /// Passed through as the publisher's RTP payloads (a WHIP publisher's own codec).
+    Vp8,
+    Vp9,
+    Av1,
     Opus,
     Pcmu,
     Pcma,
+    G722,
 }
 
 impl Sendable {
@@ -21,10 +26,21 @@ impl Sendable {
         match self {
             Sendable::H264(_) => RtcCodec::H264,
             Sendable::H265 => RtcCodec::H265,
+            Sendable::Vp8 => RtcCodec::Vp8,
+            Sendable::Vp9 => RtcCodec::Vp9,
+            Sendable::Av1 => RtcCodec::Av1,
             Sendable::Opus => RtcCodec::Opus,
             Sendable::Pcmu => RtcCodec::PCMU,
             Sendable::Pcma => RtcCodec::PCMA,
+            Sendable::G722 => RtcCodec::G722,
         }
+    }
+
+    pub(crate) fn is_video(self) -> bool {
+        matches!(
+            self,
+            Sendable::H264(_) | Sendable::H265 | Sendable::Vp8 | Sendable::Vp9 | Sendable::Av1
+        )
     }
 }
 
@@ -68,16 +84,21 @@ fn sendable(codec: &Codec) -> Result<Sendable, String> {
         Codec::H265 { .. } => Ok(Sendable::H265),
         Codec::Opus { .. } => Ok(Sendable::Opus),
         Codec::Other(o) => {
-            // Static payload types need no rtpmap (RFC 3551): 0 is PCMU, 8 is PCMA.
+            // Static payload types need no rtpmap (RFC 3551): 0 PCMU, 8 PCMA, 9 G722.
             let name = match (o.rtpmap.as_deref(), o.payload_type) {
                 (Some(m), _) => m.to_ascii_uppercase(),
                 (None, 0) => "PCMU/8000".into(),
                 (None, 8) => "PCMA/8000".into(),
+                (None, 9) => "G722/8000".into(),
                 (None, _) => String::new(),
             };
-            match name.as_str() {
-                "PCMU/8000" | "PCMU/8000/1" => Ok(Sendable::Pcmu),
-                "PCMA/8000" | "PCMA/8000/1" => Ok(Sendable::Pcma),
+            match name.trim_end_matches("/1") {
+                "PCMU/8000" => Ok(Sendable::Pcmu),
+                "PCMA/8000" => Ok(Sendable::Pcma),
+                "G722/8000" => Ok(Sendable::G722),
+                "VP8/90000" => Ok(Sendable::Vp8),
+                "VP9/90000" => Ok(Sendable::Vp9),
+                "AV1/90000" => Ok(Sendable::Av1),
                 _ => Err(format!("{} {}", codec.name(), o.media)),
             }
         }
@@ -110,9 +131,9 @@ pub(crate) fn plan(tracks: &[Track]) -> ReadPlan {
     for (i, t) in tracks.iter().enumerate() {
         match sendable(&t.codec) {
             Ok(s) => {
-                let slot = match s {
-                    Sendable::H264(_) | Sendable::H265 => &mut plan.video,
-                    _ => &mut plan.audio,
+                let slot = match s.is_video() {
+                    true => &mut plan.video,
+                    false => &mut plan.audio,
                 };
                 match slot {
                     None => {
@@ -164,6 +185,9 @@ pub(crate) fn configure_read(mut cfg: RtcConfig, plan: &ReadPlan) -> RtcConfig {
                 }
             }
             Sendable::H265 => codecs.add_h265(pt.into(), None, 1, 0, 93),
+            Sendable::Vp8 => codecs.enable_vp8(true),
+            Sendable::Vp9 => codecs.enable_vp9(true),
+            Sendable::Av1 => codecs.enable_av1(true),
             _ => {}
         }
     }
@@ -172,25 +196,33 @@ pub(crate) fn configure_read(mut cfg: RtcConfig, plan: &ReadPlan) -> RtcConfig {
             Sendable::Opus => codecs.enable_opus(true, false),
             Sendable::Pcmu => codecs.enable_pcmu(true, false),
             Sendable::Pcma => codecs.enable_pcma(true, false),
+            Sendable::G722 => codecs.enable_g722(true, false),
             _ => {}
         }
     }
     cfg
 }
 
-/// The codecs a WHIP publisher may send: H.264 of the profiles browsers and OBS use,
-/// and Opus, which the stream's units carry as they are.
-pub(crate) fn configure_publish(mut cfg: RtcConfig) -> RtcConfig {
+/// The codecs a WHIP publisher may send: H.264 of the profiles browsers and OBS use
+/// (every protocol carries it) when the offer has any; else VP8, VP9 or AV1, passed
+/// through to WebRTC and RTSP readers as their RTP payloads. Opus audio either way.
+pub(crate) fn configure_publish(mut cfg: RtcConfig, offer_has_h264: bool) -> RtcConfig {
     cfg = cfg.clear_codecs();
     let codecs = cfg.codec_config();
-    for (pt, id) in [
-        (96u8, CONSTRAINED_BASELINE),
-        (97, 0x42001f),
-        (98, MAIN),
-        (99, 0x64001f),
-        (100, 0x640c1f),
-    ] {
-        codecs.add_h264(pt.into(), None, true, id);
+    if offer_has_h264 {
+        for (pt, id) in [
+            (96u8, CONSTRAINED_BASELINE),
+            (97, 0x42001f),
+            (98, MAIN),
+            (99, 0x64001f),
+            (100, 0x640c1f),
+        ] {
+            codecs.add_h264(pt.into(), None, true, id);
+        }
+    } else {
+        codecs.enable_vp8(true);
+        codecs.enable_vp9(true);
+        codecs.enable_av1(true);
     }
     codecs.enable_opus(true, false);
     cfg
@@ -257,9 +289,13 @@ mod tests {
             (o.rtpmap, o.payload_type) = (None, 8);
         }
         assert_eq!(plan(&[pcma]).audio, Some((0, Sendable::Pcma)));
-        let p = plan(&[other("VP8/90000", "video")]);
+        // A WHIP publisher's VP8/VP9/AV1 and G.722 go out as they came.
+        let p = plan(&[other("VP8/90000", "video"), other("G722/8000", "audio")]);
+        assert_eq!(p.video, Some((0, Sendable::Vp8)));
+        assert_eq!(p.audio, Some((1, Sendable::G722)));
+        let p = plan(&[other("theora/90000", "video")]);
         assert_eq!(p.video, None);
-        assert_eq!(p.left_out, ["VP8 video"]);
+        assert_eq!(p.left_out, ["theora video"]);
     }
 
     #[test]

@@ -90,7 +90,8 @@ pub(crate) fn publish(
     offer: &str,
     host: &[SocketAddr],
 ) -> Result<(Accepted, PublishTracks), Refusal> {
-    let a = accept(offer, codecs::configure_publish(Rtc::builder()), host)?;
+    let h264 = offer.to_ascii_uppercase().contains(" H264/90000");
+    let a = accept(offer, codecs::configure_publish(Rtc::builder(), h264), host)?;
     let tracks = session::publish_tracks(&a.rtc, &a.medias)?;
     Ok((a, tracks))
 }
@@ -199,24 +200,25 @@ a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:0
         let names: Vec<&str> = tracks.iter().map(|m| m.track.codec.name()).collect();
         assert_eq!(names, ["H264", "Opus"]);
         assert_eq!(by_pt.values().filter(|i| **i == 0).count(), 2, "{by_pt:?}");
-        // VP8 video is not taken: the Opus audio alone is published.
+        // An offer without H.264 gets VP8 (passed through, as its RTP payloads).
         let vp8: String = sendonly
             .replace(" 96 102 127\r\n", " 96\r\n")
             .split("\r\n")
             .filter(|l| !l.contains(":102") && !l.contains(":127"))
             .map(|l| format!("{l}\r\n"))
             .collect();
-        let (_, PublishTracks { tracks, .. }) = publish(&vp8, &host()).unwrap();
-        assert_eq!(tracks.len(), 1);
-        assert_eq!(tracks[0].track.codec.name(), "Opus");
-        // Nothing of either: refused.
-        let video_only = vp8
+        let (a, PublishTracks { tracks, .. }) = publish(&vp8, &host()).unwrap();
+        let names: Vec<&str> = tracks.iter().map(|m| m.track.codec.name()).collect();
+        assert_eq!(names, ["VP8", "Opus"], "{}", a.answer);
+        // Video of a codec nobody reads, and no audio: refused.
+        let theora = vp8
             .split("m=audio")
             .next()
             .unwrap()
-            .replace("BUNDLE 0 1", "BUNDLE 0");
-        let e = publish(&video_only, &host()).err().unwrap();
-        assert!(e.contains("neither H.264"), "{e}");
+            .replace("BUNDLE 0 1", "BUNDLE 0")
+            .replace("VP8/90000", "theora/90000");
+        let e = publish(&theora, &host()).err().unwrap();
+        assert!(e.contains("no video"), "{e}");
     }
 
     #[test]

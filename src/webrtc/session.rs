@@ -3,7 +3,7 @@
 //! payloads under its own sequence numbers and SRTP; a publisher (WHIP) turns what it
 //! receives into units through the RTSP ingest (same depacketizers and timeline).
 
-use super::codecs::{self, ReadPlan, Sendable};
+use super::codecs::{self, ReadPlan};
 use super::payload::Payloads;
 use super::Hub;
 use crate::core::{Publisher, Reader, SessionGuard, StreamItem, StreamReader};
@@ -575,7 +575,7 @@ pub(super) fn reader_tracks(
             // Below 2^15: the receiver's rollover counter starts at 0 (RFC 3711).
             seq: u64::from(rand::random::<u16>() & 0x7fff),
             ts_offset: rand::random(),
-            video: matches!(s, Sendable::H264(_) | Sendable::H265),
+            video: s.is_video(),
         });
     }
     if out.is_empty() {
@@ -595,10 +595,7 @@ pub(super) fn publish_tracks(
     use str0m::format::Codec as RtcCodec;
     let mut tracks = Vec::new();
     let mut by_pt = HashMap::new();
-    for (kind, codec) in [
-        (MediaKind::Video, RtcCodec::H264),
-        (MediaKind::Audio, RtcCodec::Opus),
-    ] {
+    for kind in [MediaKind::Video, MediaKind::Audio] {
         let Some(m) = medias
             .iter()
             .filter(|(_, k, d)| {
@@ -608,16 +605,18 @@ pub(super) fn publish_tracks(
         else {
             continue;
         };
-        let pts: Vec<Pt> = rtc
+        let negotiated: Vec<&str0m::format::PayloadParams> = rtc
             .codec_config()
             .params()
             .iter()
-            .filter(|p| m.remote_pts().contains(&p.pt()) && p.spec().codec == codec)
-            .map(|p| p.pt())
+            .filter(|p| m.remote_pts().contains(&p.pt()))
             .collect();
-        let Some(first) = pts.first() else {
+        // The payload types of the first codec the answer took: a publisher sends one.
+        let Some(first) = negotiated.first() else {
             continue;
         };
+        let codec = first.spec().codec;
+        let pt = *first.pt();
         let track = match codec {
             RtcCodec::H264 => Track::new(
                 Codec::H264 {
@@ -626,20 +625,32 @@ pub(super) fn publish_tracks(
                 },
                 90000,
             ),
-            _ => Track::new(Codec::Opus { channels: 2 }, 48000),
+            RtcCodec::Opus => Track::new(Codec::Opus { channels: 2 }, 48000),
+            RtcCodec::Vp8 | RtcCodec::Vp9 | RtcCodec::Av1 => Track::new(
+                Codec::Other(crate::core::OtherCodec {
+                    media: "video".into(),
+                    payload_type: pt,
+                    rtpmap: Some(format!("{}/90000", codec.to_string().to_ascii_uppercase())),
+                    fmtp: None,
+                }),
+                90000,
+            ),
+            _ => continue,
         };
-        for pt in &pts {
-            by_pt.insert(*pt, tracks.len());
+        for p in negotiated.iter().filter(|p| p.spec().codec == codec) {
+            by_pt.insert(p.pt(), tracks.len());
         }
         tracks.push(crate::format::sdp::AnnouncedMedia {
             track,
-            payload_type: **first,
+            payload_type: pt,
             control: None,
             fmtp: Default::default(),
         });
     }
     if tracks.is_empty() {
-        return Err("the offer has neither H.264 video nor Opus audio to publish".into());
+        return Err(
+            "the offer has no video (H.264, VP8, VP9, AV1) or Opus audio to publish".into(),
+        );
     }
     Ok(PublishTracks { tracks, by_pt })
 }
