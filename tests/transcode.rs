@@ -303,15 +303,9 @@ fn aac_becomes_opus_and_plays_over_webrtc() {
         let web = srv.server.webrtc_addr().unwrap();
         let (ok, out) = node("webrtc_read.mjs", &[&format!("http://{web}/cam/"), "3"]);
         assert!(ok, "{out}");
-        let r: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-        let samples: Vec<u64> = r["audioSamples"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap())
-            .collect();
+        let r = common::webrtc::stats(&out);
         assert!(
-            samples.windows(2).all(|w| w[1] > w[0]),
+            common::webrtc::rose(&r, "audioSamples"),
             "audio samples did not rise every second: {out}"
         );
         assert_eq!(r["note"], "", "{out}");

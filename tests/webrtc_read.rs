@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::webrtc::{h264_offer, location, offer, post};
+use common::webrtc::{h264_offer, location, offer, post, rose, stats};
 use common::*;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -20,10 +20,6 @@ fn artifact(name: &str) -> PathBuf {
         .join("test-artifacts");
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
-}
-
-fn json(out: &str) -> serde_json::Value {
-    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
 /// Junk a hostile or broken peer sends to the shared UDP port until `stop`.
@@ -80,7 +76,7 @@ fn whep_page_plays_h264_in_chromium_while_junk_hits_the_udp_port() {
     let sent = junk.join().unwrap();
     eprintln!("browser: {out}; junk datagrams: {sent}");
     assert!(ok, "frames were not decoded in every second: {out}");
-    let r = json(&out);
+    let r = stats(&out);
     assert_eq!(r["width"], 640, "{out}");
     assert!(r["note"].as_str().unwrap().contains("AAC audio"), "{out}");
     assert!(shot.exists(), "no screenshot");
@@ -115,15 +111,9 @@ fn pcmu_audio_plays_with_the_video() {
     let web = srv.server.webrtc_addr().unwrap();
     let (ok, out) = node("webrtc_read.mjs", &[&format!("http://{web}/phone/"), "3"]);
     assert!(ok, "{out}");
-    let r = json(&out);
-    let samples: Vec<u64> = r["audioSamples"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap())
-        .collect();
+    let r = stats(&out);
     assert!(
-        samples.windows(2).all(|w| w[1] > w[0]),
+        rose(&r, "audioSamples"),
         "audio samples did not rise every second: {out}"
     );
     assert_eq!(r["note"], "", "{out}");
@@ -144,7 +134,7 @@ fn a_b_frame_stream_goes_out_and_the_page_says_why_it_stutters() {
     srv.wait_stream("b");
     let web = srv.server.webrtc_addr().unwrap();
     let (_, out) = node("webrtc_read.mjs", &[&format!("http://{web}/b/"), "2"]);
-    let r = json(&out);
+    let r = stats(&out);
     let note = r["note"].as_str().unwrap_or_default();
     assert!(
         note.contains("B-frames") && note.contains("AAC audio"),
@@ -324,4 +314,29 @@ fn a_new_viewer_gets_a_keyframe_from_an_rtsp_publisher_that_honours_pli() {
         s["frames_min"].as_u64().unwrap() >= 60,
         "no keyframe came: {s}"
     );
+}
+
+/// `webrtcAllowOrigins`: a page of an allowed origin may send WHEP requests from the
+/// browser (the preflight says so); one of another origin gets no CORS headers.
+#[test]
+fn only_allowed_origins_pass_the_preflight() {
+    let srv =
+        TestServer::start("webrtcAllowOrigins: ['http://good.example']\npaths:\n  all_others:\n");
+    let web = srv.server.webrtc_addr().unwrap();
+    let preflight = |origin: &str| {
+        let head = format!(
+            "OPTIONS /cam/whep HTTP/1.0\r\nOrigin: {origin}\r\nAccess-Control-Request-Method: POST"
+        );
+        common::http::request_from(None, web, &head, b"")
+            .1
+            .to_ascii_lowercase()
+    };
+    let good = preflight("http://good.example");
+    assert!(
+        good.contains("access-control-allow-origin: http://good.example"),
+        "{good}"
+    );
+    assert!(good.contains("access-control-allow-methods"), "{good}");
+    let evil = preflight("http://evil.example");
+    assert!(!evil.contains("access-control-allow-origin"), "{evil}");
 }

@@ -17,6 +17,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use str0m::Candidate;
 
+/// What a page on another origin may send (CORS).
+const METHODS: &str = "OPTIONS, GET, POST, PATCH, DELETE";
+const ALLOW_HEADERS: &str = "Authorization, Content-Type, If-Match";
+
 /// Largest offer or candidate fragment read: an offer is a few kilobytes.
 const MAX_BODY: usize = 64 * 1024;
 
@@ -98,7 +102,7 @@ async fn route(
 ) -> Response {
     let origin =
         crate::http::cors::allow_origin(&ctx.allow_origins, req.headers().get(header::ORIGIN));
-    let mut resp = handle(&ctx, peer, req).await;
+    let mut resp = handle(&ctx, peer, req, origin.clone()).await;
     if let Some(o) = origin {
         resp.headers_mut()
             .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, o);
@@ -106,16 +110,18 @@ async fn route(
     resp
 }
 
-async fn handle(ctx: &Arc<Ctx>, peer: SocketAddr, req: Request) -> Response {
+async fn handle(
+    ctx: &Arc<Ctx>,
+    peer: SocketAddr,
+    req: Request,
+    origin: Option<HeaderValue>,
+) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or_default().to_string();
     if method == Method::OPTIONS && req.headers().contains_key("access-control-request-method") {
-        return crate::http::cors::preflight(
-            Some(HeaderValue::from_static("*")),
-            "OPTIONS, GET, POST, PATCH, DELETE",
-            "Authorization, Content-Type, If-Match",
-        );
+        // A page of an origin webrtcAllowOrigins doesn't allow gets no CORS headers.
+        return crate::http::cors::preflight(origin, METHODS, ALLOW_HEADERS);
     }
     match (target(&path), &method) {
         (Target::Endpoint { name, publish }, &Method::POST) => {
@@ -143,11 +149,11 @@ async fn handle(ctx: &Arc<Ctx>, peer: SocketAddr, req: Request) -> Response {
             let h = r.headers_mut();
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_METHODS,
-                HeaderValue::from_static("OPTIONS, GET, POST, PATCH, DELETE"),
+                HeaderValue::from_static(METHODS),
             );
             h.insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("Authorization, Content-Type, If-Match"),
+                HeaderValue::from_static(ALLOW_HEADERS),
             );
             h.insert(
                 header::ACCESS_CONTROL_EXPOSE_HEADERS,

@@ -45,3 +45,17 @@ pub fn location(head: &str) -> Option<String> {
             .then(|| v.trim().to_string())
     })
 }
+
+/// `webrtc_read.mjs`'s output; panics with it when it isn't JSON.
+pub fn stats(out: &str) -> serde_json::Value {
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// Whether `key` (`decoded`, `audioSamples`) rose in every second of the page's window.
+pub fn rose(stats: &serde_json::Value, key: &str) -> bool {
+    let v: Vec<u64> = stats[key]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_u64()).collect())
+        .unwrap_or_default();
+    v.len() > 1 && v.windows(2).all(|w| w[1] > w[0])
+}

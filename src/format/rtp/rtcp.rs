@@ -32,6 +32,11 @@ pub fn sender_report(ssrc: u32, ntp: u64, rtp_ts: u32, packets: u32, octets: u32
         .add_packet(Sdes::builder().add_chunk(
             SdesChunk::builder(ssrc).add_item(SdesItem::builder(SdesItem::CNAME, "mediarouter")),
         ));
+    write(compound)
+}
+
+/// The compound's bytes; empty if it can't be written (it always can: fixed sizes).
+fn write(compound: rtcp_types::CompoundBuilder<'_>) -> Bytes {
     let size = compound.calculate_size().unwrap_or(0);
     let mut buf = vec![0u8; size];
     match compound.write_into(&mut buf) {
@@ -53,15 +58,7 @@ pub fn keyframe_request(sender_ssrc: u32, media_ssrc: u32) -> Bytes {
                 .sender_ssrc(sender_ssrc)
                 .media_ssrc(media_ssrc),
         );
-    let size = compound.calculate_size().unwrap_or(0);
-    let mut buf = vec![0u8; size];
-    match compound.write_into(&mut buf) {
-        Ok(n) => {
-            buf.truncate(n);
-            Bytes::from(buf)
-        }
-        Err(_) => Bytes::new(),
-    }
+    write(compound)
 }
 
 #[cfg(test)]
