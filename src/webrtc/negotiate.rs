@@ -221,6 +221,35 @@ a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:0
         assert!(e.contains("no video"), "{e}");
     }
 
+    /// Safari offers H.265: an H.265 stream goes out under it, unchanged.
+    #[test]
+    fn an_h265_stream_goes_to_a_browser_that_offers_h265() {
+        let safari = CHROMIUM
+            .replace(" 96 102 127\r\n", " 96 104\r\n")
+            .replace(
+                "a=rtpmap:102 H264/90000",
+                "a=rtpmap:104 H265/90000\r\na=fmtp:104 profile-id=1;tier-flag=0;level-id=93;tx-mode=SRST\r\na=rtpmap:102 H264/90000",
+            );
+        let h265 = Track::new(
+            crate::core::Codec::H265 {
+                vps: None,
+                sps: None,
+                pps: None,
+            },
+            90000,
+        );
+        let (a, tx, left) =
+            read(&safari, &codecs::plan(std::slice::from_ref(&h265)), &host()).unwrap();
+        assert_eq!(tx.len(), 1, "{}", a.answer);
+        assert!(left.is_empty(), "{left:?}");
+        assert!(a.answer.contains("H265/90000"), "{}", a.answer);
+        // Chromium on Linux offers none: refused, with the reason.
+        let e = read(CHROMIUM, &codecs::plan(&[h265]), &host())
+            .err()
+            .unwrap();
+        assert!(e.contains("none of the stream's codecs"), "{e}");
+    }
+
     #[test]
     fn garbage_offers_are_refused_without_a_panic() {
         for offer in [
