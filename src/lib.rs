@@ -11,6 +11,7 @@ pub mod format;
 pub mod hls;
 pub mod hooks;
 pub mod http;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod net;

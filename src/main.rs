@@ -107,6 +107,17 @@ fn main() -> ExitCode {
 }
 
 async fn run(cfg: Config, origin: ConfigOrigin, text: String) -> ExitCode {
+    // Thousands of readers need more descriptors than the usual soft limit of 1024.
+    if let Some(files) = mediarouter::limits::raise_fd_limit() {
+        let want = cfg.max_connections as u64 + 256;
+        if cfg.max_connections == 0 || files < want {
+            tracing::warn!(
+                "open files are limited to {files}: connections past about {} fail to open instead of being refused at maxConnections ({}); raise LimitNOFILE / ulimit -n",
+                files.saturating_sub(256),
+                cfg.max_connections
+            );
+        }
+    }
     let server = match Server::start(cfg).await {
         Ok(s) => s,
         Err(e) => {

@@ -33,11 +33,13 @@ pub async fn bind(
 }
 
 /// Accepts connections until `stop`, each served by its own task (which `stop` does
-/// not end). The task drops the listener when it returns.
+/// not end) while it holds its place under the connection limits (`admit`; one over
+/// them is closed at once). The task drops the listener when it returns.
 pub fn spawn_accept_loop<F, Fut>(
     listener: TcpListener,
     what: &'static str,
     stop: CancellationToken,
+    admit: crate::limits::Admit,
     serve: F,
 ) -> tokio::task::JoinHandle<()>
 where
@@ -52,7 +54,14 @@ where
             };
             match accepted {
                 Ok((sock, peer)) => {
-                    tokio::spawn(serve(sock, peer));
+                    let Some(place) = admit(peer.ip()) else {
+                        continue;
+                    };
+                    let served = serve(sock, peer);
+                    tokio::spawn(async move {
+                        served.await;
+                        drop(place);
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.

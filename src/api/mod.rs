@@ -50,6 +50,7 @@ impl ApiServer {
         server: Weak<ServerInner>,
         listen: CancellationToken,
     ) -> Result<ApiServer, ListenError> {
+        let admit = manager.admission("API");
         let mut app = axum::Router::new();
         for (kind, kickable) in sessions::kinds() {
             let route = kind.route();
@@ -139,6 +140,7 @@ impl ApiServer {
                 config.api_server_cert.as_str(),
             )),
             write_timeout: config.write_timeout.0,
+            admit,
         };
         let (local_addr, task) = crate::http::serve_app(listener, app, listen).await?;
         Ok(ApiServer { local_addr, task })

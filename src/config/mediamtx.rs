@@ -52,7 +52,7 @@ pub const GLOBAL: &[(&str, Status)] = &[
     ("readBufferCount", ren("writeQueueSize")),
     ("writeQueueSize", I),
     ("udpMaxPayloadSize", I),
-    ("udpReadBufferSize", W),
+    ("udpReadBufferSize", I),
     ("runOnConnect", I),
     ("runOnConnectRestart", I),
     ("runOnDisconnect", I),
@@ -337,7 +337,12 @@ pub const PATH: &[(&str, Status)] = &[
 ];
 
 /// Keys mediarouter has that MediaMTX doesn't.
-pub const OWN_GLOBAL: &[&str] = &["writeMerge", "apiPersist"];
+pub const OWN_GLOBAL: &[&str] = &[
+    "writeMerge",
+    "apiPersist",
+    "maxConnections",
+    "maxConnectionsPerIP",
+];
 pub const OWN_PATH: &[&str] = &["push", "transcode", "webhooks"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -207,6 +207,11 @@ impl<'de> Deserialize<'de> for MulticastRange {
 /// write; either way the added latency stays under the 30 ms p95 of issue 19's goal.
 const MERGE_MS: u64 = 25;
 
+/// Default `maxConnections`: far above any one machine's real audience (2000 readers
+/// of a stream cost a core here), far below the 65536 descriptors the packaged unit
+/// allows, so a flood is refused before the server runs out of files to record into.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
+
 /// Unknown keys are found by the key check (`mediamtx::check`), which knows MediaMTX's.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -217,6 +222,13 @@ pub struct Config {
     pub write_queue_size: QueueSize,
     /// Largest RTP packet sent (header included), as MediaMTX's key.
     pub udp_max_payload_size: u32,
+    /// Kernel receive buffer of the UDP sockets (RTSP RTP/RTCP, WebRTC); 0: the OS's.
+    pub udp_read_buffer_size: u32,
+    /// Open TCP connections the server accepts over every listener (0: no limit).
+    pub max_connections: usize,
+    /// Open TCP connections one client address may have (0: no limit).
+    #[serde(rename = "maxConnectionsPerIP")]
+    pub max_connections_per_ip: usize,
     /// Longest media waits to be merged into one write per reader (SRS's merged write).
     pub write_merge: ConfDuration,
     /// While an RTSP or RTMP connection is open (`MTX_CONN_TYPE`, `MTX_CONN_ID`).
@@ -385,6 +397,9 @@ impl Default for Config {
             write_timeout: ConfDuration::secs(10),
             write_queue_size: QueueSize(512),
             udp_max_payload_size: 1452,
+            udp_read_buffer_size: 0,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: 0,
             write_merge: ConfDuration(std::time::Duration::from_millis(MERGE_MS)),
             run_on_connect: String::new(),
             run_on_connect_restart: false,

@@ -17,6 +17,8 @@ pub(super) struct Inner {
     pub(super) auth: crate::auth::Gate,
     pub(super) hooks: Arc<crate::hooks::Hooks>,
     sessions: Arc<super::Sessions>,
+    /// Every listener's TCP connections, for `maxConnections[PerIP]`.
+    gate: Arc<crate::limits::ConnGate>,
 }
 
 impl Inner {
@@ -42,8 +44,29 @@ impl PathManager {
                 auth: Default::default(),
                 hooks: Default::default(),
                 sessions: Default::default(),
+                gate: Default::default(),
             }),
         }
+    }
+
+    /// What a listener named `what` calls for each connection it accepts: a place under
+    /// `maxConnections` and `maxConnectionsPerIP` (read at each accept, so a reload
+    /// applies to the next connection), or `None` to close it.
+    pub fn admission(&self, what: &'static str) -> crate::limits::Admit {
+        let m = self.clone();
+        std::sync::Arc::new(move |ip| {
+            let c = m.config();
+            let limits = crate::limits::Limits {
+                total: c.max_connections,
+                per_ip: c.max_connections_per_ip,
+            };
+            m.inner.gate.admit(ip, limits, what)
+        })
+    }
+
+    /// Open TCP connections of every listener.
+    pub fn open_connections(&self) -> usize {
+        self.inner.gate.open()
     }
 
     /// Every protocol's live connections and sessions, for the API.

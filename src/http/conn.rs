@@ -41,6 +41,7 @@ impl TimeoutListener {
         inner: TcpListener,
         write_timeout: Duration,
         tls: Option<Arc<rustls::ServerConfig>>,
+        admit: crate::limits::Admit,
     ) -> io::Result<Self> {
         let local_addr = inner.local_addr()?;
         let (tx, accepted) = tokio::sync::mpsc::channel(64);
@@ -56,6 +57,9 @@ impl TimeoutListener {
                         continue;
                     }
                 };
+                let Some(place) = admit(peer.ip()) else {
+                    continue;
+                };
                 let _ = sock.set_nodelay(true);
                 crate::net::limit_send_buffer(&sock);
                 let io = move |inner, takeover| TimeoutIo {
@@ -64,6 +68,7 @@ impl TimeoutListener {
                     timeout: write_timeout,
                     deadline: None,
                     takeover,
+                    _place: place,
                 };
                 match &acceptor {
                     None => {
@@ -257,6 +262,8 @@ pub(crate) struct TimeoutIo {
     deadline: Option<Pin<Box<Sleep>>>,
     /// Plain TCP only.
     takeover: Option<Arc<Takeover>>,
+    /// The connection's place under the connection limits, held while it is open.
+    _place: crate::limits::Admitted,
 }
 
 impl TimeoutIo {

@@ -98,7 +98,9 @@ impl HttpServer {
         });
         tracing::info!("HTTP listener opened on {local_addr} (HTTP-FLV, HLS)");
         let task = tokio::spawn(async move {
-            let listener = match conn::TimeoutListener::new(listener, ctx.write_timeout, tls) {
+            let admit = ctx.manager.admission("HTTP");
+            let listener = match conn::TimeoutListener::new(listener, ctx.write_timeout, tls, admit)
+            {
                 Ok(l) => l,
                 Err(e) => return tracing::error!("HTTP listener failed: {e}"),
             };
@@ -128,6 +130,8 @@ pub(crate) struct AppListener<'a> {
     /// Key and certificate files (PEM) when it serves https only.
     pub tls: Option<(&'a str, &'a str)>,
     pub write_timeout: std::time::Duration,
+    /// The connection limits (`PathManager::admission`).
+    pub admit: crate::limits::Admit,
 }
 
 /// Binds and serves `app` (with each connection's `conn::Peer`) until `listen` is
@@ -142,10 +146,10 @@ pub(crate) async fn serve_app(
         None => None,
     };
     let (listener, local_addr) = crate::net::bind(l.what, l.addr).await?;
-    let (what, write_timeout) = (l.what, l.write_timeout);
+    let (what, write_timeout, admit) = (l.what, l.write_timeout, l.admit);
     tracing::info!("{what} listener opened on {local_addr}");
     let task = tokio::spawn(async move {
-        let listener = match conn::TimeoutListener::new(listener, write_timeout, tls) {
+        let listener = match conn::TimeoutListener::new(listener, write_timeout, tls, admit) {
             Ok(l) => l,
             Err(e) => return tracing::error!("{what} listener failed: {e}"),
         };

@@ -35,6 +35,7 @@ impl MetricsServer {
         server: Weak<ServerInner>,
         listen: CancellationToken,
     ) -> Result<MetricsServer, ListenError> {
+        let admit = manager.admission("metrics");
         let app = axum::Router::new()
             .fallback(scrape)
             .with_state(MetricsState { manager, server });
@@ -46,6 +47,7 @@ impl MetricsServer {
                 config.metrics_server_cert.as_str(),
             )),
             write_timeout: config.write_timeout.0,
+            admit,
         };
         let (local_addr, task) = crate::http::serve_app(listener, app, listen).await?;
         Ok(MetricsServer { local_addr, task })

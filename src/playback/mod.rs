@@ -44,6 +44,7 @@ impl PlaybackServer {
         manager: PathManager,
         listen: CancellationToken,
     ) -> Result<PlaybackServer, ListenError> {
+        let admit = manager.admission("playback");
         let app = App {
             manager,
             downloads: Arc::new(tokio::sync::Semaphore::new(MAX_DOWNLOADS)),
@@ -63,6 +64,7 @@ impl PlaybackServer {
                 config.playback_server_cert.as_str(),
             )),
             write_timeout: config.write_timeout.0,
+            admit,
         };
         let (local_addr, task) = crate::http::serve_app(listener, router, listen).await?;
         Ok(PlaybackServer { local_addr, task })

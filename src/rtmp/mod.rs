@@ -60,9 +60,11 @@ impl RtmpServer {
             shutdown,
         });
         tracing::info!("{what} listener opened on {local_addr}");
-        let task = crate::net::spawn_accept_loop(listener, what, listen, move |sock, peer| {
-            conn::serve(ctx.clone(), sock, peer, acceptor.clone())
-        });
+        let admit = ctx.manager.admission(what);
+        let task =
+            crate::net::spawn_accept_loop(listener, what, listen, admit, move |sock, peer| {
+                conn::serve(ctx.clone(), sock, peer, acceptor.clone())
+            });
         Ok(RtmpServer { local_addr, task })
     }
 }

@@ -88,7 +88,8 @@ impl RtspServer {
             // A restart keeps the UDP pair: its sessions go on, and the ports stay bound.
             Some(pair.clone())
         } else if wants_udp {
-            let pair = UdpPair::bind(config.rtp_address.0, config.rtcp_address.0)
+            let rcvbuf = config.udp_read_buffer_size as usize;
+            let pair = UdpPair::bind(config.rtp_address.0, config.rtcp_address.0, rcvbuf)
                 .await
                 .map_err(|source| ListenError {
                     what: "RTP/RTCP",
@@ -132,9 +133,11 @@ impl RtspServer {
             None => tracing::info!("{what} listener opened on {local_addr} (TCP)"),
         }
         let udp = ctx.udp.clone();
-        let task = crate::net::spawn_accept_loop(listener, what, listen, move |sock, peer| {
-            conn::serve(ctx.clone(), sock, peer, acceptor.clone())
-        });
+        let admit = ctx.manager.admission(what);
+        let task =
+            crate::net::spawn_accept_loop(listener, what, listen, admit, move |sock, peer| {
+                conn::serve(ctx.clone(), sock, peer, acceptor.clone())
+            });
         Ok(RtspServer {
             local_addr,
             udp_ports,

@@ -31,8 +31,13 @@ fn lock(r: &Routes) -> MutexGuard<'_, HashMap<SocketAddr, (usize, mpsc::Sender<U
 }
 
 impl UdpPair {
-    /// Binds both sockets. With port 0 for both, finds a free even/odd pair.
-    pub async fn bind(rtp: SocketAddr, rtcp: SocketAddr) -> std::io::Result<Arc<UdpPair>> {
+    /// Binds both sockets, with a kernel receive buffer of `rcvbuf` bytes (0: the OS's
+    /// default; `udpReadBufferSize`). With port 0 for both, finds a free even/odd pair.
+    pub async fn bind(
+        rtp: SocketAddr,
+        rtcp: SocketAddr,
+        rcvbuf: usize,
+    ) -> std::io::Result<Arc<UdpPair>> {
         let (a, b) = if rtp.port() == 0 {
             let mut attempt = 0;
             loop {
@@ -56,6 +61,11 @@ impl UdpPair {
         } else {
             (UdpSocket::bind(rtp).await?, UdpSocket::bind(rtcp).await?)
         };
+        if rcvbuf > 0 {
+            for s in [&a, &b] {
+                socket2::SockRef::from(s).set_recv_buffer_size(rcvbuf)?;
+            }
+        }
         Ok(Arc::new(UdpPair {
             rtp: Arc::new(a),
             rtcp: Arc::new(b),

@@ -151,6 +151,7 @@ impl Listener {
                             a.multicast_rtp_port,
                             a.multicast_rtcp_port,
                         ),
+                        a.udp_read_buffer_size,
                     ) != (
                         b.rtsp,
                         &b.rtsp_transports,
@@ -162,6 +163,7 @@ impl Listener {
                             b.multicast_rtp_port,
                             b.multicast_rtcp_port,
                         ),
+                        b.udp_read_buffer_size,
                     )
             }
             Listener::Rtsps => {
@@ -249,6 +251,7 @@ impl Listener {
                     )
                     || (&a.webrtc_ice_servers2, a.webrtc_handshake_timeout)
                         != (&b.webrtc_ice_servers2, b.webrtc_handshake_timeout)
+                    || a.udp_read_buffer_size != b.udp_read_buffer_size
             }
         }
     }

@@ -262,13 +262,15 @@ impl WebRtcServer {
             false => None,
         };
         let port = match config.webrtc_local_udp_address.0 {
-            Some(addr) => Some(Arc::new(udp::UdpPort::bind(addr).map_err(|source| {
-                ListenError {
-                    what: "WebRTC UDP",
-                    addr,
-                    source,
-                }
-            })?)),
+            Some(addr) => Some(Arc::new(
+                udp::UdpPort::bind(addr, config.udp_read_buffer_size as usize).map_err(
+                    |source| ListenError {
+                        what: "WebRTC UDP",
+                        addr,
+                        source,
+                    },
+                )?,
+            )),
             None => None,
         };
         let (listener, local_addr) = crate::net::bind("WebRTC", config.webrtc_address.0).await?;
@@ -308,9 +310,10 @@ impl WebRtcServer {
         }
         let app = http::router(hub.clone(), config);
         let write_timeout = config.write_timeout.0;
+        let admit = hub.manager.admission("WebRTC");
         let task = tokio::spawn(async move {
             let udp = port.map(|p| tokio::spawn(hub.clone().read_udp(p)));
-            match crate::http::conn::TimeoutListener::new(listener, write_timeout, tls) {
+            match crate::http::conn::TimeoutListener::new(listener, write_timeout, tls, admit) {
                 Ok(l) => {
                     let serve = axum::serve(
                         l,

@@ -13,17 +13,23 @@ pub(crate) struct UdpPort {
     pub local: SocketAddr,
 }
 
-/// Receive buffer: many sessions' media arrive on this one socket.
+/// Receive buffer unless `udpReadBufferSize` sets one: many sessions' media (WHIP
+/// publishers, viewers' RTCP) arrive on this one socket.
 const RECV_BUFFER: usize = 4 << 20;
 
 impl UdpPort {
-    pub(crate) fn bind(addr: SocketAddr) -> io::Result<UdpPort> {
+    pub(crate) fn bind(addr: SocketAddr, rcvbuf: usize) -> io::Result<UdpPort> {
         use socket2::{Domain, Protocol, Socket, Type};
         let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
         if addr.is_ipv6() {
             s.set_only_v6(false)?;
         }
-        let _ = s.set_recv_buffer_size(RECV_BUFFER);
+        match rcvbuf {
+            0 => {
+                let _ = s.set_recv_buffer_size(RECV_BUFFER);
+            }
+            n => s.set_recv_buffer_size(n)?,
+        }
         s.set_nonblocking(true)?;
         enable_pktinfo(&s, addr.is_ipv6())?;
         s.bind(&addr.into())?;
@@ -190,7 +196,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_socket_on_every_interface_learns_where_each_datagram_went() {
-        let port = UdpPort::bind("0.0.0.0:0".parse().unwrap()).unwrap();
+        let port = UdpPort::bind("0.0.0.0:0".parse().unwrap(), 0).unwrap();
         let to = SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port.local.port());
         let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         client.send_to(b"hello", to).unwrap();

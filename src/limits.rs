@@ -1,0 +1,174 @@
+//! Connection limits every TCP listener applies as it accepts (`maxConnections` over
+//! the whole server, `maxConnectionsPerIP` per client address): a connection over a
+//! limit is closed at once, logged once per burst with the address and the limit.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Refusals are reported at most this often (a flood is one line, not thousands).
+const REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// The server's open connections, overall and per client address.
+#[derive(Default)]
+pub struct ConnGate {
+    total: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    refused: Mutex<Refused>,
+}
+
+#[derive(Default)]
+struct Refused {
+    since_report: u64,
+    last_report: Option<Instant>,
+}
+
+/// The limits in force; 0 is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    pub total: usize,
+    pub per_ip: usize,
+}
+
+/// An admitted connection's place; given back when dropped (the connection ended).
+pub struct Admitted {
+    gate: Arc<ConnGate>,
+    ip: IpAddr,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.gate.total.fetch_sub(1, Ordering::Relaxed);
+        let mut m = self.gate.lock();
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// What a listener calls for each accepted connection (`None`: close it).
+pub type Admit = Arc<dyn Fn(IpAddr) -> Option<Admitted> + Send + Sync>;
+
+impl ConnGate {
+    fn lock(&self) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.per_ip.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Open connections now.
+    pub fn open(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Takes a place for a connection from `ip` under `limits`; `None` (logged once per
+    /// burst, naming `what` listener) when one is full.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr, limits: Limits, what: &str) -> Option<Admitted> {
+        let mut m = self.lock();
+        let total = self.total.load(Ordering::Relaxed);
+        let from_ip = m.get(&ip).copied().unwrap_or(0);
+        let full = if limits.total > 0 && total >= limits.total {
+            Some(format!("maxConnections ({})", limits.total))
+        } else if limits.per_ip > 0 && from_ip >= limits.per_ip {
+            Some(format!("maxConnectionsPerIP ({})", limits.per_ip))
+        } else {
+            None
+        };
+        if let Some(limit) = full {
+            drop(m);
+            self.refuse(ip, &limit, what);
+            return None;
+        }
+        *m.entry(ip).or_default() += 1;
+        self.total.fetch_add(1, Ordering::Relaxed);
+        Some(Admitted {
+            gate: self.clone(),
+            ip,
+        })
+    }
+
+    fn refuse(&self, ip: IpAddr, limit: &str, what: &str) {
+        let mut r = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        r.since_report += 1;
+        let now = Instant::now();
+        if r.last_report.is_none_or(|t| now - t >= REPORT_EVERY) {
+            tracing::warn!(
+                peer = %ip,
+                "{what}: connection refused, {limit} reached ({} refused since the last report)",
+                r.since_report
+            );
+            r.since_report = 0;
+            r.last_report = Some(now);
+        }
+    }
+}
+
+/// Raises the soft limit on open files to the hard one: a server of thousands of
+/// readers needs more than the usual 1024. Returns the limit in force.
+pub fn raise_fd_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        // SAFETY: get/setrlimit on a local struct.
+        unsafe {
+            let mut l = std::mem::zeroed::<libc::rlimit>();
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) != 0 {
+                return None;
+            }
+            if l.rlim_cur < l.rlim_max {
+                let mut raised = l;
+                raised.rlim_cur = l.rlim_max;
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    return Some(raised.rlim_cur as u64);
+                }
+            }
+            Some(l.rlim_cur as u64)
+        }
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn limits_overall_and_per_address_and_places_come_back() {
+        let gate = Arc::new(ConnGate::default());
+        let limits = Limits {
+            total: 3,
+            per_ip: 2,
+        };
+        let a1 = gate.admit(ip("10.0.0.1"), limits, "t").unwrap();
+        let _a2 = gate.admit(ip("10.0.0.1"), limits, "t").unwrap();
+        assert!(
+            gate.admit(ip("10.0.0.1"), limits, "t").is_none(),
+            "per address"
+        );
+        let _b1 = gate.admit(ip("10.0.0.2"), limits, "t").unwrap();
+        assert!(gate.admit(ip("10.0.0.3"), limits, "t").is_none(), "overall");
+        assert_eq!(gate.open(), 3);
+        drop(a1);
+        assert_eq!(gate.open(), 2);
+        let _a3 = gate.admit(ip("10.0.0.1"), limits, "t").unwrap();
+        let unlimited = Limits::default();
+        let many: Vec<_> = (0..100)
+            .map(|_| gate.admit(ip("10.0.0.9"), unlimited, "t").unwrap())
+            .collect();
+        assert_eq!(gate.open(), 103);
+        drop(many);
+        assert_eq!(gate.open(), 3);
+        assert_eq!(
+            gate.lock().len(),
+            2,
+            "addresses without connections are forgotten"
+        );
+    }
+}
