@@ -82,7 +82,8 @@ fn the_overall_limit_counts_every_listener() {
     let http = srv.server.http_addr().unwrap();
     let mut b = connect_from("127.0.0.4", http);
     // Answered (kept alive): it holds its place.
-    b.write_all(b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    b.write_all(b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut head = [0u8; 12];
     b.read_exact(&mut head).unwrap();
     assert_eq!(&head, b"HTTP/1.1 404");

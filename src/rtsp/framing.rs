@@ -48,7 +48,11 @@ pub fn next_message(buf: &mut BytesMut) -> Result<Option<Incoming>, FramingError
                 _ => Incoming::Other,
             }))
         }
-        Err(ParseError::Incomplete(_)) if buf.len() > MAX_MESSAGE => Err(FramingError::TooLarge),
+        Err(ParseError::Incomplete(_))
+            if buf.len() > MAX_MESSAGE || declared_body(buf).is_some_and(|n| n > MAX_MESSAGE) =>
+        {
+            Err(FramingError::TooLarge)
+        }
         Err(ParseError::Incomplete(_)) => Ok(None),
         Err(ParseError::Error) => {
             let preview = String::from_utf8_lossy(&buf[..buf.len().min(32)])
@@ -57,6 +61,19 @@ pub fn next_message(buf: &mut BytesMut) -> Result<Option<Incoming>, FramingError
             Err(FramingError::Malformed(preview))
         }
     }
+}
+
+/// The `Content-Length` of a message whose header section is complete in `buf`: a body
+/// that could never fit is refused at once, not after waiting for it to arrive.
+fn declared_body(buf: &[u8]) -> Option<usize> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&buf[..end]).ok()?;
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse().unwrap_or(usize::MAX))
+    })
 }
 
 #[cfg(test)]
@@ -91,5 +108,14 @@ mod tests {
         assert_eq!(next_message(&mut big).unwrap_err(), FramingError::TooLarge);
         let mut partial = BytesMut::from(&b"DESCRIBE rtsp://x/ RTSP/1.0\r\nCSeq: 1\r\n"[..]);
         assert!(matches!(next_message(&mut partial), Ok(None)));
+        // A body that could never fit is refused as soon as its headers are in.
+        let mut huge = BytesMut::from(
+            &b"ANNOUNCE rtsp://x/ RTSP/1.0\r\nCSeq: 1\r\ncontent-length: 2000000000\r\n\r\nv=0"[..],
+        );
+        assert_eq!(next_message(&mut huge).unwrap_err(), FramingError::TooLarge);
+        let mut fits = BytesMut::from(
+            &b"ANNOUNCE rtsp://x/ RTSP/1.0\r\nCSeq: 1\r\nContent-Length: 100\r\n\r\nv=0"[..],
+        );
+        assert!(matches!(next_message(&mut fits), Ok(None)));
     }
 }

@@ -81,18 +81,23 @@ fn unicast(t: &Transport, allowed: &[RtspTransport], next_channel: u8) -> Option
         return None;
     }
     match rtp.lower_transport {
+        // RTCP goes on the next channel or port (RFC 2326 §12.39, RFC 3550 §11): a
+        // pair that isn't one (`client_port=1000-2000`, `interleaved=255`) is refused
+        // rather than sent to ports the client didn't mean.
         Some(RtpLowerTransport::Tcp) if allowed.contains(&RtspTransport::Tcp) => {
             let (a, b) = rtp.params.interleaved.unwrap_or((next_channel, None));
-            Some(TrackTransport::Tcp {
+            let rtcp = a.checked_add(1)?;
+            (b.unwrap_or(rtcp) == rtcp).then_some(TrackTransport::Tcp {
                 rtp_channel: a,
-                rtcp_channel: b.unwrap_or(a.wrapping_add(1)),
+                rtcp_channel: rtcp,
             })
         }
         None | Some(RtpLowerTransport::Udp) if allowed.contains(&RtspTransport::Udp) => {
             let (rtp_port, rtcp_port) = rtp.params.client_port?;
-            (rtp_port != 0).then(|| TrackTransport::Udp {
+            let rtcp = rtp_port.checked_add(1)?;
+            (rtp_port != 0 && rtcp_port.unwrap_or(rtcp) == rtcp).then_some(TrackTransport::Udp {
                 client_rtp: rtp_port,
-                client_rtcp: rtcp_port.unwrap_or(rtp_port.wrapping_add(1)),
+                client_rtcp: rtcp,
             })
         }
         _ => None,
@@ -166,6 +171,19 @@ mod tests {
             ),
             Err(TransportError::Unsupported)
         );
+        // RTCP on anything but the next port or channel is refused.
+        for odd in [
+            "RTP/AVP;unicast;client_port=1000-2000",
+            "RTP/AVP;unicast;client_port=65535",
+            "RTP/AVP/TCP;unicast;interleaved=255",
+            "RTP/AVP/TCP;unicast;interleaved=4-7",
+        ] {
+            assert_eq!(
+                negotiate(Some(odd), BOTH, 0),
+                Err(TransportError::Unsupported),
+                "{odd}"
+            );
+        }
         assert_eq!(
             negotiate(Some("RTP/AVP/TCP;unicast"), BOTH, 4),
             Ok(TrackTransport::Tcp {
