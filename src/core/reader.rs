@@ -90,11 +90,11 @@ impl StreamReader {
         &self.stream
     }
 
-    /// Drops what the reader would start with and, with `wait`, the units before the
-    /// next keyframe.
-    pub(crate) fn skip_to_next_keyframe(&mut self, wait: bool) {
+    /// Drops what the reader holds and the units before the next keyframe (none, for a
+    /// stream without keyframes: it would wait for ever).
+    pub(crate) fn skip_to_next_keyframe(&mut self) {
         self.pending.clear();
-        self.skipping = wait;
+        self.skipping = self.stream.key_track.is_some();
     }
 
     /// How often this reader fell behind and skipped to the next keyframe (what a

@@ -421,7 +421,7 @@ impl Stream {
     /// frames would become a second of delay. A stream without keyframes starts now.
     pub fn subscribe_live(self: &Arc<Self>) -> Option<StreamReader> {
         let mut r = self.subscribe_at(false)?;
-        r.skip_to_next_keyframe(self.key_track.is_some());
+        r.skip_to_next_keyframe();
         Some(r)
     }
 
@@ -618,6 +618,35 @@ mod tests {
             got.extend(unit_pts(&it));
         }
         assert_eq!(got, [(10, true), (11, false)]);
+    }
+
+    #[test]
+    fn a_live_reader_of_a_stream_without_keyframes_starts_at_once() {
+        let s = Stream::new(
+            vec![fixtures::aac()],
+            StreamConfig {
+                queue_size: 64,
+                max_payload: 1400,
+                merge: Duration::ZERO,
+            },
+        );
+        let frame = |i| Unit {
+            track: 0,
+            ..fixtures::aac_frame(i)
+        };
+        let mut r = s.subscribe_live().unwrap();
+        for i in 0..3 {
+            s.write(frame(i));
+        }
+        let mut n = 0;
+        while let Ok(Some(it)) = r.try_next() {
+            n += usize::from(matches!(it, StreamItem::Unit(_)));
+        }
+        assert_eq!(n, 3);
+        // Skipping ahead (a viewer that lost packets) doesn't wait for a keyframe either.
+        r.skip_to_next_keyframe();
+        s.write(frame(3));
+        assert!(matches!(r.try_next(), Ok(Some(StreamItem::Unit(_)))));
     }
 
     #[test]

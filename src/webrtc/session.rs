@@ -360,7 +360,7 @@ impl Session {
         if Some(st.mid) != *video_mid || st.loss.is_none_or(|l| l <= MAX_LOSS) {
             return;
         }
-        sub.skip_to_next_keyframe(true);
+        sub.skip_to_next_keyframe();
         sub.stream()
             .stats
             .reader_lags
@@ -406,8 +406,7 @@ impl Session {
                 Some(s) => s.write_rtp(w),
                 None => return Err("the send stream is gone".into()),
             }
-            // Each write is drained before the next (str0m's one-mutation rule); the
-            // sends themselves go out in `flush`, which the loop runs next.
+            // Each write is drained before the next (str0m's one-mutation rule).
             self.drain_now()?;
         }
         Ok(())
