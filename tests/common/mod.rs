@@ -50,8 +50,22 @@ pub fn node(script: &str, args: &[&str]) -> (bool, String) {
     node_with(script, args, &[])
 }
 
+/// One headless Chromium at a time per test binary: several at once on CI's two cores
+/// starve each other (and the server) of whole seconds, which timing checks read as
+/// failures. Tests that drive a browser themselves hold it too.
+pub fn browser_lock() -> std::sync::MutexGuard<'static, ()> {
+    static BROWSER: Mutex<()> = Mutex::new(());
+    BROWSER.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// `node` with environment variables (HTTP_USER/HTTP_PASS answer a Basic prompt).
 pub fn node_with(script: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let _one = browser_lock();
+    node_holding_lock(script, args, env)
+}
+
+/// `node_with` for a test that already holds `browser_lock` (it runs another browser).
+pub fn node_holding_lock(script: &str, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/browser")
         .join(script);
