@@ -957,6 +957,11 @@ impl Counter {
         self.packets.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Whether the server ended the connection (the reading thread saw its end).
+    pub fn ended(&self) -> bool {
+        self.handle.as_ref().is_none_or(|h| h.is_finished())
+    }
+
     /// Waits until at least `more` further packets arrive.
     pub fn wait_more(&self, more: u64, what: &str) {
         let start = self.count();
