@@ -200,29 +200,6 @@ fn rtp(seq: u16, marker: bool, payload: &[u8]) -> Vec<u8> {
     p
 }
 
-/// Connects and completes the RTMP handshake as a client.
-fn rtmp_handshaken(addr: SocketAddr) -> TcpStream {
-    use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-    let mut s = connect(addr);
-    let mut hs = Handshake::new(PeerType::Client);
-    s.write_all(&hs.generate_outbound_p0_and_p1().unwrap())
-        .unwrap();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = s.read(&mut buf).unwrap();
-        assert!(n > 0, "server closed during the handshake");
-        match hs.process_bytes(&buf[..n]).unwrap() {
-            HandshakeProcessResult::InProgress { response_bytes } => {
-                s.write_all(&response_bytes).unwrap()
-            }
-            HandshakeProcessResult::Completed { response_bytes, .. } => {
-                s.write_all(&response_bytes).unwrap();
-                return s;
-            }
-        }
-    }
-}
-
 /// One RTMP chunk with a type-0 header on chunk stream 3 (the length as declared).
 fn rtmp_chunk(type_id: u8, declared_len: u32, payload: &[u8]) -> Vec<u8> {
     let mut c = vec![0x03, 0, 0, 0];
@@ -234,7 +211,7 @@ fn rtmp_chunk(type_id: u8, declared_len: u32, payload: &[u8]) -> Vec<u8> {
 }
 
 fn rtmp_closed_after(env: &Env, bytes: &[u8]) -> Outcome {
-    let mut s = rtmp_handshaken(env.rtmp());
+    let mut s = common::rtmp::handshaken(env.rtmp());
     let _ = s.write_all(bytes);
     match closed(&mut s) {
         true => Ok("closed".into()),
@@ -569,7 +546,7 @@ fn cases() -> Vec<Case> {
             run: |e| {
                 // publish first: connect + createStream + publish, then a video message with a
                 // sequence header whose AVCC claims 16 MB parameter sets.
-                let mut s = rtmp_handshaken(e.rtmp());
+                let mut s = common::rtmp::handshaken(e.rtmp());
                 let mut body = vec![
                     0x17, 0x00, 0, 0, 0, 1, 0x64, 0, 0x1f, 0xff, 0xe1, 0xff, 0xff,
                 ];

@@ -22,6 +22,19 @@ fn artifact(name: &str) -> PathBuf {
     dir.join(name)
 }
 
+/// A server (config `extra`) with `clip` published over RTSP to `path`.
+fn live(clip: Clip, path: &str, extra: &str) -> (TestServer, Children) {
+    let srv = TestServer::start(&format!("{extra}paths:\n  all_others:\n"));
+    let publisher = Children(vec![publish(
+        &common::clip(clip, 6),
+        &srv.url(path),
+        "tcp",
+        true,
+    )]);
+    srv.wait_stream(path);
+    (srv, publisher)
+}
+
 /// Junk a hostile or broken peer sends to the shared UDP port until `stop`.
 fn flood(to: SocketAddr, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
@@ -54,14 +67,7 @@ fn whep_page_plays_h264_in_chromium_while_junk_hits_the_udp_port() {
     if !have_ffmpeg() || !have_browser(&[]) {
         return;
     }
-    let srv = TestServer::start("paths:\n  all_others:\n");
-    let _publisher = Children(vec![publish(
-        &clip(Clip::H264Aac, 6),
-        &srv.url("cam"),
-        "tcp",
-        true,
-    )]);
-    srv.wait_stream("cam");
+    let (srv, _publisher) = live(Clip::H264Aac, "cam", "");
     let web = srv.server.webrtc_addr().unwrap();
     let udp = srv.server.webrtc_udp_addr().unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -100,14 +106,7 @@ fn pcmu_audio_plays_with_the_video() {
     if !have_ffmpeg() || !have_browser(&[]) {
         return;
     }
-    let srv = TestServer::start("paths:\n  all_others:\n");
-    let _publisher = Children(vec![publish(
-        &clip(Clip::H264Pcmu, 6),
-        &srv.url("phone"),
-        "tcp",
-        true,
-    )]);
-    srv.wait_stream("phone");
+    let (srv, _publisher) = live(Clip::H264Pcmu, "phone", "");
     let web = srv.server.webrtc_addr().unwrap();
     let (ok, out) = node("webrtc_read.mjs", &[&format!("http://{web}/phone/"), "3"]);
     assert!(ok, "{out}");
@@ -124,14 +123,7 @@ fn a_b_frame_stream_goes_out_and_the_page_says_why_it_stutters() {
     if !have_ffmpeg() || !have_browser(&[]) {
         return;
     }
-    let srv = TestServer::start("paths:\n  all_others:\n");
-    let _publisher = Children(vec![publish(
-        &clip(Clip::H264BframesAac, 6),
-        &srv.url("b"),
-        "tcp",
-        true,
-    )]);
-    srv.wait_stream("b");
+    let (srv, _publisher) = live(Clip::H264BframesAac, "b", "");
     let web = srv.server.webrtc_addr().unwrap();
     let (_, out) = node("webrtc_read.mjs", &[&format!("http://{web}/b/"), "2"]);
     let r = stats(&out);
@@ -151,14 +143,7 @@ fn bad_offers_get_clear_answers() {
     if !have_ffmpeg() {
         return;
     }
-    let srv = TestServer::start("paths:\n  all_others:\n");
-    let _publisher = Children(vec![publish(
-        &clip(Clip::H264Aac, 6),
-        &srv.url("cam"),
-        "tcp",
-        true,
-    )]);
-    srv.wait_stream("cam");
+    let (srv, _publisher) = live(Clip::H264Aac, "cam", "");
     let web = srv.server.webrtc_addr().unwrap();
     let sdp = "application/sdp";
     let (code, _, body) = post(web, "/cam/whep", sdp, "this is not SDP");
@@ -217,16 +202,7 @@ fn whep_asks_for_credentials_and_the_answered_page_plays() {
     if !have_ffmpeg() || !have_browser(&[]) {
         return;
     }
-    let srv = TestServer::start(
-        "authInternalUsers:\n  - user: any\n    permissions: [{action: publish}]\n  - user: viewer\n    pass: rtc-Secret\n    permissions: [{action: read}]\npaths:\n  all_others:\n",
-    );
-    let _publisher = Children(vec![publish(
-        &clip(Clip::H264Aac, 6),
-        &srv.url("cam"),
-        "tcp",
-        true,
-    )]);
-    srv.wait_stream("cam");
+    let (srv, _publisher) = live(Clip::H264Aac, "cam", "authInternalUsers:\n  - user: any\n    permissions: [{action: publish}]\n  - user: viewer\n    pass: rtc-Secret\n    permissions: [{action: read}]\n");
     let web = srv.server.webrtc_addr().unwrap();
     let (code, head, _) = post(web, "/cam/whep", "application/sdp", &h264_offer());
     assert_eq!(code, 401, "{head}");

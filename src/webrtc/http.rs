@@ -125,24 +125,14 @@ async fn handle(
     }
     match (target(&path), &method) {
         (Target::Endpoint { name, publish }, &Method::POST) => {
-            let action = if publish {
-                Action::Publish
-            } else {
-                Action::Read
-            };
-            if let Err(r) = check(ctx, peer, req.headers(), &query, name, action).await {
+            if let Err(r) = check(ctx, peer, req.headers(), &query, name, publish).await {
                 return r;
             }
             let name = name.to_string();
             post(ctx, peer, req, &name, &query, publish).await
         }
         (Target::Endpoint { name, publish }, &Method::OPTIONS) => {
-            let action = if publish {
-                Action::Publish
-            } else {
-                Action::Read
-            };
-            if let Err(r) = check(ctx, peer, req.headers(), &query, name, action).await {
+            if let Err(r) = check(ctx, peer, req.headers(), &query, name, publish).await {
                 return r;
             }
             let mut r = StatusCode::NO_CONTENT.into_response();
@@ -196,15 +186,21 @@ async fn handle(
     }
 }
 
-/// Read or publish access to `name` over WebRTC; the refusal (401 asks the browser).
+/// Read (or with `publish`, publish) access to `name` over WebRTC; the refusal (401
+/// asks the browser).
 async fn check(
     ctx: &Ctx,
     peer: SocketAddr,
     headers: &HeaderMap,
     query: &str,
     name: &str,
-    action: Action,
+    publish: bool,
 ) -> Result<(), Response> {
+    let action = if publish {
+        Action::Publish
+    } else {
+        Action::Read
+    };
     if crate::config::validate_path_name(name).is_err() {
         return Err(error(StatusCode::NOT_FOUND, "invalid path name"));
     }
@@ -230,12 +226,7 @@ async fn page(
     name: &str,
     publish: bool,
 ) -> Response {
-    let action = if publish {
-        Action::Publish
-    } else {
-        Action::Read
-    };
-    if let Err(r) = check(ctx, peer, headers, query, name, action).await {
+    if let Err(r) = check(ctx, peer, headers, query, name, publish).await {
         return r;
     }
     crate::http::assets::webrtc_page(publish)

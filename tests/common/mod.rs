@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod nginx;
+pub mod rtmp;
 pub mod tls;
 pub mod webrtc;
 
