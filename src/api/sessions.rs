@@ -68,6 +68,16 @@ pub(crate) fn entry_json(s: &Session) -> Value {
         }
         _ => {}
     }
+    if matches!(
+        s.kind,
+        SessionKind::RtspSession | SessionKind::RtspsSession | SessionKind::WebrtcSession
+    ) {
+        let (packets, lost) = s.rtp_in.get();
+        o.insert("inboundRTPPackets".into(), json!(packets));
+        o.insert("inboundRTPPacketsLost".into(), json!(lost));
+        o.insert("rtpPacketsReceived".into(), json!(packets));
+        o.insert("rtpPacketsLost".into(), json!(lost));
+    }
     if s.kind != SessionKind::HlsSession {
         o.insert("inboundBytes".into(), json!(rx));
         o.insert("bytesReceived".into(), json!(rx));

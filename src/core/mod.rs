@@ -23,7 +23,8 @@ pub use path_manager::PathManager;
 pub use reader::{ReadEnd, StreamReader};
 pub use reconfigure::{changed_keys, PathsDiff};
 pub use sessions::{
-    ByteCounter, Session, SessionDetail, SessionGuard, SessionKind, SessionState, Sessions,
+    ByteCounter, RtpCounters, Session, SessionDetail, SessionGuard, SessionKind, SessionState,
+    Sessions,
 };
 pub use sink::{Encoder, Sink, SinkEnd};
 pub use stream::{Stream, StreamConfig, StreamItem, StreamStats, UnitEntry};

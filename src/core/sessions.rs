@@ -9,6 +9,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::SystemTime;
 
+/// RTP packets a publishing session received and those it found missing (after
+/// reordering), for the API's `inboundRTPPackets`/`inboundRTPPacketsLost`.
+#[derive(Default, Debug)]
+pub struct RtpCounters {
+    pub packets: AtomicU64,
+    pub lost: AtomicU64,
+}
+
+impl RtpCounters {
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.packets.load(Ordering::Relaxed),
+            self.lost.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// Bytes moved by one connection, counted for it and, once it reads or publishes, for
 /// its path too (the path's `bytesSent` is the sum of what its readers wrote).
 #[derive(Clone, Default, Debug)]
@@ -138,6 +155,7 @@ pub struct Session {
     pub remote: SocketAddr,
     pub bytes_in: ByteCounter,
     pub bytes_out: ByteCounter,
+    pub rtp_in: Arc<RtpCounters>,
     kick: Kick,
     detail: Mutex<SessionDetail>,
 }
@@ -211,6 +229,7 @@ impl Sessions {
             remote: other.remote,
             bytes_in: other.bytes_in.clone(),
             bytes_out: other.bytes_out.clone(),
+            rtp_in: Default::default(),
             kick: other.kick.clone(),
             detail: Default::default(),
         })
@@ -230,6 +249,7 @@ impl Sessions {
             remote,
             bytes_in,
             bytes_out,
+            rtp_in: Default::default(),
             kick: Kick::default(),
             detail: Default::default(),
         })

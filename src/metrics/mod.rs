@@ -240,6 +240,16 @@ pub fn render(manager: &PathManager, server: Option<&ServerInner>) -> String {
                 b.set(&sent, "Deprecated name of *_outbound_bytes", &l, tx);
             }
             b.set(&outbound, "Bytes sent to the client", &l, tx);
+            if matches!(
+                kind,
+                SessionKind::RtspSession | SessionKind::RtspsSession | SessionKind::WebrtcSession
+            ) {
+                let (packets, lost) = s.rtp_in.get();
+                let help = "RTP packets received from a publisher";
+                b.set(&format!("{name}_inbound_rtp_packets"), help, &l, packets);
+                let help = "RTP packets of a publisher found missing (after reordering)";
+                b.set(&format!("{name}_inbound_rtp_packets_lost"), help, &l, lost);
+            }
         }
     }
     if let Some(srv) = server {

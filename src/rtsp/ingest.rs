@@ -4,9 +4,11 @@
 use crate::codec::h264_dts::DtsExtractor;
 use crate::codec::reorder_dts::ReorderDts;
 use crate::codec::{h265, h265_sps};
-use crate::core::{Codec, Payload, Stream, Unit};
+use crate::core::{Codec, Payload, RtpCounters, Stream, Unit};
+use crate::format::rtp::reorder::Reorderer;
 use crate::format::rtp::{self, Depacketizer, Frame, RtpError, TimestampMapper};
 use crate::format::sdp::AnnouncedMedia;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// RTP streams start their timeline this late, so that decode times rebuilt for
@@ -18,6 +20,8 @@ struct IngestTrack {
     timestamps: TimestampMapper,
     /// RTP carries presentation times only; decode times are rebuilt.
     dts: Option<Dts>,
+    /// Over UDP and WebRTC, where packets can come out of order.
+    reorder: Option<Reorderer>,
 }
 
 /// H.264 decode times come from the picture order count, H.265's from the reorder
@@ -66,6 +70,8 @@ pub(crate) struct Ingest {
     frames: Vec<Frame>,
     /// The SSRC each announced media last came with (what a keyframe request names).
     ssrcs: Vec<Option<u32>>,
+    counters: Option<Arc<RtpCounters>>,
+    in_order: Vec<rtp::RtpIn>,
 }
 
 impl Ingest {
@@ -86,6 +92,7 @@ impl Ingest {
                             depacketizer: Depacketizer::new(&m.track.codec, &m.fmtp),
                             timestamps: TimestampMapper::new(m.track.clock_rate),
                             dts: Dts::new(&m.track.codec, m.track.clock_rate),
+                            reorder: None,
                         },
                     )
                 })
@@ -97,7 +104,24 @@ impl Ingest {
             tracks,
             frames: Vec::new(),
             ssrcs,
+            counters: None,
+            in_order: Vec::new(),
         }
+    }
+
+    /// Packets are put back in order (and gaps counted) before depacketizing: for
+    /// transports that may lose or reorder them.
+    pub(crate) fn reordering(mut self) -> Self {
+        for (_, t) in self.tracks.iter_mut().flatten() {
+            t.reorder = Some(Reorderer::default());
+        }
+        self
+    }
+
+    /// Counts packets received and lost into `counters` (the session's API entry).
+    pub(crate) fn counting(mut self, counters: Arc<RtpCounters>) -> Self {
+        self.counters = Some(counters);
+        self
     }
 
     /// One RTP packet of announced media `media`. Errors mean malformed input.
@@ -125,6 +149,29 @@ impl Ingest {
 
     /// One RTP packet whose header was already read (WebRTC: str0m decrypts and parses).
     pub(crate) fn push_parsed(&mut self, media: usize, pkt: &rtp::RtpIn) -> Result<(), RtpError> {
+        let Some(Some((_, track))) = self.tracks.get_mut(media) else {
+            return Ok(());
+        };
+        if let Some(c) = &self.counters {
+            c.packets.fetch_add(1, Ordering::Relaxed);
+        }
+        let Some(reorder) = track.reorder.as_mut() else {
+            return self.depacketize(media, pkt);
+        };
+        let mut in_order = std::mem::take(&mut self.in_order);
+        let lost = reorder.push(pkt.clone(), std::time::Instant::now(), &mut in_order);
+        if let (Some(c), true) = (&self.counters, lost > 0) {
+            c.lost.fetch_add(lost, Ordering::Relaxed);
+        }
+        let mut r = Ok(());
+        for p in in_order.drain(..) {
+            r = r.and(self.depacketize(media, &p));
+        }
+        self.in_order = in_order;
+        r
+    }
+
+    fn depacketize(&mut self, media: usize, pkt: &rtp::RtpIn) -> Result<(), RtpError> {
         let Some(Some((index, track))) = self.tracks.get_mut(media) else {
             return Ok(());
         };

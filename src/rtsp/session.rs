@@ -631,7 +631,17 @@ impl Handler {
                 }
             }
         }
-        p.ingest = Some(Ingest::new(stream, &p.medias, &stream_index));
+        let mut ingest = Ingest::new(stream, &p.medias, &stream_index);
+        if p.setups
+            .iter()
+            .any(|t| matches!(t, Some(TrackTransport::Udp { .. })))
+        {
+            ingest = ingest.reordering();
+        }
+        if let Some(e) = &self.session_entry {
+            ingest = ingest.counting(e.rtp_in.clone());
+        }
+        p.ingest = Some(ingest);
         let transport = transport_name(&p.setups);
         tracing::info!(peer = %self.peer, path = %p.path, transport, tracks = %codecs, "RTSP publisher started");
         let token = p.publisher.cancelled().clone();

@@ -322,7 +322,12 @@ impl Session {
                             .start(stream.clone())
                             .map_err(|e| format!("can't publish: {e}"))?;
                         let index: Vec<Option<usize>> = (0..tracks.len()).map(Some).collect();
-                        *ingest = Some(crate::rtsp::ingest::Ingest::new(stream, tracks, &index));
+                        let counters = self.entry.rtp_in.clone();
+                        *ingest = Some(
+                            crate::rtsp::ingest::Ingest::new(stream, tracks, &index)
+                                .reordering()
+                                .counting(counters),
+                        );
                         self.entry
                             .update(|d| d.state = crate::core::SessionState::Publish);
                     }

@@ -119,16 +119,25 @@ pub(crate) struct NalAssembler {
     size: usize,
     timestamp: Option<u32>,
     expected_seq: Option<u16>,
+    /// A packet of this unit may be missing: it is dropped rather than passed on
+    /// half-built (a reader's decoder would show the damage until the next keyframe
+    /// either way, but a whole frame missing is what players handle best).
+    damaged: bool,
 }
 
 impl NalAssembler {
     /// Starts a packet: flushes the previous unit on a timestamp change. Returns true
     /// when packets were lost, so a fragment in progress must be dropped.
     pub(crate) fn begin(&mut self, pkt: &RtpIn, out: &mut Vec<(u32, Vec<Bytes>)>) -> bool {
+        let lost = self.expected_seq.is_some_and(|s| s != pkt.seq);
         if self.timestamp.is_some_and(|ts| ts != pkt.timestamp) {
+            // A unit still open (its marker not seen) may have lost its end.
+            self.damaged |= lost;
             self.flush(out);
         }
-        let lost = self.expected_seq.is_some_and(|s| s != pkt.seq);
+        // The missing packets may have been this unit's first ones: which unit they
+        // belonged to can't be known, so both sides of the gap are dropped.
+        self.damaged |= lost;
         self.expected_seq = Some(pkt.seq.wrapping_add(1));
         self.timestamp = Some(pkt.timestamp);
         lost
@@ -158,9 +167,11 @@ impl NalAssembler {
     }
 
     fn flush(&mut self, out: &mut Vec<(u32, Vec<Bytes>)>) {
-        if let (Some(ts), false) = (self.timestamp, self.nalus.is_empty()) {
+        if let (Some(ts), false, false) = (self.timestamp, self.nalus.is_empty(), self.damaged) {
             out.push((ts, std::mem::take(&mut self.nalus)));
         }
+        self.nalus.clear();
+        self.damaged = false;
         self.size = 0;
     }
 }
@@ -287,5 +298,36 @@ mod tests {
         assert!(d.push(&mk(5, &[0x00], true), &mut out).is_err());
         assert!(d.push(&mk(6, &[0x18, 0, 9, 1], true), &mut out).is_err());
         assert!(d.push(&mk(7, &[0x7c], true), &mut out).is_err());
+    }
+
+    #[test]
+    fn a_unit_next_to_a_gap_is_dropped_and_the_next_ones_are_whole() {
+        let mut d = Depacketizer::default();
+        let mut out = Vec::new();
+        let mk = |seq, ts, marker| RtpIn {
+            payload_type: 96,
+            seq,
+            timestamp: ts,
+            ssrc: 1,
+            marker,
+            payload: Bytes::from_static(&[0x41, 9]),
+        };
+        // Unit 100 is whole; 200 lost its second packet (seq 3); 300 is whole.
+        for (seq, ts, m) in [(1, 100, false), (2, 100, true), (4, 200, true)] {
+            d.push(&mk(seq, ts, m), &mut out).unwrap();
+        }
+        for (seq, ts, m) in [(5, 300, false), (6, 300, true)] {
+            d.push(&mk(seq, ts, m), &mut out).unwrap();
+        }
+        let ts: Vec<u32> = out.iter().map(|(t, _)| *t).collect();
+        assert_eq!(ts, vec![100, 300]);
+        assert_eq!(out[1].1.len(), 2);
+        // A unit whose marker packet is lost is dropped with the one after the gap.
+        out.clear();
+        for (seq, ts, m) in [(7, 400, false), (9, 500, true), (10, 600, true)] {
+            d.push(&mk(seq, ts, m), &mut out).unwrap();
+        }
+        let ts: Vec<u32> = out.iter().map(|(t, _)| *t).collect();
+        assert_eq!(ts, vec![600]);
     }
 }

@@ -8,6 +8,7 @@ mod depacketizer;
 pub mod h264;
 pub mod h265;
 mod packetizer;
+pub mod reorder;
 pub mod rtcp;
 mod timestamp;
 
