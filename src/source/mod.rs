@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// MediaMTX retries a source every 5 s; never wait longer than that.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// A connection that lasted this long resets the backoff.
 const STABLE: Duration = Duration::from_secs(10);
 /// How often an on-demand source looks at its path's readers.
