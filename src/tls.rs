@@ -66,6 +66,16 @@ pub enum ClientStream {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
+impl ClientStream {
+    /// The address this stream is connected to.
+    pub fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
+        match self {
+            ClientStream::Plain(s) => s.peer_addr(),
+            ClientStream::Tls(s) => s.get_ref().0.peer_addr(),
+        }
+    }
+}
+
 /// Connects to `host:port`; with `tls`, runs a TLS handshake for `host` and checks
 /// the certificate against `fingerprint` when given, else against the system's roots.
 pub async fn connect(
@@ -74,9 +84,43 @@ pub async fn connect(
     tls: bool,
     fingerprint: Option<Fingerprint>,
 ) -> io::Result<ClientStream> {
+    connect_to_allowed(host, port, tls, fingerprint, &|_| true).await
+}
+
+/// `connect`, to the first address `host` resolves to that `allow` accepts: the check
+/// is on the address connected to, so a second DNS answer can't change it.
+pub async fn connect_to_allowed(
+    host: &str,
+    port: u16,
+    tls: bool,
+    fingerprint: Option<Fingerprint>,
+    allow: &(dyn Fn(std::net::IpAddr) -> bool + Sync),
+) -> io::Result<ClientStream> {
     // URLs bracket IPv6 literals; sockets and SNI want them bare.
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let sock = TcpStream::connect((host, port)).await?;
+    let mut failure = io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address"));
+    let mut connected = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        if !allow(addr.ip()) {
+            let name = match host.parse::<std::net::IpAddr>() {
+                Ok(_) => host.to_string(),
+                Err(_) => format!("{host} ({})", addr.ip()),
+            };
+            failure = io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{name} is an address this URL may not reach"),
+            );
+            continue;
+        }
+        match TcpStream::connect(addr).await {
+            Ok(s) => {
+                connected = Some(s);
+                break;
+            }
+            Err(e) => failure = e,
+        }
+    }
+    let sock = connected.ok_or(failure)?;
     sock.set_nodelay(true)?;
     if !tls {
         return Ok(ClientStream::Plain(sock));

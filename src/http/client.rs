@@ -15,6 +15,8 @@ pub struct HttpConn {
     sender: SendRequest<Full<Bytes>>,
     https: bool,
     authority: String,
+    /// The address connected to.
+    pub peer: std::net::SocketAddr,
     /// Bytes of response bodies read through `get_body`.
     pub body_bytes: u64,
 }
@@ -51,14 +53,24 @@ impl HttpConn {
     /// Opens a connection for `uri`; an `https` one checks the server's certificate
     /// against `fingerprint` when given, else against the system's roots.
     pub async fn open_pinned(uri: &Uri, fingerprint: Option<Fingerprint>) -> Result<HttpConn> {
+        Self::open_allowed(uri, fingerprint, &|_| true).await
+    }
+
+    /// `open_pinned`, to an address `allow` accepts (see `tls::connect_to_allowed`).
+    pub async fn open_allowed(
+        uri: &Uri,
+        fingerprint: Option<Fingerprint>,
+        allow: &(dyn Fn(std::net::IpAddr) -> bool + Sync),
+    ) -> Result<HttpConn> {
         let authority = uri
             .authority()
             .ok_or_else(|| anyhow!("URL without a host: {uri}"))?;
         let https = uri.scheme_str() == Some("https");
         let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let sock = tls::connect(authority.host(), port, https, fingerprint)
+        let sock = tls::connect_to_allowed(authority.host(), port, https, fingerprint, allow)
             .await
             .with_context(|| format!("connect {authority}"))?;
+        let peer = sock.peer_addr()?;
         let authority = authority.to_string();
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(sock)).await?;
         tokio::spawn(async move {
@@ -68,6 +80,7 @@ impl HttpConn {
             sender,
             https,
             authority,
+            peer,
             body_bytes: 0,
         })
     }

@@ -3,6 +3,7 @@
 //! writes them in real time, as the segments' timestamps say. Discontinuities and playlist
 //! resets restart the timeline where it stood.
 
+use super::reach::{self, Reach};
 use super::{Pull, SourceError};
 use crate::core::{Publisher, Stream, StreamConfig, Track};
 use crate::format::fmp4;
@@ -10,6 +11,7 @@ use crate::format::mpegts::demux::TsDemuxer;
 use crate::format::segment::{self, Frame, TS_WRAP};
 use crate::http::client::{self as http, HttpConn};
 use crate::tls::Fingerprint;
+use anyhow::Context;
 use bytes::Bytes;
 use hyper::Uri;
 use std::collections::HashMap;
@@ -209,10 +211,7 @@ pub(crate) async fn pull(p: Pull<'_>) -> Result<(), SourceError> {
         stop,
     } = p;
     let mut uri: Uri = http::parse(url).map_err(err)?;
-    let mut conn = Conn {
-        http: None,
-        fingerprint: conf.source_fingerprint,
-    };
+    let mut conn = Conn::new(&uri, conf.source_fingerprint);
     let mut feed = Feed {
         demux: TsDemuxer::default(),
         init: None,
@@ -314,16 +313,57 @@ pub(crate) async fn pull(p: Pull<'_>) -> Result<(), SourceError> {
 struct Conn {
     http: Option<HttpConn>,
     fingerprint: Option<Fingerprint>,
+    /// The configured URL's scheme and authority, and how internal its server's
+    /// address is: URIs elsewhere may go no further in (`source::reach`).
+    origin: (bool, String),
+    origin_reach: Option<Reach>,
+}
+
+impl Conn {
+    fn new(configured: &Uri, fingerprint: Option<Fingerprint>) -> Conn {
+        Conn {
+            http: None,
+            fingerprint,
+            origin: key(configured),
+            origin_reach: None,
+        }
+    }
+}
+
+fn key(uri: &Uri) -> (bool, String) {
+    (
+        uri.scheme_str() == Some("https"),
+        uri.authority()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default(),
+    )
 }
 
 /// GET with a bound, over a kept-alive connection that is reopened when it fails or
 /// when `uri` is on another server (segments on a CDN).
 async fn fetch(conn: &mut Conn, uri: &Uri, limit: Duration) -> Result<Bytes, SourceError> {
     let fingerprint = conn.fingerprint;
-    let conn = &mut conn.http;
+    let own = key(uri) == conn.origin;
+    let origin_reach = conn.origin_reach;
+    let (http, reach_slot) = (&mut conn.http, &mut conn.origin_reach);
+    let conn = http;
     let work = async {
         if !conn.as_ref().is_some_and(|c| c.serves(uri)) {
-            *conn = Some(HttpConn::open_pinned(uri, fingerprint).await?);
+            let opened = if own {
+                let c = HttpConn::open_pinned(uri, fingerprint).await?;
+                *reach_slot = Some(reach::reach(c.peer.ip()));
+                c
+            } else {
+                // The configured URL is always fetched first, so its reach is known.
+                let origin = origin_reach.unwrap_or(Reach::Public);
+                let allow = move |ip| reach::may_follow(origin, reach::reach(ip));
+                HttpConn::open_allowed(uri, fingerprint, &allow)
+                    .await
+                    .with_context(|| {
+                        format!("a playlist may not send the source further inside the network than its own server ({origin:?}), nor to link-local addresses")
+                    })?
+            };
+            *conn = Some(opened);
         }
         let c = conn
             .as_mut()

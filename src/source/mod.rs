@@ -3,6 +3,7 @@
 //! names or on demand (`sourceOnDemand`), and reconnects with capped, jittered backoff.
 
 pub mod hls;
+pub mod reach;
 pub mod rtmp;
 pub mod rtsp;
 pub mod rtsps;
