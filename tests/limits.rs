@@ -123,3 +123,87 @@ fn udp_read_buffer_size_sets_the_udp_sockets_buffers() {
         assert!(mem.contains("rb2097152"), "port {port}: {mem}");
     }
 }
+
+/// Seconds until the server closes `s` (reads and drops whatever it sends first).
+fn closed_after(s: &mut TcpStream, limit: Duration) -> Option<f64> {
+    let start = std::time::Instant::now();
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) if start.elapsed() < limit => {
+                return Some(start.elapsed().as_secs_f64())
+            }
+            Ok(n) if n > 0 => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// Slowloris and idle keep-alive on the HTTP listeners: a request head not complete
+/// within `readTimeout`, or a kept-alive connection with no next request, is closed
+/// (HLS/HTTP-FLV, the API and WebRTC alike); an HTTP-FLV reader streaming for longer
+/// than `readTimeout` is not.
+#[test]
+fn http_clients_slower_than_read_timeout_are_closed_and_streams_are_not() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let srv = TestServer::start("readTimeout: 2s\npaths:\n  all_others:\n");
+    let _publisher = Children(vec![publish(
+        &clip(Clip::H264Aac, 6),
+        &srv.url("live/cam"),
+        "tcp",
+        true,
+    )]);
+    srv.wait_stream("live/cam");
+    let http = srv.server.http_addr().unwrap();
+    let flv = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(http).unwrap();
+        s.write_all(b"GET /live/cam.flv HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (start, mut total, mut buf) = (std::time::Instant::now(), 0, [0u8; 65536]);
+        while start.elapsed() < Duration::from_secs(5) {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+        (start.elapsed(), total)
+    });
+    let servers = [
+        ("HTTP", http),
+        ("API", srv.server.api_addr().unwrap()),
+        ("WebRTC", srv.server.webrtc_addr().unwrap()),
+    ];
+    for (what, addr) in servers {
+        let mut partial = TcpStream::connect(addr).unwrap();
+        partial
+            .write_all(b"GET /live/cam/index.m3u8 HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        let t = closed_after(&mut partial, Duration::from_secs(8));
+        assert!(
+            t.is_some(),
+            "{what}: a half-sent request head is still open after 8 s"
+        );
+        let mut idle = TcpStream::connect(addr).unwrap();
+        idle.write_all(b"GET /nothing-here HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let t2 = closed_after(&mut idle, Duration::from_secs(8));
+        assert!(
+            t2.is_some(),
+            "{what}: an idle kept-alive connection is still open after 8 s"
+        );
+        eprintln!(
+            "{what}: half-sent head closed after {:.1} s, idle keep-alive after {:.1} s (readTimeout 2 s)",
+            t.unwrap(),
+            t2.unwrap()
+        );
+    }
+    let (lasted, bytes) = flv.join().unwrap();
+    assert!(
+        lasted >= Duration::from_secs(5) && bytes > 200_000,
+        "the HTTP-FLV reader was cut after {lasted:?} with {bytes} bytes"
+    );
+}

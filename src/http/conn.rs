@@ -134,7 +134,13 @@ pub(crate) struct Peer(pub SocketAddr, pub Option<Arc<Takeover>>);
 
 impl Connected<IncomingStream<'_, TimeoutListener>> for Peer {
     fn connect_info(stream: IncomingStream<'_, TimeoutListener>) -> Self {
-        Peer(*stream.remote_addr(), stream.io().takeover.clone())
+        Peer(*stream.remote_addr(), stream.io().takeover())
+    }
+}
+
+impl TimeoutIo {
+    pub(crate) fn takeover(&self) -> Option<Arc<Takeover>> {
+        self.takeover.clone()
     }
 }
 

@@ -8,6 +8,7 @@ pub(crate) mod conn;
 pub(crate) mod cors;
 mod hls;
 mod hls_sessions;
+pub(crate) mod serve;
 
 use crate::config::Config;
 use crate::core::PathManager;
@@ -97,6 +98,7 @@ impl HttpServer {
             }
         });
         tracing::info!("HTTP listener opened on {local_addr} (HTTP-FLV, HLS)");
+        let read_timeout = config.read_timeout.0;
         let task = tokio::spawn(async move {
             let admit = ctx.manager.admission("HTTP");
             let listener = match conn::TimeoutListener::new(listener, ctx.write_timeout, tls, admit)
@@ -104,14 +106,7 @@ impl HttpServer {
                 Ok(l) => l,
                 Err(e) => return tracing::error!("HTTP listener failed: {e}"),
             };
-            let serve = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<conn::Peer>(),
-            );
-            tokio::select! {
-                r = serve => if let Err(e) = r { tracing::error!("HTTP listener failed: {e}") },
-                _ = listen.cancelled() => {}
-            }
+            serve::serve(listener, app, read_timeout, listen).await;
         });
         Ok(HttpServer {
             local_addr,
@@ -130,6 +125,8 @@ pub(crate) struct AppListener<'a> {
     /// Key and certificate files (PEM) when it serves https only.
     pub tls: Option<(&'a str, &'a str)>,
     pub write_timeout: std::time::Duration,
+    /// How long a client may take to send a request head (`readTimeout`).
+    pub read_timeout: std::time::Duration,
     /// The connection limits (`PathManager::admission`).
     pub admit: crate::limits::Admit,
 }
@@ -147,20 +144,14 @@ pub(crate) async fn serve_app(
     };
     let (listener, local_addr) = crate::net::bind(l.what, l.addr).await?;
     let (what, write_timeout, admit) = (l.what, l.write_timeout, l.admit);
+    let read_timeout = l.read_timeout;
     tracing::info!("{what} listener opened on {local_addr}");
     let task = tokio::spawn(async move {
         let listener = match conn::TimeoutListener::new(listener, write_timeout, tls, admit) {
             Ok(l) => l,
             Err(e) => return tracing::error!("{what} listener failed: {e}"),
         };
-        let serve = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<conn::Peer>(),
-        );
-        tokio::select! {
-            r = serve => if let Err(e) = r { tracing::error!("{what} listener failed: {e}") },
-            _ = listen.cancelled() => {}
-        }
+        serve::serve(listener, app, read_timeout, listen).await;
     });
     Ok((local_addr, task))
 }

@@ -309,21 +309,12 @@ impl WebRtcServer {
             ),
         }
         let app = http::router(hub.clone(), config);
-        let write_timeout = config.write_timeout.0;
+        let (write_timeout, read_timeout) = (config.write_timeout.0, config.read_timeout.0);
         let admit = hub.manager.admission("WebRTC");
         let task = tokio::spawn(async move {
             let udp = port.map(|p| tokio::spawn(hub.clone().read_udp(p)));
             match crate::http::conn::TimeoutListener::new(listener, write_timeout, tls, admit) {
-                Ok(l) => {
-                    let serve = axum::serve(
-                        l,
-                        app.into_make_service_with_connect_info::<crate::http::conn::Peer>(),
-                    );
-                    tokio::select! {
-                        r = serve => if let Err(e) = r { tracing::error!("WebRTC listener failed: {e}") },
-                        _ = listen.cancelled() => {}
-                    }
-                }
+                Ok(l) => crate::http::serve::serve(l, app, read_timeout, listen.clone()).await,
                 Err(e) => tracing::error!("WebRTC listener failed: {e}"),
             }
             listen.cancel();
