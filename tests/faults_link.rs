@@ -8,89 +8,51 @@
 
 mod common;
 
+use common::netns::{ip, Netns, Veth};
 use common::*;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// A namespace joined to this one by a veth pair; both removed on drop.
+/// The origin's namespace, joined to this one by a veth pair with a /30 on it.
+/// Fields drop in order: the route, the veth, the namespace.
 struct Link {
-    ns: String,
-    host_if: String,
-    ns_if: String,
-    host_ip: String,
+    net: String,
     ns_ip: String,
-}
-
-fn ip(args: &[&str]) -> bool {
-    Command::new("ip")
-        .args(args)
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    veth: Veth,
+    ns: Netns,
 }
 
 impl Link {
     fn new() -> Option<Link> {
         let pid = std::process::id();
-        let ns = format!("mr-link-{pid}");
-        let ok = ip(&["netns", "add", &ns]);
-        if !present(
-            ok,
-            "fault tests need `ip netns` (iproute2, root)",
-            "skipping: can't create a network namespace (needs root and iproute2)",
-        ) {
-            return None;
-        }
+        let ns = Netns::new("link")?;
+        let veth = Veth::new(&ns, &format!("mrh{pid}"), &format!("mrn{pid}"));
         let subnet = format!("10.231.{}", pid % 250);
-        let link = Link {
-            ns: ns.clone(),
-            host_if: format!("mrh{pid}"),
-            ns_if: format!("mrn{pid}"),
-            host_ip: format!("{subnet}.1"),
-            ns_ip: format!("{subnet}.2"),
-        };
-        let peer = link.ns_if.clone();
         let net = format!("{subnet}.0/30");
-        let host_cidr = format!("{}/30", link.host_ip);
-        let ns_cidr = format!("{}/30", link.ns_ip);
+        let (host_cidr, ns_cidr) = (format!("{subnet}.1/30"), format!("{subnet}.2/30"));
         for args in [
-            &[
-                "link",
-                "add",
-                &link.host_if,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &peer,
-            ][..],
-            &["link", "set", &peer, "netns", &ns],
-            &["addr", "add", &host_cidr, "dev", &link.host_if],
-            &["link", "set", &link.host_if, "up"],
-            &["-n", &ns, "addr", "add", &ns_cidr, "dev", &peer],
-            &["-n", &ns, "link", "set", &peer, "up"],
-            &["-n", &ns, "link", "set", "lo", "up"],
+            &["addr", "add", &host_cidr, "dev", &veth.host][..],
+            &["-n", &ns.0, "addr", "add", &ns_cidr, "dev", &veth.peer],
             // While the link is down, its addresses must not fall through to the
             // default route and leave the machine.
             &["route", "add", "blackhole", &net, "metric", "4000"],
         ] {
             assert!(ip(args), "ip {args:?}");
         }
-        Some(link)
-    }
-
-    fn cmd(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns, program]);
-        c.stdin(Stdio::null());
-        c
+        Some(Link {
+            net,
+            ns_ip: format!("{subnet}.2"),
+            veth,
+            ns,
+        })
     }
 
     /// The origin's end of the cable: the edge's route stays, packets go nowhere.
     fn set(&self, up: bool) {
         let state = if up { "up" } else { "down" };
+        let peer = &self.veth.peer;
         assert!(
-            ip(&["-n", &self.ns, "link", "set", &self.ns_if, state]),
+            ip(&["-n", &self.ns.0, "link", "set", peer, state]),
             "link {state}"
         );
     }
@@ -98,16 +60,7 @@ impl Link {
 
 impl Drop for Link {
     fn drop(&mut self) {
-        ip(&[
-            "route",
-            "del",
-            "blackhole",
-            &format!("{}.0/30", self.host_ip.trim_end_matches(".1")),
-            "metric",
-            "4000",
-        ]);
-        ip(&["link", "del", &self.host_if]);
-        ip(&["netns", "del", &self.ns]);
+        ip(&["route", "del", "blackhole", &self.net, "metric", "4000"]);
     }
 }
 
@@ -142,9 +95,10 @@ fn a_pulled_source_comes_back_after_its_link_was_down_for_ten_seconds() {
     )
     .unwrap();
     let clip = clip(Clip::H264Aac, 6);
-    let (origin, origin_log) = spawn_in(link.cmd(env!("CARGO_BIN_EXE_mediarouter")).arg(&cfg));
+    let (origin, origin_log) = spawn_in(link.ns.cmd(env!("CARGO_BIN_EXE_mediarouter")).arg(&cfg));
     listen_addr(&origin_log, "RTSP");
     let publisher = link
+        .ns
         .cmd("ffmpeg")
         .args([
             "-hide_banner",

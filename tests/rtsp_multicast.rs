@@ -5,70 +5,38 @@
 
 mod common;
 
+use common::netns::Netns;
 use common::*;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-/// A network namespace, deleted on drop.
-struct Netns(String);
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+/// A namespace of the test's own with 224.0.0.0/4 routed over its loopback.
+fn multicast_netns() -> Option<Netns> {
+    let ns = Netns::new("mcast")?;
+    for args in [
+        &["link", "set", "lo", "multicast", "on"][..],
+        &["route", "add", "224.0.0.0/4", "dev", "lo"],
+    ] {
+        assert!(
+            ns.cmd("ip").args(args).status().unwrap().success(),
+            "ip {args:?}"
+        );
     }
+    Some(ns)
 }
 
-impl Netns {
-    /// A fresh namespace with `lo` up and 224.0.0.0/4 routed over it; `None` (after
-    /// saying why) where namespaces can't be made, which fails under `CI=true`.
-    fn new() -> Option<Netns> {
-        let name = format!("mr-mcast-{}", std::process::id());
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !present(
-            ok,
-            "multicast tests need `ip netns` (iproute2, root)",
-            "skipping: can't create a network namespace (needs root and iproute2)",
-        ) {
-            return None;
-        }
-        let ns = Netns(name);
-        for args in [
-            &["link", "set", "lo", "up"][..],
-            &["link", "set", "lo", "multicast", "on"],
-            &["route", "add", "224.0.0.0/4", "dev", "lo"],
-        ] {
-            assert!(
-                ns.cmd("ip").args(args).status().unwrap().success(),
-                "ip {args:?}"
-            );
-        }
-        Some(ns)
-    }
-
-    fn cmd(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0, program]);
-        c.stdin(Stdio::null());
-        c
-    }
-
-    /// UDP datagrams sent in the namespace so far (`/proc/net/snmp`, Udp OutDatagrams).
-    fn udp_out(&self) -> u64 {
-        let out = self.cmd("cat").arg("/proc/net/snmp").output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
-        let (names, values) = (udp.next().unwrap(), udp.next().unwrap());
-        let i = names
-            .split_whitespace()
-            .position(|n| n == "OutDatagrams")
-            .unwrap();
-        values.split_whitespace().nth(i).unwrap().parse().unwrap()
-    }
+/// UDP datagrams sent in the namespace so far (`/proc/net/snmp`, Udp OutDatagrams).
+fn udp_out(ns: &Netns) -> u64 {
+    let out = ns.cmd("cat").arg("/proc/net/snmp").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next().unwrap(), udp.next().unwrap());
+    let i = names
+        .split_whitespace()
+        .position(|n| n == "OutDatagrams")
+        .unwrap();
+    values.split_whitespace().nth(i).unwrap().parse().unwrap()
 }
 
 fn wait_log(file: &Path, needle: &str) {
@@ -118,7 +86,7 @@ fn ffmpeg_and_gstreamer_read_multicast_sent_once() {
     if !have_ffmpeg() || !have_gstreamer() {
         return;
     }
-    let Some(ns) = Netns::new() else {
+    let Some(ns) = multicast_netns() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -162,7 +130,7 @@ fn ffmpeg_and_gstreamer_read_multicast_sent_once() {
     let mut rates = Vec::new();
     let mut files = Vec::new();
     for round in [1, 3] {
-        let before = (ns.udp_out(), Instant::now());
+        let before = (udp_out(&ns), Instant::now());
         let mut readers: Vec<(Child, std::path::PathBuf)> = (0..round.min(2))
             .map(|i| {
                 let out = dir.path().join(format!("ffmpeg-{round}-{i}.mkv"));
@@ -177,7 +145,7 @@ fn ffmpeg_and_gstreamer_read_multicast_sent_once() {
             wait_child(child, Duration::from_secs(30), "multicast reader");
             files.push(out.clone());
         }
-        let sent = ns.udp_out() - before.0;
+        let sent = udp_out(&ns) - before.0;
         rates.push(sent as f64 / before.1.elapsed().as_secs_f64());
     }
     for f in &files {

@@ -7,33 +7,13 @@
 
 mod common;
 
+use common::netns::{ip, Netns, Veth};
 use common::*;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-fn ip(args: &[&str]) -> bool {
-    Command::new("ip")
-        .args(args)
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-struct Veth {
-    ns: String,
-    host_if: String,
-}
-
-impl Drop for Veth {
-    fn drop(&mut self) {
-        ip(&["link", "del", &self.host_if]);
-        ip(&["netns", "del", &self.ns]);
-    }
-}
 
 /// Counts connections to `addr`.
 fn canary(addr: &str) -> (u16, Arc<AtomicUsize>) {
@@ -96,49 +76,16 @@ fn media_playlist(segment: &str) -> String {
 #[test]
 fn playlist_uris_cannot_send_a_source_to_loopback_or_link_local() {
     let pid = std::process::id();
-    let veth = Veth {
-        ns: format!("mr-reach-{pid}"),
-        host_if: format!("mrr{pid}"),
-    };
-    let ok = ip(&["netns", "add", &veth.ns]);
-    if !present(
-        ok,
-        "this test needs `ip netns` (iproute2, root)",
-        "skipping: can't create a network namespace (needs root and iproute2)",
-    ) {
+    let Some(ns) = Netns::new("reach") else {
         return;
-    }
-    let peer = format!("mrq{pid}");
+    };
+    let veth = Veth::new(&ns, &format!("mrr{pid}"), &format!("mrq{pid}"));
     let private = format!("10.232.{}.1", pid % 250);
     let link_local = format!("169.254.232.{}", 1 + pid % 250);
+    let (private_cidr, link_local_cidr) = (format!("{private}/30"), format!("{link_local}/32"));
     for args in [
-        &[
-            "link",
-            "add",
-            &veth.host_if,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &peer,
-        ][..],
-        &["link", "set", &peer, "netns", &veth.ns],
-        &[
-            "addr",
-            "add",
-            &format!("{private}/30"),
-            "dev",
-            &veth.host_if,
-        ],
-        &[
-            "addr",
-            "add",
-            &format!("{link_local}/32"),
-            "dev",
-            &veth.host_if,
-        ],
-        &["link", "set", &veth.host_if, "up"],
-        &["-n", &veth.ns, "link", "set", &peer, "up"],
+        &["addr", "add", &private_cidr, "dev", &veth.host][..],
+        &["addr", "add", &link_local_cidr, "dev", &veth.host],
     ] {
         assert!(ip(args), "ip {args:?}");
     }
