@@ -74,8 +74,9 @@ struct Args {
     /// closes, so a driver can sample the server's CPU over the same interval.
     #[arg(long)]
     markers: bool,
-    /// WHEP readers drop this share (0–1) of the datagrams they receive, as a lossy
-    /// link would (NACKs bring packets back; the server sees the loss in reports).
+    /// WHEP readers drop this share (0–1) of the datagrams they receive once connected,
+    /// as a lossy link would (NACKs bring packets back; the server sees the loss in
+    /// reports).
     #[arg(long, default_value_t = 0.0)]
     drop: f64,
     /// Runtime worker threads (0: one per core).

@@ -101,6 +101,9 @@ pub async fn read(url: &str, c: &mut Counter, timeout: Duration, drop: f64) -> R
     let mut buf = vec![0u8; 2048];
     let mut last_data = Instant::now();
     let mut raw = Vec::with_capacity(1500);
+    // `drop` stands for a lossy link once media flows: losing the ICE/DTLS handshake
+    // too only makes connecting slow and the test of skipping ahead flaky.
+    let mut connected = false;
     loop {
         let wait = loop {
             match rtc.poll_output().map_err(|e| anyhow!("{e}"))? {
@@ -108,7 +111,10 @@ pub async fn read(url: &str, c: &mut Counter, timeout: Duration, drop: f64) -> R
                 Output::Transmit(t) => {
                     let _ = sock.send_to(&t.contents, t.destination).await;
                 }
-                Output::Event(Event::Connected) => c.connected(),
+                Output::Event(Event::Connected) => {
+                    connected = true;
+                    c.connected();
+                }
                 Output::Event(Event::IceConnectionStateChange(
                     IceConnectionState::Disconnected,
                 )) => {
@@ -156,7 +162,7 @@ pub async fn read(url: &str, c: &mut Counter, timeout: Duration, drop: f64) -> R
             r = sock.recv_from(&mut buf) => {
                 let (n, from) = r?;
                 c.bytes(n);
-                if drop > 0.0 && rand::random::<f64>() < drop {
+                if connected && drop > 0.0 && rand::random::<f64>() < drop {
                     continue;
                 }
                 let Ok(contents) = buf[..n].try_into() else { continue };
