@@ -43,6 +43,12 @@ impl Reorderer {
             return lost;
         }
         self.old_in_a_row = 0;
+        if rel == 0 && self.held.is_empty() {
+            // The usual case: the packet expected, nothing waiting.
+            self.expected = Some(expected + 1);
+            out.push(pkt);
+            return 0;
+        }
         let ext = expected + rel as u64;
         if rel as usize >= CAPACITY {
             // A jump further than we hold: the sender skipped ahead (or restarted).
