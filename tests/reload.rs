@@ -117,34 +117,72 @@ fn a_reload_touches_only_what_changed() {
     }
 }
 
-/// A reload that changes HLS settings restarts the HTTP listener with new muxers; an
-/// HTTP-FLV reader on the old one goes on without losing a frame, and HLS serves again.
+fn media_sequence(http: std::net::SocketAddr) -> (u64, u64) {
+    let (status, body) = common::http::get(http, "/a/stream.m3u8");
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200, "{text}");
+    let first: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a media sequence");
+    let segments = text.lines().filter(|l| l.starts_with("#EXTINF")).count() as u64;
+    (first, first + segments)
+}
+
+/// Reloads that change HLS settings restart the HTTP listener on the same address (the
+/// old socket is closed before the new one binds) with new muxers; an HTTP-FLV reader
+/// on the old listener goes on to its end without losing a frame, and the new muxers'
+/// media sequence continues above the old one's, so a player's numbers never go back.
 #[test]
 fn an_http_listener_restart_keeps_flv_readers() {
     if !have_ffmpeg() {
         return;
     }
-    let rtmp = free_port();
-    let srv = TestServer::with_config(config(rtmp, "  a:\n"));
+    let (rtmp, http_port) = (free_port(), free_port());
+    let config =
+        |segment_count: usize| {
+            let yaml =
+                format!(
+            "{}rtmpAddress: 127.0.0.1:{rtmp}\nhlsSegmentCount: {segment_count}\npaths:\n  a:\n",
+            BASE.replace("hlsAddress: 127.0.0.1:0", &format!("hlsAddress: 127.0.0.1:{http_port}"))
+        );
+            Config::parse(&yaml, "reload").unwrap()
+        };
+    let srv = TestServer::with_config(config(7));
     let publisher = publish(&clip(Clip::H264Aac, 10), &srv.url("a"), "tcp", true);
     srv.wait_stream("a");
+    let http = srv.server.http_addr().unwrap();
     let flv = srv.flv_url("a");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("a.flv.mkv");
-    let mut reader = read_for(&flv, 6, &out);
+    let mut reader = read_for(&flv, 8, &out);
     wait_until(Duration::from_secs(10), "the FLV reader", || {
         srv.readers("a") == 1
     });
-    let mut changed = config(rtmp, "  a:\n");
-    changed.hls_segment_count = 4;
-    let line = srv.rt.block_on(srv.server.reload(changed)).to_string();
-    assert!(line.contains("listeners restarted: hls"), "{line}");
-    // Port 0 again: the new listener has a port of its own.
-    let http = srv.server.http_addr().unwrap();
-    let (status, _) = common::http::get(http, "/a/index.m3u8");
-    assert_eq!(status, 200);
+    let mut before = media_sequence(http);
+    for count in [4, 5, 6] {
+        let line = srv
+            .rt
+            .block_on(srv.server.reload(config(count)))
+            .to_string();
+        assert!(line.contains("listeners restarted: hls"), "{line}");
+        assert!(!line.contains("NOT restarted"), "{line}");
+        assert_eq!(srv.server.http_addr(), Some(http));
+        let after = media_sequence(http);
+        assert!(
+            after.0 >= before.1,
+            "the media sequence went back: {before:?} then {after:?}"
+        );
+        before = after;
+    }
     assert!(wait_child(&mut reader, Duration::from_secs(30), "the FLV reader").success());
     let gap = max_video_gap(&out);
     assert!(gap < 1.5 / 30.0, "the FLV reader lost a frame: gap {gap}");
+    let last = keyframe_times(&out).last().copied().unwrap_or(0.0);
+    assert!(
+        last >= 6.0,
+        "the FLV reader's stream ended at {last:.1} s of 8"
+    );
     drop(Children(vec![publisher]));
 }

@@ -6,6 +6,7 @@ pub mod disk;
 pub mod fmp4_segmenter;
 pub mod muxer;
 pub mod segmenter;
+mod sequence;
 pub mod window;
 
 pub use muxer::{HlsMuxers, MuxerConfig};

@@ -246,7 +246,7 @@ async fn run(all: HlsMuxers, path: String, m: Arc<HlsMuxer>) {
     let cfg = all.cfg.clone();
     let disk = DiskWriter::new(&cfg.directory, &path, m.extension());
     let mut publishers = 0u64;
-    let (mut next_seq, mut next_part) = (0u64, 0u64);
+    let (mut next_seq, mut next_part) = (super::sequence::first(&path), 0u64);
     let reason = 'outer: loop {
         if all.idle(&path, &m) {
             break "no request for hlsMuxerCloseAfter";
@@ -255,7 +255,7 @@ async fn run(all: HlsMuxers, path: String, m: Arc<HlsMuxer>) {
             Ok(r) => r,
             Err(_) => {
                 tokio::select! {
-                    _ = m.stop.cancelled() => break "server shutting down",
+                    _ = m.stop.cancelled() => break "the HLS listener closed",
                     _ = tokio::time::sleep(PUBLISHER_POLL) => continue,
                 }
             }
@@ -329,7 +329,7 @@ async fn run(all: HlsMuxers, path: String, m: Arc<HlsMuxer>) {
         let mut check = tokio::time::interval(cfg.close_after.min(Duration::from_secs(1)));
         loop {
             let item = tokio::select! {
-                _ = m.stop.cancelled() => break 'outer "server shutting down",
+                _ = m.stop.cancelled() => break 'outer "the HLS listener closed",
                 _ = check.tick() => {
                     if all.idle(&path, &m) {
                         break 'outer "no request for hlsMuxerCloseAfter";
@@ -356,6 +356,9 @@ async fn run(all: HlsMuxers, path: String, m: Arc<HlsMuxer>) {
         };
     };
     all.remove(&path, &m);
+    if let Some(end) = m.sequence_end() {
+        super::sequence::ended(&path, end);
+    }
     if let Some(d) = &disk {
         d.clear().await;
     }

@@ -164,6 +164,12 @@ impl HlsMuxer {
         self.window.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The first sequence number no segment or part of this muxer used.
+    pub(super) fn sequence_end(&self) -> Option<u64> {
+        let w = self.lock();
+        w.open.as_ref().map(|o| o.seq + 1).or(w.complete_end())
+    }
+
     pub(super) fn touch(&self) {
         self.lock().last_request = Some(Instant::now());
     }

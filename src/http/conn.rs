@@ -108,6 +108,13 @@ impl TimeoutListener {
             task,
         })
     }
+
+    /// Closes the listening socket and returns once it is closed, so that the address
+    /// can be bound again at once (dropping only asks the accept task to end).
+    pub(crate) async fn close(mut self) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+    }
 }
 
 impl axum::serve::Listener for TimeoutListener {

@@ -12,7 +12,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-/// Accepts until `stop`; each connection ends with `stop` too.
+/// Accepts until `stop`, then closes the socket before returning (a restart binds the
+/// address again). Connections outlive it as sessions outlive any listener's restart: a
+/// response in flight (an HTTP-FLV stream) goes on, then the connection closes.
 pub(crate) async fn serve(
     mut listener: TimeoutListener,
     app: axum::Router,
@@ -21,7 +23,7 @@ pub(crate) async fn serve(
 ) {
     loop {
         let (io, addr) = tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => return listener.close().await,
             a = axum::serve::Listener::accept(&mut listener) => a,
         };
         let peer = Peer(addr, io.takeover());
@@ -41,11 +43,16 @@ pub(crate) async fn serve(
                 .timer(TokioTimer::new())
                 .header_read_timeout(read_timeout);
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-            tokio::select! {
-                r = conn => if let Err(e) = r {
-                    tracing::trace!(peer = %addr, "HTTP connection ended: {e}");
-                },
-                _ = stop.cancelled() => {}
+            tokio::pin!(conn);
+            let r = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = r {
+                tracing::trace!(peer = %addr, "HTTP connection ended: {e}");
             }
         });
     }
