@@ -16,13 +16,39 @@ const REPORT_EVERY: Duration = Duration::from_secs(10);
 pub struct ConnGate {
     total: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
-    refused: Mutex<Refused>,
+    refused: BurstLog,
 }
 
+/// Counts events that are each worth a log line alone but not a thousand of them in a
+/// flood: the first is reported, then at most one report per `REPORT_EVERY`.
 #[derive(Default)]
-struct Refused {
+pub struct BurstLog(Mutex<Burst>);
+
+#[derive(Default)]
+struct Burst {
     since_report: u64,
     last_report: Option<Instant>,
+}
+
+impl BurstLog {
+    pub const fn new() -> Self {
+        BurstLog(Mutex::new(Burst {
+            since_report: 0,
+            last_report: None,
+        }))
+    }
+
+    /// Counts one event; `Some(n)` when it is time to report the `n` since the last.
+    pub fn hit(&self) -> Option<u64> {
+        let mut b = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        b.since_report += 1;
+        let now = Instant::now();
+        if b.last_report.is_some_and(|t| now - t < REPORT_EVERY) {
+            return None;
+        }
+        b.last_report = Some(now);
+        Some(std::mem::take(&mut b.since_report))
+    }
 }
 
 /// The limits in force; 0 is no limit.
@@ -91,17 +117,11 @@ impl ConnGate {
     }
 
     fn refuse(&self, ip: IpAddr, limit: &str, what: &str) {
-        let mut r = self.refused.lock().unwrap_or_else(|e| e.into_inner());
-        r.since_report += 1;
-        let now = Instant::now();
-        if r.last_report.is_none_or(|t| now - t >= REPORT_EVERY) {
+        if let Some(n) = self.refused.hit() {
             tracing::warn!(
                 peer = %ip,
-                "{what}: connection refused, {limit} reached ({} refused since the last report)",
-                r.since_report
+                "{what}: connection refused, {limit} reached ({n} refused since the last report)"
             );
-            r.since_report = 0;
-            r.last_report = Some(now);
         }
     }
 }

@@ -241,7 +241,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "RTSP: 100 000 header lines",
-            warn: Some("request larger than"),
+            warn: Some("more than 100 header lines"),
             grow_kib: 4096,
             run: |e| {
                 let mut b = b"OPTIONS rtsp://x/ RTSP/1.0\r\nCSeq: 1\r\n".to_vec();
@@ -398,15 +398,11 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "RTSP: URL of 100 KB",
-            warn: None,
+            warn: Some("maxRequestHeaderSize"),
             grow_kib: NOISE_KIB,
             run: |e| {
                 let url = format!("rtsp://{}/{}", e.rtsp(), "a/".repeat(50_000));
-                let (_, got) = send_and_drain(e.rtsp(), &rtsp_req("DESCRIBE", &url, "", b""));
-                match status(&got) {
-                    Some(c) if c >= 400 => Ok(format!("{c}")),
-                    other => Err(format!("{other:?}")),
-                }
+                expect_closed(e.rtsp(), &rtsp_req("DESCRIBE", &url, "", b""))
             },
         },
         // ---- RTP/RTCP from a publisher ----

@@ -342,6 +342,15 @@ pub const OWN_GLOBAL: &[&str] = &[
     "apiPersist",
     "maxConnections",
     "maxConnectionsPerIP",
+    "maxRequestHeaderSize",
+    "maxRequestHeaders",
+    "rtspMaxBodySize",
+    "sdpMaxMedias",
+    "rtmpMaxChunkSize",
+    "rtmpMaxMessageSize",
+    "amfMaxDepth",
+    "amfMaxElements",
+    "httpMaxRequestsPerConnection",
 ];
 pub const OWN_PATH: &[&str] = &["push", "transcode", "webhooks"];
 

@@ -20,6 +20,7 @@ pub use duration::{parse_duration, ConfDuration};
 pub use path::{validate_path_name, PathConf, PathPattern, Source, SourceTransport};
 pub use webrtc::IceServer;
 
+pub use crate::format::limits::InputLimits;
 use indexmap::IndexMap;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -229,6 +230,24 @@ pub struct Config {
     /// Open TCP connections one client address may have (0: no limit).
     #[serde(rename = "maxConnectionsPerIP")]
     pub max_connections_per_ip: usize,
+    /// An RTSP or HTTP request's line and headers, in bytes.
+    pub max_request_header_size: usize,
+    /// Header lines in an RTSP or HTTP request.
+    pub max_request_headers: usize,
+    /// An RTSP request's body (an ANNOUNCE's SDP), in bytes.
+    pub rtsp_max_body_size: usize,
+    /// Media sections in an SDP (ANNOUNCE, a pulled source's DESCRIBE).
+    pub sdp_max_medias: usize,
+    /// The largest chunk size an RTMP peer may set.
+    pub rtmp_max_chunk_size: u32,
+    /// An RTMP message (a video frame, a command), in bytes.
+    pub rtmp_max_message_size: usize,
+    /// Nesting of AMF0 objects and arrays in an RTMP command or FLV script data.
+    pub amf_max_depth: usize,
+    /// Values in one AMF0 message, nested ones included.
+    pub amf_max_elements: usize,
+    /// HTTP requests one connection may make before it is closed (0: no limit).
+    pub http_max_requests_per_connection: usize,
     /// Longest media waits to be merged into one write per reader (SRS's merged write).
     pub write_merge: ConfDuration,
     /// While an RTSP or RTMP connection is open (`MTX_CONN_TYPE`, `MTX_CONN_ID`).
@@ -400,6 +419,15 @@ impl Default for Config {
             udp_read_buffer_size: 0,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_ip: 0,
+            max_request_header_size: InputLimits::default().request_head,
+            max_request_headers: InputLimits::default().request_headers,
+            rtsp_max_body_size: InputLimits::default().rtsp_body,
+            sdp_max_medias: InputLimits::default().sdp_medias,
+            rtmp_max_chunk_size: InputLimits::default().rtmp_chunk_size,
+            rtmp_max_message_size: InputLimits::default().rtmp_message,
+            amf_max_depth: InputLimits::default().amf_depth,
+            amf_max_elements: InputLimits::default().amf_elements,
+            http_max_requests_per_connection: 1000,
             write_merge: ConfDuration(std::time::Duration::from_millis(MERGE_MS)),
             run_on_connect: String::new(),
             run_on_connect_restart: false,
@@ -649,6 +677,52 @@ impl Config {
         Ok(())
     }
 
+    fn validate_input_limits(&self) -> Result<(), String> {
+        // hyper reads a request head into a buffer of at least 8 KiB; RTMP's own
+        // default chunk size is 128; below these, ordinary clients fail.
+        let ranges: [(&str, u64, u64, u64); 8] = [
+            (
+                "maxRequestHeaderSize",
+                self.max_request_header_size as u64,
+                8192,
+                16 << 20,
+            ),
+            (
+                "maxRequestHeaders",
+                self.max_request_headers as u64,
+                8,
+                10_000,
+            ),
+            (
+                "rtspMaxBodySize",
+                self.rtsp_max_body_size as u64,
+                1024,
+                16 << 20,
+            ),
+            ("sdpMaxMedias", self.sdp_max_medias as u64, 1, 256),
+            (
+                "rtmpMaxChunkSize",
+                u64::from(self.rtmp_max_chunk_size),
+                128,
+                0x7fff_ffff,
+            ),
+            (
+                "rtmpMaxMessageSize",
+                self.rtmp_max_message_size as u64,
+                1024,
+                0xff_ffff,
+            ),
+            ("amfMaxDepth", self.amf_max_depth as u64, 2, 64),
+            ("amfMaxElements", self.amf_max_elements as u64, 8, 1 << 24),
+        ];
+        for (key, v, min, max) in ranges {
+            if !(min..=max).contains(&v) {
+                return Err(format!("{key}: {v} is outside {min}..{max}"));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_auth(&self) -> Result<(), String> {
         let digest = self.rtsp_auth_methods.contains(&RtspAuthMethod::Digest);
         let url = |key: &str, v: &str| match url::Url::parse(v) {
@@ -687,7 +761,22 @@ impl Config {
         Ok(())
     }
 
+    /// What the network-fed parsers accept (`maxRequestHeaderSize` … `amfMaxElements`).
+    pub fn input_limits(&self) -> InputLimits {
+        InputLimits {
+            request_head: self.max_request_header_size,
+            request_headers: self.max_request_headers,
+            rtsp_body: self.rtsp_max_body_size,
+            sdp_medias: self.sdp_max_medias,
+            rtmp_chunk_size: self.rtmp_max_chunk_size,
+            rtmp_message: self.rtmp_max_message_size,
+            amf_depth: self.amf_max_depth,
+            amf_elements: self.amf_max_elements,
+        }
+    }
+
     fn validate(&self) -> Result<(), String> {
+        self.validate_input_limits()?;
         if !(128..=65_000).contains(&self.udp_max_payload_size) {
             return Err(format!(
                 "udpMaxPayloadSize: {} is outside 128..65000",

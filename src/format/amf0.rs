@@ -27,8 +27,6 @@ impl fmt::Display for Amf0Error {
 
 impl std::error::Error for Amf0Error {}
 
-const MAX_DEPTH: usize = 16;
-
 impl Value {
     pub fn as_str(&self) -> Option<&str> {
         match self {
@@ -58,6 +56,10 @@ impl Value {
 struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
+    max_depth: usize,
+    /// Values still allowed: a message of a million one-byte nulls would otherwise
+    /// become a million 40-byte `Value`s.
+    elements_left: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -105,9 +107,13 @@ impl<'a> Reader<'a> {
     }
 
     fn value(&mut self, depth: usize) -> Result<Value, Amf0Error> {
-        if depth > MAX_DEPTH {
-            return Err(Amf0Error("nested too deep"));
+        if depth > self.max_depth {
+            return Err(Amf0Error("nested deeper than amfMaxDepth"));
         }
+        self.elements_left = self
+            .elements_left
+            .checked_sub(1)
+            .ok_or(Amf0Error("more values than amfMaxElements"))?;
         Ok(match self.u8()? {
             0 => Value::Number(f64::from_be_bytes(
                 self.take(8)?.try_into().map_err(|_| Amf0Error("number"))?,
@@ -149,9 +155,25 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes every value in `data`.
+/// Decodes every value in `data`, within the default `amfMaxDepth` and `amfMaxElements`.
 pub fn decode_all(data: &[u8]) -> Result<Vec<Value>, Amf0Error> {
-    let mut r = Reader { data, pos: 0 };
+    let l = super::limits::InputLimits::default();
+    decode_limited(data, l.amf_depth, l.amf_elements)
+}
+
+/// Decodes every value in `data`: at most `max_elements` values (nested ones counted)
+/// nested at most `max_depth` deep.
+pub fn decode_limited(
+    data: &[u8],
+    max_depth: usize,
+    max_elements: usize,
+) -> Result<Vec<Value>, Amf0Error> {
+    let mut r = Reader {
+        data,
+        pos: 0,
+        max_depth,
+        elements_left: max_elements,
+    };
     let mut out = Vec::new();
     while r.pos < data.len() {
         out.push(r.value(0)?);
@@ -258,5 +280,36 @@ mod tests {
             .flatten()
             .collect();
         assert!(decode_all(&deep).is_err());
+    }
+
+    #[test]
+    fn limits() {
+        // Objects nested 3 deep: depth 0 (outer), 1, 2, then a number at 3.
+        let nested = |n: usize| {
+            let mut b = Vec::new();
+            for _ in 0..n {
+                b.extend([3u8, 0, 1, b'a']);
+            }
+            b.extend([0u8; 9]);
+            for _ in 0..n {
+                b.extend([0u8, 0, 9]);
+            }
+            b
+        };
+        assert!(decode_limited(&nested(3), 3, 100).is_ok());
+        assert_eq!(
+            decode_limited(&nested(4), 3, 100),
+            Err(Amf0Error("nested deeper than amfMaxDepth"))
+        );
+        // A strict array of 100 nulls is 101 values.
+        let mut arr = vec![10u8, 0, 0, 0, 100];
+        arr.extend([5u8; 100]);
+        assert!(decode_limited(&arr, 16, 101).is_ok());
+        assert_eq!(
+            decode_limited(&arr, 16, 100),
+            Err(Amf0Error("more values than amfMaxElements"))
+        );
+        // Top-level values count too.
+        assert!(decode_limited(&[5u8; 17], 16, 16).is_err());
     }
 }

@@ -4,6 +4,7 @@
 pub mod amf0;
 pub mod flv;
 pub mod fmp4;
+pub mod limits;
 pub mod m3u8;
 pub mod mpegts;
 pub mod rtp;

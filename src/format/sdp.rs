@@ -25,20 +25,19 @@ pub enum SdpError {
     Syntax(String),
     #[error("SDP has no media")]
     NoMedia,
-    #[error("SDP has too many media sections ({0})")]
+    #[error("SDP has too many media sections ({0}; sdpMaxMedias)")]
     TooManyMedia(usize),
     #[error("SDP media {index}: {reason}")]
     Media { index: usize, reason: String },
 }
 
-pub const MAX_TRACKS: usize = 16;
-
-pub fn parse_announce(body: &[u8]) -> Result<Vec<AnnouncedMedia>, SdpError> {
+/// The media of an SDP with at most `max_medias` sections (`sdpMaxMedias`).
+pub fn parse_announce(body: &[u8], max_medias: usize) -> Result<Vec<AnnouncedMedia>, SdpError> {
     let session = Session::parse(body).map_err(|e| SdpError::Syntax(e.to_string()))?;
     if session.medias.is_empty() {
         return Err(SdpError::NoMedia);
     }
-    if session.medias.len() > MAX_TRACKS {
+    if session.medias.len() > max_medias {
         return Err(SdpError::TooManyMedia(session.medias.len()));
     }
     session
@@ -292,7 +291,7 @@ m=audio 0 RTP/AVP 0\r\na=control:streamid=2\r\n";
 
     #[test]
     fn parses_ffmpeg_announce() {
-        let m = parse_announce(FFMPEG_SDP.as_bytes()).unwrap();
+        let m = parse_announce(FFMPEG_SDP.as_bytes(), 16).unwrap();
         assert_eq!(m.len(), 3);
         match &m[0].track.codec {
             Codec::H264 {
@@ -321,14 +320,14 @@ m=audio 0 RTP/AVP 0\r\na=control:streamid=2\r\n";
 
     #[test]
     fn describe_roundtrips() {
-        let announced = parse_announce(FFMPEG_SDP.as_bytes()).unwrap();
+        let announced = parse_announce(FFMPEG_SDP.as_bytes(), 16).unwrap();
         let tracks: Vec<(Track, u8)> = announced
             .iter()
             .map(|a| (a.track.clone(), a.payload_type))
             .collect();
         let sdp = describe(&tracks);
         assert!(sdp.contains("a=control:trackID=1"), "{sdp}");
-        let again = parse_announce(sdp.as_bytes()).unwrap();
+        let again = parse_announce(sdp.as_bytes(), 16).unwrap();
         for (a, b) in again.iter().zip(&announced) {
             assert_eq!(a.track, b.track);
         }
@@ -336,11 +335,16 @@ m=audio 0 RTP/AVP 0\r\na=control:streamid=2\r\n";
 
     #[test]
     fn garbage_is_an_error() {
-        assert!(parse_announce(b"\x00\xffgarbage").is_err());
-        assert!(parse_announce(b"v=0\r\no=- 0 0 IN IP4 1.2.3.4\r\ns=x\r\nt=0 0\r\n").is_err());
+        assert!(parse_announce(b"\x00\xffgarbage", 16).is_err());
+        // sdpMaxMedias: this SDP has three sections, over 1.
+        assert!(matches!(
+            parse_announce(FFMPEG_SDP.as_bytes(), 1),
+            Err(SdpError::TooManyMedia(3))
+        ));
+        assert!(parse_announce(b"v=0\r\no=- 0 0 IN IP4 1.2.3.4\r\ns=x\r\nt=0 0\r\n", 16).is_err());
         let bad_aac = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=audio 0 RTP/AVP 97\r\na=rtpmap:97 MPEG4-GENERIC/44100/2\r\na=fmtp:97 mode=AAC-hbr; config=zz\r\n";
-        assert!(parse_announce(bad_aac.as_bytes()).is_err());
+        assert!(parse_announce(bad_aac.as_bytes(), 16).is_err());
         let bad_pt = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=video 0 RTP/AVP 300\r\n";
-        assert!(parse_announce(bad_pt.as_bytes()).is_err());
+        assert!(parse_announce(bad_pt.as_bytes(), 16).is_err());
     }
 }

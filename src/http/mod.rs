@@ -98,7 +98,7 @@ impl HttpServer {
             }
         });
         tracing::info!("HTTP listener opened on {local_addr} (HTTP-FLV, HLS)");
-        let read_timeout = config.read_timeout.0;
+        let limits = serve::ServeLimits::of(config);
         let task = tokio::spawn(async move {
             let admit = ctx.manager.admission("HTTP");
             let listener = match conn::TimeoutListener::new(listener, ctx.write_timeout, tls, admit)
@@ -106,7 +106,7 @@ impl HttpServer {
                 Ok(l) => l,
                 Err(e) => return tracing::error!("HTTP listener failed: {e}"),
             };
-            serve::serve(listener, app, read_timeout, listen).await;
+            serve::serve(listener, app, limits, listen).await;
         });
         Ok(HttpServer {
             local_addr,
@@ -125,8 +125,9 @@ pub(crate) struct AppListener<'a> {
     /// Key and certificate files (PEM) when it serves https only.
     pub tls: Option<(&'a str, &'a str)>,
     pub write_timeout: std::time::Duration,
-    /// How long a client may take to send a request head (`readTimeout`).
-    pub read_timeout: std::time::Duration,
+    /// How long a client may take to send a request head (`readTimeout`), how large
+    /// it may be, and how many requests a connection may make.
+    pub limits: serve::ServeLimits,
     /// The connection limits (`PathManager::admission`).
     pub admit: crate::limits::Admit,
 }
@@ -144,14 +145,14 @@ pub(crate) async fn serve_app(
     };
     let (listener, local_addr) = crate::net::bind(l.what, l.addr).await?;
     let (what, write_timeout, admit) = (l.what, l.write_timeout, l.admit);
-    let read_timeout = l.read_timeout;
+    let limits = l.limits;
     tracing::info!("{what} listener opened on {local_addr}");
     let task = tokio::spawn(async move {
         let listener = match conn::TimeoutListener::new(listener, write_timeout, tls, admit) {
             Ok(l) => l,
             Err(e) => return tracing::error!("{what} listener failed: {e}"),
         };
-        serve::serve(listener, app, read_timeout, listen).await;
+        serve::serve(listener, app, limits, listen).await;
     });
     Ok((local_addr, task))
 }

@@ -47,7 +47,7 @@ impl MetricsServer {
                 config.metrics_server_cert.as_str(),
             )),
             write_timeout: config.write_timeout.0,
-            read_timeout: config.read_timeout.0,
+            limits: crate::http::serve::ServeLimits::of(config),
             admit,
         };
         let (local_addr, task) = crate::http::serve_app(listener, app, listen).await?;

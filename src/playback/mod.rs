@@ -64,7 +64,7 @@ impl PlaybackServer {
                 config.playback_server_cert.as_str(),
             )),
             write_timeout: config.write_timeout.0,
-            read_timeout: config.read_timeout.0,
+            limits: crate::http::serve::ServeLimits::of(config),
             admit,
         };
         let (local_addr, task) = crate::http::serve_app(listener, router, listen).await?;

@@ -6,10 +6,6 @@
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::HashMap;
 
-/// Largest chunk size a peer may announce, and the largest message we accept
-/// (a 4K keyframe fits many times over).
-pub const MAX_CHUNK_SIZE: u32 = 16 << 20;
-pub const MAX_MESSAGE: usize = 8 << 20;
 /// Distinct chunk stream ids one peer may use.
 const MAX_CHUNK_STREAMS: usize = 64;
 
@@ -23,10 +19,10 @@ pub struct Message {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ChunkError {
-    #[error("invalid chunk size {0}")]
-    ChunkSize(u32),
-    #[error("message of {0} bytes is too large")]
-    TooLarge(usize),
+    #[error("chunk size {0} outside 1..={1} (rtmpMaxChunkSize)")]
+    ChunkSize(u32, u32),
+    #[error("message of {0} bytes larger than {1} (rtmpMaxMessageSize)")]
+    TooLarge(usize, usize),
     #[error("chunk continues chunk stream {0}, which never started")]
     NoPreviousHeader(u32),
     #[error("more than {MAX_CHUNK_STREAMS} chunk streams")]
@@ -51,27 +47,38 @@ pub struct ChunkReader {
     buf: BytesMut,
     chunk_size: usize,
     streams: HashMap<u32, ChunkStream>,
+    /// The largest chunk size the peer may set (`rtmpMaxChunkSize`).
+    max_chunk_size: u32,
+    /// The largest message (`rtmpMaxMessageSize`).
+    max_message: usize,
 }
 
 impl Default for ChunkReader {
     fn default() -> Self {
-        ChunkReader {
-            buf: BytesMut::new(),
-            chunk_size: 128,
-            streams: HashMap::new(),
-        }
+        let l = crate::format::limits::InputLimits::default();
+        ChunkReader::new(l.rtmp_chunk_size, l.rtmp_message)
     }
 }
 
 impl ChunkReader {
+    pub fn new(max_chunk_size: u32, max_message: usize) -> Self {
+        ChunkReader {
+            buf: BytesMut::new(),
+            chunk_size: 128,
+            streams: HashMap::new(),
+            max_chunk_size,
+            max_message,
+        }
+    }
+
     pub fn push(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
     }
 
     /// Applies the peer's Set Chunk Size.
     pub fn set_chunk_size(&mut self, size: u32) -> Result<(), ChunkError> {
-        if size == 0 || size > MAX_CHUNK_SIZE {
-            return Err(ChunkError::ChunkSize(size));
+        if size == 0 || size > self.max_chunk_size {
+            return Err(ChunkError::ChunkSize(size, self.max_chunk_size));
         }
         self.chunk_size = size as usize;
         Ok(())
@@ -141,8 +148,8 @@ impl ChunkReader {
             ts_value = u32::from_be_bytes([b[pos], b[pos + 1], b[pos + 2], b[pos + 3]]);
             pos += 4;
         }
-        if cs.length > MAX_MESSAGE {
-            return Err(ChunkError::TooLarge(cs.length));
+        if cs.length > self.max_message {
+            return Err(ChunkError::TooLarge(cs.length, self.max_message));
         }
         let take = (cs.length - cs.payload.len()).min(self.chunk_size);
         if b.len() < pos + take {
@@ -273,10 +280,10 @@ mod tests {
     #[test]
     fn hostile_input() {
         let mut r = ChunkReader::default();
-        assert_eq!(r.set_chunk_size(0), Err(ChunkError::ChunkSize(0)));
+        assert_eq!(r.set_chunk_size(0), Err(ChunkError::ChunkSize(0, 16 << 20)));
         assert_eq!(
             r.set_chunk_size(32 << 20),
-            Err(ChunkError::ChunkSize(32 << 20))
+            Err(ChunkError::ChunkSize(32 << 20, 16 << 20))
         );
         r.push(&[0xc5, 1, 2]);
         assert_eq!(r.next_message(), Err(ChunkError::NoPreviousHeader(5)));
@@ -288,7 +295,10 @@ mod tests {
         assert_eq!(r.next_message(), Err(ChunkError::Interrupted(3)));
         let mut r = ChunkReader::default();
         r.push(&[0x03, 0, 0, 0, 0xff, 0xff, 0xff, 9, 1, 0, 0, 0]);
-        assert_eq!(r.next_message(), Err(ChunkError::TooLarge(0xff_ffff)));
+        assert_eq!(
+            r.next_message(),
+            Err(ChunkError::TooLarge(0xff_ffff, 8 << 20))
+        );
         let mut r = ChunkReader::default();
         for csid in 2..=63u8 {
             r.push(&[csid, 0, 0, 0, 0, 0, 1, 8, 1, 0, 0, 0, 0]);

@@ -94,21 +94,23 @@ pub enum Media {
 
 impl RtmpClient {
     pub async fn connect(url: &RtmpUrl) -> Result<RtmpClient> {
-        Self::connect_pinned(url, None).await
+        Self::connect_pinned(url, None, &Default::default()).await
     }
 
     /// Connects; an `rtmps` URL checks the server's certificate against `fingerprint`
-    /// when given, else against the system's roots.
+    /// when given, else against the system's roots. The server's messages are held to
+    /// `limits` (`rtmpMaxChunkSize`, `rtmpMaxMessageSize`).
     pub async fn connect_pinned(
         url: &RtmpUrl,
         fingerprint: Option<Fingerprint>,
+        limits: &crate::format::limits::InputLimits,
     ) -> Result<RtmpClient> {
         let sock = tls::connect(&url.host, url.port, url.tls, fingerprint)
             .await
             .with_context(|| format!("connect {}:{}", url.host, url.port))?;
         let mut c = RtmpClient {
             sock,
-            chunks: ChunkReader::default(),
+            chunks: ChunkReader::new(limits.rtmp_chunk_size, limits.rtmp_message),
             buf: vec![0; 64 * 1024],
             out: Vec::new(),
             window: 2_500_000,

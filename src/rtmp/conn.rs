@@ -80,11 +80,12 @@ pub(crate) async fn serve(
         core::SessionKind::RtmpConn
     };
     let entry = ctx.manager.sessions().open(kind, peer);
+    let session = Session::with_limits(&ctx.manager.config().input_limits());
     let mut c = Conn {
         ctx,
         peer,
         wr,
-        session: Session::new(),
+        session,
         role: Role::None,
         close_after: None,
         bytes_in: entry.bytes_in.clone(),

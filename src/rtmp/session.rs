@@ -72,6 +72,8 @@ fn protocol(msg: impl Into<String>) -> SessionError {
 #[derive(Default)]
 pub(crate) struct Session {
     reader: ChunkReader,
+    /// `amfMaxDepth` and `amfMaxElements`, for commands and metadata.
+    amf_limits: (usize, usize),
     out: Vec<u8>,
     out_chunk_size: usize,
     app: Option<String>,
@@ -90,7 +92,13 @@ pub(crate) struct Session {
 
 impl Session {
     pub(crate) fn new() -> Self {
+        Session::with_limits(&crate::format::limits::InputLimits::default())
+    }
+
+    pub(crate) fn with_limits(l: &crate::format::limits::InputLimits) -> Self {
         Session {
+            reader: ChunkReader::new(l.rtmp_chunk_size, l.rtmp_message),
+            amf_limits: (l.amf_depth, l.amf_elements),
             out_chunk_size: 128,
             next_stream_id: 1,
             ..Default::default()
@@ -201,7 +209,7 @@ impl Session {
                 } else {
                     &payload[..]
                 };
-                let values = amf0::decode_all(body)?;
+                let values = amf0::decode_limited(body, self.amf_limits.0, self.amf_limits.1)?;
                 let meta = match values.first().and_then(Value::as_str) {
                     Some("@setDataFrame") => values.get(2),
                     Some("onMetaData") => values.get(1),
@@ -220,7 +228,7 @@ impl Session {
                 } else {
                     &payload[..]
                 };
-                let values = amf0::decode_all(body)?;
+                let values = amf0::decode_limited(body, self.amf_limits.0, self.amf_limits.1)?;
                 self.command_in(stream_id, &values, events)?;
             }
             _ => {}

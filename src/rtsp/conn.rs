@@ -218,7 +218,7 @@ impl Conn {
         replaced: &mut Option<crate::core::Kick>,
     ) -> Result<Option<End>, String> {
         loop {
-            let req = match next_message(buf).map_err(|e| e.to_string())? {
+            let req = match next_message(buf, &self.handler.limits).map_err(|e| e.to_string())? {
                 None => return Ok(None),
                 Some(Incoming::Interleaved(channel, frame)) => {
                     self.handler.on_interleaved(channel, frame)?;

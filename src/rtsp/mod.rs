@@ -22,7 +22,6 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use udp::UdpPair;
 
-pub use framing::MAX_MESSAGE;
 pub use play::Interleaved;
 
 /// What every connection of the server shares.
@@ -178,7 +177,8 @@ pub fn fuzz_session(data: &[u8]) {
         .open(crate::core::SessionKind::RtspConn, peer);
     let mut handler = session::Handler::new(ctx, peer, tx, entry);
     let mut buf = bytes::BytesMut::from(data);
-    while let Ok(Some(msg)) = framing::next_message(&mut buf) {
+    let limits = handler.limits;
+    while let Ok(Some(msg)) = framing::next_message(&mut buf, &limits) {
         match msg {
             framing::Incoming::Request(req) => {
                 let (resp, _action) = handler.handle(&req);

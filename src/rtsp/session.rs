@@ -84,6 +84,8 @@ pub(crate) struct Handler {
     conn_entry: core::SessionGuard,
     /// The session in `rtspsessions`, from ANNOUNCE or the first SETUP to TEARDOWN.
     session_entry: Option<core::SessionGuard>,
+    /// What this connection's requests may hold, as configured when it opened.
+    pub(crate) limits: crate::format::limits::InputLimits,
 }
 
 type Reply = (Response<Vec<u8>>, Action);
@@ -106,6 +108,7 @@ impl Handler {
     ) -> Self {
         Handler {
             pli_ssrc: rand::random(),
+            limits: ctx.manager.config().input_limits(),
             ctx,
             peer,
             udp_tx,
@@ -405,7 +408,7 @@ impl Handler {
         let Some(path) = Self::request_path(req) else {
             return only(req, cseq, StatusCode::BadRequest);
         };
-        let medias = match sdp::parse_announce(req.body()) {
+        let medias = match sdp::parse_announce(req.body(), self.limits.sdp_medias) {
             Ok(m) => m,
             Err(e) => {
                 return (

@@ -136,7 +136,17 @@ impl Listener {
     /// Whether the settings this listener was started with differ between `a` and `b`
     /// (sessions copy timeouts when they start, so those count too).
     pub fn changed(self, a: &Config, b: &Config) -> bool {
-        let timeouts = (a.read_timeout, a.write_timeout) != (b.read_timeout, b.write_timeout);
+        // The HTTP listeners hand these to hyper when they start; RTSP and RTMP
+        // connections read the parsers' limits from the config as they open.
+        let http_limits = |c: &Config| {
+            (
+                c.max_request_header_size,
+                c.max_request_headers,
+                c.http_max_requests_per_connection,
+            )
+        };
+        let timeouts = (a.read_timeout, a.write_timeout, http_limits(a))
+            != (b.read_timeout, b.write_timeout, http_limits(b));
         match self {
             Listener::Rtsp => {
                 timeouts

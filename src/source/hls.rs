@@ -208,6 +208,7 @@ pub(crate) async fn pull(p: Pull<'_>) -> Result<(), SourceError> {
         publisher,
         stream_cfg: cfg,
         read_timeout,
+        limits: _,
         stop,
     } = p;
     let mut uri: Uri = http::parse(url).map_err(err)?;

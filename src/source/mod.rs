@@ -58,6 +58,8 @@ pub(crate) struct Pull<'a> {
     pub publisher: &'a crate::core::Publisher,
     pub stream_cfg: crate::core::StreamConfig,
     pub read_timeout: Duration,
+    /// What the source's messages may hold (`sdpMaxMedias`, `rtmpMaxMessageSize`, …).
+    pub limits: crate::format::limits::InputLimits,
     pub stop: &'a CancellationToken,
 }
 
@@ -238,14 +240,15 @@ async fn run(
             tracing::info!(path = %name, source = %shown, "source started");
             while !stop.is_cancelled() {
                 let started = Instant::now();
-                let read_timeout = manager.config().read_timeout.0;
+                let global = manager.config();
                 let cfg = manager.stream_config();
                 let pull = Pull {
                     url: &url,
                     conf: &conf,
                     publisher: &publisher,
                     stream_cfg: cfg,
-                    read_timeout,
+                    read_timeout: global.read_timeout.0,
+                    limits: global.input_limits(),
                     stop: &stop,
                 };
                 let r = match peer_of(&url) {

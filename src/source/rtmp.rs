@@ -31,11 +31,12 @@ pub(crate) async fn pull(p: Pull<'_>) -> Result<(), SourceError> {
         publisher,
         stream_cfg,
         read_timeout,
+        limits,
         stop,
     } = p;
     let target = parse_url(url).map_err(|e| SourceError::Url(e.to_string()))?;
     let start = async {
-        let mut c = RtmpClient::connect_pinned(&target, conf.source_fingerprint).await?;
+        let mut c = RtmpClient::connect_pinned(&target, conf.source_fingerprint, &limits).await?;
         c.play(&target.stream).await?;
         anyhow::Ok(c)
     };

@@ -43,12 +43,14 @@ async fn connect(
     url: &url::Url,
     creds: &Option<Credentials>,
     mode: SourceTransport,
+    max_medias: usize,
 ) -> Result<Connected, SourceError> {
     let opts = SessionOptions::default()
         .creds(creds.clone())
         .user_agent(format!("mediarouter/{}", env!("CARGO_PKG_VERSION")));
     let mut session = Session::describe(url.clone(), opts).await?;
-    let medias = sdp::parse_announce(session.sdp()).map_err(|e| SourceError::Sdp(e.to_string()))?;
+    let medias = sdp::parse_announce(session.sdp(), max_medias)
+        .map_err(|e| SourceError::Sdp(e.to_string()))?;
     let mut udp = mode != SourceTransport::Tcp;
     let mut index = Vec::with_capacity(medias.len());
     let mut n = 0;
@@ -92,7 +94,8 @@ pub(crate) async fn pull(p: Pull<'_>) -> Result<(), SourceError> {
     let (url, creds) = split_credentials(p.url)?;
     // A server that accepts and never answers must not hold the source forever.
     let start = async {
-        let (session, medias, index) = connect(&url, &creds, transport).await?;
+        let (session, medias, index) =
+            connect(&url, &creds, transport, p.limits.sdp_medias).await?;
         let playing = session
             .play(PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive))
             .await?;

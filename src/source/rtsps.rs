@@ -81,7 +81,8 @@ async fn start(url: &url::Url, p: &Pull<'_>) -> Result<Playing, SourceError> {
     let base = header(&r, "Content-Base")
         .or_else(|| header(&r, "Content-Location"))
         .unwrap_or_else(|| url.clone());
-    let medias = sdp::parse_announce(r.body()).map_err(|e| SourceError::Sdp(e.to_string()))?;
+    let medias = sdp::parse_announce(r.body(), p.limits.sdp_medias)
+        .map_err(|e| SourceError::Sdp(e.to_string()))?;
     let mut index = Vec::with_capacity(medias.len());
     let mut channels = Vec::new();
     let mut keepalive = KEEPALIVE;

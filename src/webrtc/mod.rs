@@ -309,12 +309,15 @@ impl WebRtcServer {
             ),
         }
         let app = http::router(hub.clone(), config);
-        let (write_timeout, read_timeout) = (config.write_timeout.0, config.read_timeout.0);
+        let (write_timeout, limits) = (
+            config.write_timeout.0,
+            crate::http::serve::ServeLimits::of(config),
+        );
         let admit = hub.manager.admission("WebRTC");
         let task = tokio::spawn(async move {
             let udp = port.map(|p| tokio::spawn(hub.clone().read_udp(p)));
             match crate::http::conn::TimeoutListener::new(listener, write_timeout, tls, admit) {
-                Ok(l) => crate::http::serve::serve(l, app, read_timeout, listen.clone()).await,
+                Ok(l) => crate::http::serve::serve(l, app, limits, listen.clone()).await,
                 Err(e) => tracing::error!("WebRTC listener failed: {e}"),
             }
             listen.cancel();

@@ -193,7 +193,7 @@ async fn setup(url: &str, udp: bool) -> Result<(Conn, Vec<TrackState>, Sockets)>
         )
         .await?;
     let base = header(&d, "Content-Base").unwrap_or_else(|| url.to_string());
-    let medias = sdp::parse_announce(d.body()).map_err(|e| anyhow!("{e}"))?;
+    let medias = sdp::parse_announce(d.body(), 64).map_err(|e| anyhow!("{e}"))?;
     let mut tracks = Vec::new();
     let mut sockets = Vec::new();
     let mut rtcp_sockets = Vec::new();
