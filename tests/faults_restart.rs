@@ -58,6 +58,18 @@ fn readers_that_reconnect_resume_after_the_server_restarts() {
     listen_addr(&log, "HTTP");
     let rtsp_addr: std::net::SocketAddr = ([127, 0, 0, 1], rtsp).into();
     let url = format!("rtsp://{rtsp_addr}/cam");
+    // DESCRIBE until the path has its source's stream (404 until then).
+    let wait_readable = |what: &str| {
+        wait_until(Duration::from_secs(30), what, || {
+            std::net::TcpStream::connect(rtsp_addr).is_ok_and(|s| {
+                let mut c = RawClient::connect_with(s);
+                c.request("DESCRIBE", &url, &[("Accept", "application/sdp")], b"")
+                    .status
+                    == 200
+            })
+        })
+    };
+    wait_readable("the source's stream");
     let mut reader = RawClient::connect(rtsp_addr);
     reader.play_tcp(&url);
     let reader = Counter::spawn(reader);
@@ -106,18 +118,7 @@ fn readers_that_reconnect_resume_after_the_server_restarts() {
     assert!(body.len() > 188 && body[0] == 0x47, "an MPEG-TS segment");
 
     // The RTSP reader reconnects as players do: DESCRIBE until the path is there.
-    wait_until(
-        Duration::from_secs(30),
-        "the path to be readable again",
-        || {
-            std::net::TcpStream::connect(rtsp_addr).is_ok_and(|s| {
-                let mut c = RawClient::connect_with(s);
-                c.request("DESCRIBE", &url, &[("Accept", "application/sdp")], b"")
-                    .status
-                    == 200
-            })
-        },
-    );
+    wait_readable("the path to be readable again");
     let mut again = RawClient::connect(rtsp_addr);
     again.play_tcp(&url);
     let again = Counter::spawn(again);
