@@ -256,13 +256,13 @@ mod tests {
         assert_eq!(cam.conf.max_readers, 4);
         assert_eq!(
             cam.conf.source,
-            crate::config::Source::Url("rtsp://h/x".into())
+            crate::config::Source::Urls(vec!["rtsp://h/x".into()])
         );
         let new = c.find_path("new").unwrap();
         assert_eq!(new.entry, "new");
         assert_eq!(
             new.conf.source,
-            crate::config::Source::Url("rtmp://h/app/s".into())
+            crate::config::Source::Urls(vec!["rtmp://h/app/s".into()])
         );
         assert_eq!(c.find_path("live/x").unwrap().entry, "~^live/(.+)$");
         assert_eq!(c.find_path("other").unwrap().entry, "all_others");

@@ -848,7 +848,7 @@ impl Config {
             let (PathPattern::Regex(re), Some(conf)) = (pattern, conf) else {
                 continue;
             };
-            if matches!(conf.source, Source::Url(_)) && !conf.source_on_demand {
+            if matches!(conf.source, Source::Urls(_)) && !conf.source_on_demand {
                 return Err(format!(
                     "paths: '~{}': a regex path with a source needs sourceOnDemand: yes \
                      (which names to pull is only known when someone asks)",
@@ -1113,8 +1113,44 @@ mod tests {
         .unwrap();
         let conf = |i: usize| c.paths[i].clone().unwrap();
         assert_eq!(conf(0).source_fingerprint.map(|f| f.to_string()), Some(fp));
-        assert_eq!(conf(1).source, path::Source::Url("rtmps://h/app/s".into()));
+        assert_eq!(
+            conf(1).source,
+            path::Source::Urls(vec!["rtmps://h/app/s".into()])
+        );
         assert_eq!(conf(1).push[0].0, "rtmps://cdn/app/key");
+    }
+
+    #[test]
+    fn source_lists_are_origins_in_order() {
+        let c = Config::parse(
+            "paths:\n  '~^e(\\d)$':\n    source: [rtsp://a/cam$G1, rtmp://b/live/cam$G1]\n    sourceOnDemand: yes\n  one:\n    source: rtsp://a/x\n",
+            "f",
+        )
+        .unwrap();
+        let conf = |i: usize| c.paths[i].clone().unwrap();
+        assert_eq!(
+            conf(0).source.urls_for(&["7".into()]),
+            Some(vec![
+                "rtsp://a/cam7".to_string(),
+                "rtmp://b/live/cam7".into()
+            ])
+        );
+        // Written back as read: a list stays a list, one URL a string.
+        let yaml = serde_saphyr::to_string(&c).unwrap();
+        assert!(yaml.contains("- rtsp://a/cam$G1"), "{yaml}");
+        assert!(yaml.contains("source: rtsp://a/x"), "{yaml}");
+        assert_eq!(Config::parse(&yaml, "again").unwrap().paths, c.paths);
+        for (bad, needle) in [
+            ("source: []", "empty list"),
+            (
+                "source: [rtsp://a/x, publisher]",
+                "unsupported source 'publisher'",
+            ),
+            ("source: [srt://a/x]", "unsupported source 'srt://a/x'"),
+        ] {
+            let err = Config::parse(&format!("paths:\n  p:\n    {bad}\n"), "f").unwrap_err();
+            assert!(err.to_string().contains(needle), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -9,43 +9,71 @@ pub enum Source {
     /// A client publishes (RTSP ANNOUNCE/RECORD, RTMP publish).
     #[default]
     Publisher,
-    /// The server pulls from this URL (`rtsp://`, `rtmp[s]://`, HLS `http[s]://`); `$G1`… stand for the
-    /// capture groups of a regex path.
-    Url(String),
+    /// The server pulls from these URLs (`rtsp://`, `rtmp[s]://`, HLS `http[s]://`), one
+    /// at a time: the first, then the next when one fails (`source:` a list; never
+    /// empty). `$G1`… stand for the capture groups of a regex path.
+    Urls(Vec<String>),
 }
 
 impl Source {
-    /// The URL with `$G1`… replaced by `captures` (from the highest number down, so
+    /// The URLs with `$G1`… replaced by `captures` (from the highest number down, so
     /// `$G10` isn't read as `$G1` followed by `0`).
-    pub fn url_for(&self, captures: &[String]) -> Option<String> {
-        let Source::Url(u) = self else {
+    pub fn urls_for(&self, captures: &[String]) -> Option<Vec<String>> {
+        let Source::Urls(urls) = self else {
             return None;
         };
-        let mut url = u.clone();
-        for (i, c) in captures.iter().enumerate().rev() {
-            url = url.replace(&format!("$G{}", i + 1), c);
-        }
-        Some(url)
+        Some(urls.iter().map(|u| expand(u, captures)).collect())
     }
 }
 
+fn expand(url: &str, captures: &[String]) -> String {
+    let mut url = url.to_string();
+    for (i, c) in captures.iter().enumerate().rev() {
+        url = url.replace(&format!("$G{}", i + 1), c);
+    }
+    url
+}
+
+const SOURCE_SCHEMES: [&str; 6] = [
+    "rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://",
+];
+
 impl<'de> Deserialize<'de> for Source {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        match s.as_str() {
-            "publisher" => Ok(Source::Publisher),
-            u if [
-                "rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://",
-            ]
-            .iter()
-            .any(|p| u.starts_with(p)) =>
-            {
-                Ok(Source::Url(u.to_string()))
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            One(String),
+            List(Vec<String>),
+        }
+        let urls = match Raw::deserialize(d)? {
+            Raw::One(s) if s == "publisher" => return Ok(Source::Publisher),
+            Raw::One(s) => vec![s],
+            Raw::List(l) if l.is_empty() => {
+                return Err(serde::de::Error::custom(
+                    "source: an empty list; give one URL or more, or 'publisher'",
+                ))
             }
-            other => Err(serde::de::Error::custom(format!(
-                "unsupported source '{other}': use 'publisher' or an rtsp://, rtsps://, rtmp://, \
-                 rtmps://, http:// or https:// (HLS) URL"
-            ))),
+            Raw::List(l) => l,
+        };
+        for u in &urls {
+            if !SOURCE_SCHEMES.iter().any(|p| u.starts_with(p)) {
+                return Err(serde::de::Error::custom(format!(
+                    "unsupported source '{u}': use 'publisher', or one rtsp://, rtsps://, rtmp://, \
+                     rtmps://, http:// or https:// (HLS) URL or a list of them (origins tried in order)"
+                )));
+            }
+        }
+        Ok(Source::Urls(urls))
+    }
+}
+
+impl serde::Serialize for Source {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Source::Publisher => s.serialize_str("publisher"),
+            Source::Urls(u) if u.len() == 1 => s.serialize_str(&u[0]),
+            Source::Urls(u) => u.serialize(s),
         }
     }
 }
@@ -167,8 +195,7 @@ impl PushUrl {
     /// The destination for path `name`: `$MTX_PATH` is its name, `$G1`… the groups of
     /// a regex entry.
     pub fn for_path(&self, name: &str, captures: &[String]) -> String {
-        let url = Source::Url(self.0.replace("$MTX_PATH", name));
-        url.url_for(captures).unwrap_or_default()
+        expand(&self.0.replace("$MTX_PATH", name), captures)
     }
 }
 

@@ -30,10 +30,6 @@ as_text! {
     MulticastRange => |m: &MulticastRange| format!("{}/{}", m.base, m.prefix);
     super::OptionalAddress => |a: &super::OptionalAddress| a.0.map(address_text).unwrap_or_default();
     ByteSize => |b: &ByteSize| format_size(b.0);
-    super::Source => |s: &super::Source| match s {
-        super::Source::Publisher => "publisher".to_string(),
-        super::Source::Url(u) => u.clone(),
-    };
     super::path::PushUrl => |p: &super::path::PushUrl| p.0.clone();
     PathPattern => |p: &PathPattern| p.entry_name();
     PathRule => |r: &PathRule| match r {

@@ -250,7 +250,7 @@ impl PathManager {
             return Err(PathError::StageOutput(name.to_string()));
         }
         if let Some(m) = config.find_path(name) {
-            if matches!(m.conf.source, crate::config::Source::Url(_)) {
+            if matches!(m.conf.source, crate::config::Source::Urls(_)) {
                 return Err(PathError::HasSource(name.to_string()));
             }
         }
@@ -327,8 +327,8 @@ impl PathManager {
             if conf.source_on_demand {
                 continue;
             }
-            if let Some(url) = conf.source.url_for(&[]) {
-                crate::source::ensure(self, name, url, Arc::new(conf.clone()));
+            if let Some(urls) = conf.source.urls_for(&[]) {
+                crate::source::ensure(self, name, urls, Arc::new(conf.clone()));
             }
         }
     }
@@ -445,10 +445,10 @@ impl PathManager {
             if !m.conf.source_on_demand {
                 return;
             }
-            let Some(url) = m.conf.source.url_for(&m.captures) else {
+            let Some(urls) = m.conf.source.urls_for(&m.captures) else {
                 return;
             };
-            crate::source::ensure(self, name, url, m.conf.clone());
+            crate::source::ensure(self, name, urls, m.conf.clone());
             m.conf.source_on_demand_start_timeout.0
         };
         let deadline = tokio::time::Instant::now() + timeout;

@@ -252,8 +252,8 @@ impl PathManager {
         let was = path.conf();
         let old_url = old
             .find_path(&name)
-            .and_then(|o| o.conf.source.url_for(&o.captures));
-        let new_url = m.conf.source.url_for(&m.captures);
+            .and_then(|o| o.conf.source.urls_for(&o.captures));
+        let new_url = m.conf.source.urls_for(&m.captures);
         let keys = changed_keys(&was, &m.conf);
         path.set_conf(m.entry.clone(), m.conf.clone(), m.captures.clone());
         // Turning transcode on or off moves where publishers write (`<path>/source`).

@@ -63,10 +63,50 @@ pub(crate) struct Pull<'a> {
     pub stop: &'a CancellationToken,
 }
 
+/// Which of a source's origins is tried next. One that works is kept until it fails
+/// (no going back to the first while a later one streams); a failure moves on to the
+/// next at once; once every origin has failed in a row, the round starts again from
+/// the first after the backoff.
+#[derive(Debug)]
+struct Origins {
+    count: usize,
+    current: usize,
+    /// Origins that failed in a row.
+    failed_in_row: usize,
+}
+
+impl Origins {
+    fn new(count: usize) -> Self {
+        Origins {
+            count,
+            current: 0,
+            failed_in_row: 0,
+        }
+    }
+
+    /// The current origin streamed long enough to count as working.
+    fn stable(&mut self) {
+        self.failed_in_row = 0;
+    }
+
+    /// The current origin failed: moves on; whether every origin has now failed in a
+    /// row (the caller backs off, and the next round starts from the first).
+    fn failed(&mut self) -> bool {
+        self.failed_in_row += 1;
+        if self.failed_in_row >= self.count {
+            self.failed_in_row = 0;
+            self.current = 0;
+            return true;
+        }
+        self.current = (self.current + 1) % self.count;
+        false
+    }
+}
+
 /// What a running source is doing, for the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceStatus {
-    /// The URL, without its password.
+    /// The URL of the origin in use (or being tried), without its password.
     pub url: String,
     pub peer: Peer,
     /// Why the last try failed, while the source waits to retry; `None` while it
@@ -114,6 +154,13 @@ impl Registry {
         }
     }
 
+    fn set_origin(&self, name: &str, id: u64, url: &str, peer: Peer) {
+        if let Some(r) = self.running().get_mut(name).filter(|r| r.id == id) {
+            r.status.url = url.to_string();
+            r.status.peer = peer;
+        }
+    }
+
     pub fn stop_all(&self) {
         self.stop.cancel();
     }
@@ -134,8 +181,11 @@ impl Registry {
     }
 }
 
-/// Starts the path's source unless it runs already.
-pub(crate) fn ensure(manager: &PathManager, name: &str, url: String, conf: Arc<PathConf>) {
+/// Starts the path's source unless it runs already; `urls` are its origins, in order.
+pub(crate) fn ensure(manager: &PathManager, name: &str, urls: Vec<String>, conf: Arc<PathConf>) {
+    let Some(first) = urls.first() else {
+        return;
+    };
     let reg = manager.sources();
     let mut running = reg.running();
     if running.contains_key(name) || reg.stop.is_cancelled() {
@@ -144,8 +194,8 @@ pub(crate) fn ensure(manager: &PathManager, name: &str, url: String, conf: Arc<P
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let stop = reg.stop.child_token();
     let status = SourceStatus {
-        url: redacted(&url),
-        peer: peer_of(&url),
+        url: redacted(first),
+        peer: peer_of(first),
         error: None,
         failures: 0,
     };
@@ -159,7 +209,7 @@ pub(crate) fn ensure(manager: &PathManager, name: &str, url: String, conf: Arc<P
             status,
         },
     );
-    let task = run(manager.clone(), name.to_string(), url, conf, id, stop);
+    let task = run(manager.clone(), name.to_string(), urls, conf, id, stop);
     tokio::spawn(async move {
         task.await;
         finished.cancel();
@@ -220,12 +270,12 @@ async fn close_when_idle(
 async fn run(
     manager: PathManager,
     name: String,
-    url: String,
+    urls: Vec<String>,
     conf: Arc<PathConf>,
     id: u64,
     stop: CancellationToken,
 ) {
-    let shown = redacted(&url);
+    let shown: Vec<String> = urls.iter().map(|u| redacted(u)).collect();
     if conf.source_on_demand {
         tokio::spawn(close_when_idle(
             manager.clone(),
@@ -234,16 +284,21 @@ async fn run(
             stop.clone(),
         ));
     }
-    match manager.add_source_publisher(&name, peer_of(&url)) {
+    match manager.add_source_publisher(&name, peer_of(&urls[0])) {
         Ok(publisher) => {
             let mut backoff = MIN_BACKOFF;
-            tracing::info!(path = %name, source = %shown, "source started");
+            let mut origin = Origins::new(urls.len());
+            tracing::info!(path = %name, source = %shown.join(" "), "source started");
             while !stop.is_cancelled() {
+                let url = &urls[origin.current];
+                manager
+                    .sources()
+                    .set_origin(&name, id, &shown[origin.current], peer_of(url));
                 let started = Instant::now();
                 let global = manager.config();
                 let cfg = manager.stream_config();
                 let pull = Pull {
-                    url: &url,
+                    url,
                     conf: &conf,
                     publisher: &publisher,
                     stream_cfg: cfg,
@@ -251,7 +306,7 @@ async fn run(
                     limits: global.input_limits(),
                     stop: &stop,
                 };
-                let r = match peer_of(&url) {
+                let r = match peer_of(url) {
                     Peer::RtmpSource => rtmp::pull(pull).await,
                     Peer::HlsSource => hls::pull(pull).await,
                     Peer::RtspsSource => rtsps::pull(pull).await,
@@ -261,29 +316,45 @@ async fn run(
                 publisher.end_stream();
                 if started.elapsed() >= STABLE {
                     backoff = MIN_BACKOFF;
+                    origin.stable();
                     manager.sources().set_status(&name, id, None);
                 }
-                if let Err(e) = r {
-                    // Jitter: 75–125 % of the backoff, so many sources don't retry in step.
-                    let wait = backoff.mul_f64(0.75 + rand::random::<f64>() * 0.5);
-                    // One line per cycle: retina puts connection details on more lines.
-                    let reason = e.to_string().replace('\n', "; ");
-                    manager
-                        .sources()
-                        .set_status(&name, id, Some(reason.clone()));
-                    tracing::warn!(path = %name, source = %shown, "source failed: {reason}; retrying in {:.1}s", wait.as_secs_f64());
+                let Err(e) = r else { break };
+                // One line per try: retina puts connection details on more lines.
+                let reason = e.to_string().replace('\n', "; ");
+                manager
+                    .sources()
+                    .set_status(&name, id, Some(reason.clone()));
+                let failed = origin.current;
+                // The next origin at once while some haven't failed in this round;
+                // once all have, wait (jittered: 75–125 % of the backoff, so many
+                // sources don't retry in step) and start over from the first.
+                let wait = match origin.failed() {
+                    true => backoff.mul_f64(0.75 + rand::random::<f64>() * 0.5),
+                    false => Duration::ZERO,
+                };
+                let next = &shown[origin.current];
+                match urls.len() {
+                    1 => {
+                        tracing::warn!(path = %name, source = %shown[failed], "source failed: {reason}; retrying in {:.1}s", wait.as_secs_f64())
+                    }
+                    _ => {
+                        tracing::warn!(path = %name, source = %shown[failed], "source failed: {reason}; next origin {next} in {:.1}s", wait.as_secs_f64())
+                    }
+                }
+                if !wait.is_zero() {
                     tokio::select! {
                         _ = stop.cancelled() => break,
                         _ = tokio::time::sleep(wait) => {}
                     }
-                } else {
-                    break;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
-                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
             drop(publisher);
         }
-        Err(e) => tracing::warn!(path = %name, source = %shown, "source can't start: {e}"),
+        Err(e) => {
+            tracing::warn!(path = %name, source = %shown.join(" "), "source can't start: {e}")
+        }
     }
     stop.cancel();
     let reg = manager.sources();
@@ -292,4 +363,31 @@ async fn run(
         running.remove(&name);
     }
     tracing::info!(path = %name, "source stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Origins;
+
+    #[test]
+    fn origins_move_on_at_a_failure_and_start_over_after_a_round() {
+        let mut o = Origins::new(3);
+        assert_eq!(o.current, 0);
+        assert!(!o.failed());
+        assert_eq!(o.current, 1);
+        // The second works for a while: it stays, and its failure moves on to the third.
+        o.stable();
+        assert!(!o.failed());
+        assert_eq!(o.current, 2);
+        assert!(!o.failed());
+        assert_eq!(o.current, 0);
+        // The first fails again: three in a row, a round: back off, start from the first.
+        assert!(o.failed());
+        assert_eq!(o.current, 0);
+        // One origin: every failure is a round.
+        let mut one = Origins::new(1);
+        assert!(one.failed());
+        assert!(one.failed());
+        assert_eq!(one.current, 0);
+    }
 }
