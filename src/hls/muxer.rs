@@ -133,6 +133,7 @@ impl HlsMuxers {
             c.segment_count,
             c.segment_duration,
             c.part_duration,
+            super::sequence::first(path),
             self.shutdown.child_token(),
         ));
         // Counts as a request: under hlsAlwaysRemux the muxer outlives a publisher
@@ -246,7 +247,7 @@ async fn run(all: HlsMuxers, path: String, m: Arc<HlsMuxer>) {
     let cfg = all.cfg.clone();
     let disk = DiskWriter::new(&cfg.directory, &path, m.extension());
     let mut publishers = 0u64;
-    let (mut next_seq, mut next_part) = (super::sequence::first(&path), 0u64);
+    let (mut next_seq, mut next_part) = (m.first_seq, m.first_id());
     let reason = 'outer: loop {
         if all.idle(&path, &m) {
             break "no request for hlsMuxerCloseAfter";

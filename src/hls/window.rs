@@ -42,6 +42,9 @@ struct OpenSegment {
     parts: Vec<PartInfo>,
 }
 
+/// Part and init-section ids per media sequence number (see `first_id`).
+const IDS_PER_SEQ: u64 = 10_000;
+
 #[derive(Default)]
 struct Window {
     segments: VecDeque<Held>,
@@ -108,7 +111,8 @@ impl Window {
 }
 
 pub enum PlaylistReply {
-    Playlist(String),
+    /// The text, and how long an HTTP cache may keep it (`Cache-Control: max-age`).
+    Playlist(String, Duration),
     /// No segment yet, within the wait.
     NotReady,
     /// A blocking request for a part too far in the future.
@@ -117,12 +121,15 @@ pub enum PlaylistReply {
 
 /// One path's HLS output, shared by its muxer task and every HLS request.
 pub struct HlsMuxer {
+    /// The media sequence number of its first segment (`sequence::first`).
+    pub(super) first_seq: u64,
     window: Mutex<Window>,
     /// Woken when a part or segment is added.
     changed: Notify,
     pub(super) stop: CancellationToken,
     variant: HlsVariant,
     segment_count: usize,
+    segment_duration: Duration,
     part_duration: Duration,
     /// How long a blocking request may wait.
     block_limit: Duration,
@@ -141,14 +148,17 @@ impl HlsMuxer {
         segment_count: usize,
         segment_duration: Duration,
         part_duration: Duration,
+        first_seq: u64,
         stop: CancellationToken,
     ) -> Self {
         HlsMuxer {
+            first_seq,
             window: Mutex::default(),
             changed: Notify::new(),
             stop,
             variant,
             segment_count,
+            segment_duration,
             part_duration,
             block_limit: segment_duration * 3 + Duration::from_secs(1),
             min_segments: match variant {
@@ -284,10 +294,25 @@ impl HlsMuxer {
             if self.lock().too_far(msn, part, limit) {
                 return PlaylistReply::TooFar;
             }
-            self.wait_for(self.block_limit, |w| w.satisfies(msn, part))
+            let held = self
+                .wait_for(self.block_limit, |w| w.satisfies(msn, part))
                 .await;
+            // An answer that holds the part asked for stays a right answer to that
+            // URL (caches key on its query); one that gave up waiting doesn't.
+            let keep = match held {
+                true => self.segment_duration * 6,
+                false => Duration::ZERO,
+            };
+            let text = self.render(self.variant == HlsVariant::LowLatency);
+            return PlaylistReply::Playlist(text, keep);
         }
-        PlaylistReply::Playlist(self.render(self.variant == HlsVariant::LowLatency))
+        // A reload without blocking is fresh for half of what players wait between
+        // reloads (a part under LL-HLS, else a segment).
+        let keep = match self.variant {
+            HlsVariant::LowLatency => self.part_duration / 2,
+            _ => self.segment_duration / 2,
+        };
+        PlaylistReply::Playlist(self.render(self.variant == HlsVariant::LowLatency), keep)
     }
 
     /// The media playlist text; `low_latency` adds parts and the preload hint.
@@ -412,13 +437,23 @@ impl HlsMuxer {
 
     /// The id the next init section gets.
     pub(super) fn next_init(&self) -> u64 {
-        self.lock().inits.back().map_or(0, |(id, _)| id + 1)
+        let base = self.first_id();
+        self.lock().inits.back().map_or(base, |(id, _)| id + 1)
+    }
+
+    /// The first id of this muxer's parts and init sections: above every id an earlier
+    /// muxer of the path used (its sequence numbers were below `first_seq`, and no
+    /// segment holds `IDS_PER_SEQ` parts), so a file name is never reused for other
+    /// bytes and a cache may keep it.
+    pub(super) fn first_id(&self) -> u64 {
+        self.first_seq.saturating_mul(IDS_PER_SEQ)
     }
 
     /// Adds an init section; returns its id (`init<id>.mp4`).
     pub(super) fn add_init(&self, data: Bytes) -> u64 {
+        let base = self.first_id();
         let mut w = self.lock();
-        let id = w.inits.back().map_or(0, |(id, _)| id + 1);
+        let id = w.inits.back().map_or(base, |(id, _)| id + 1);
         w.inits.push_back((id, data));
         id
     }

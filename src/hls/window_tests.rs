@@ -8,6 +8,7 @@ fn muxer(variant: HlsVariant, count: usize) -> Arc<HlsMuxer> {
         count,
         Duration::from_secs(1),
         Duration::from_millis(200),
+        0,
         CancellationToken::new(),
     ))
 }
@@ -49,7 +50,7 @@ fn add_segment(m: &HlsMuxer, seq: u64) {
 
 fn text(r: PlaylistReply) -> String {
     match r {
-        PlaylistReply::Playlist(t) => t,
+        PlaylistReply::Playlist(t, _) => t,
         PlaylistReply::NotReady => panic!("not ready"),
         PlaylistReply::TooFar => panic!("too far"),
     }

@@ -3,22 +3,52 @@
 
 use super::{assets, HttpCtx};
 use crate::hls::PlaylistReply;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
 
-fn playlist(text: String) -> Response {
+/// A playlist an HTTP cache may keep for `keep` (whole seconds; under one second it
+/// must ask again each time, with the `ETag` to get a 304 when nothing changed).
+fn playlist(text: String, keep: Duration) -> Response {
+    let cache = match keep.as_secs() {
+        0 => "no-cache".to_string(),
+        s => format!("max-age={s}"),
+    };
+    let mut hash = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hash);
+    let etag = format!("\"{:016x}\"", hash.finish());
     (
         [
-            (header::CONTENT_TYPE, "application/vnd.apple.mpegurl"),
-            (header::CACHE_CONTROL, "no-cache"),
+            (
+                header::CONTENT_TYPE,
+                "application/vnd.apple.mpegurl".to_string(),
+            ),
+            (header::CACHE_CONTROL, cache),
+            (header::ETAG, etag),
         ],
         text,
     )
         .into_response()
 }
 
+/// Segments, parts and init sections: a name is never used for other bytes (media
+/// sequence numbers and ids go on across muxers), so caches keep them as long as any
+/// player could ask.
+const IMMUTABLE: &str = "public, max-age=86400, immutable";
+
+/// What isn't there yet may be soon: no cache may keep the answer.
+fn missing(text: &'static str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CACHE_CONTROL, "no-store")],
+        text,
+    )
+        .into_response()
+}
+
 fn not_ready() -> Response {
-    (StatusCode::NOT_FOUND, "no HLS segment is ready yet\n").into_response()
+    missing("no HLS segment is ready yet\n")
 }
 
 /// `_HLS_msn` and `_HLS_part` of a blocking playlist request; `Err` if malformed.
@@ -62,6 +92,7 @@ pub(super) async fn serve(ctx: &HttpCtx, name: &str, file: &str, query: Option<&
     let not_found = || {
         (
             StatusCode::NOT_FOUND,
+            [(header::CACHE_CONTROL, "no-store")],
             format!("no one is publishing to path '{name}'\n"),
         )
             .into_response()
@@ -80,7 +111,7 @@ pub(super) async fn serve(ctx: &HttpCtx, name: &str, file: &str, query: Option<&
             .multivariant(wait, &renditions(ctx, name, wait).await)
             .await
         {
-            Some(t) => playlist(t),
+            Some(t) => playlist(t, Duration::ZERO),
             None => not_ready(),
         },
         "stream.m3u8" => {
@@ -88,7 +119,7 @@ pub(super) async fn serve(ctx: &HttpCtx, name: &str, file: &str, query: Option<&
                 return (StatusCode::BAD_REQUEST, "bad _HLS_msn or _HLS_part\n").into_response();
             };
             match m.media_playlist(wait, block).await {
-                PlaylistReply::Playlist(t) => playlist(t),
+                PlaylistReply::Playlist(t, keep) => playlist(t, keep),
                 PlaylistReply::NotReady => not_ready(),
                 PlaylistReply::TooFar => (
                     StatusCode::BAD_REQUEST,
@@ -111,11 +142,18 @@ pub(super) async fn serve(ctx: &HttpCtx, name: &str, file: &str, query: Option<&
             } else if let Some(n) = numbered(file, "init", "mp4").filter(|_| ext == "mp4") {
                 (m.init(n), "video/mp4")
             } else {
-                return StatusCode::NOT_FOUND.into_response();
+                return missing("no such HLS file\n");
             };
             match data {
-                Some(d) => ([(header::CONTENT_TYPE, content_type)], d).into_response(),
-                None => (StatusCode::NOT_FOUND, "no longer held, or not yet cut\n").into_response(),
+                Some(d) => (
+                    [
+                        (header::CONTENT_TYPE, content_type),
+                        (header::CACHE_CONTROL, IMMUTABLE),
+                    ],
+                    d,
+                )
+                    .into_response(),
+                None => missing("no longer held, or not yet cut\n"),
             }
         }
     }
@@ -150,9 +188,50 @@ async fn renditions(
     out
 }
 
+/// A 304 for a request whose `If-None-Match` names the response's `ETag` (RFC 9110
+/// 13.1.2: weak comparison, a list, or `*`); `None` to send the response.
+pub(super) fn not_modified(
+    if_none_match: Option<&HeaderValue>,
+    resp: &Response,
+) -> Option<Response> {
+    let tag = resp.headers().get(header::ETAG)?.to_str().ok()?;
+    let asked = if_none_match?.to_str().ok()?;
+    let weak = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    let hit = asked
+        .split(',')
+        .any(|t| t.trim() == "*" || weak(t) == weak(tag));
+    if !hit {
+        return None;
+    }
+    let mut out = StatusCode::NOT_MODIFIED.into_response();
+    for h in [header::ETAG, header::CACHE_CONTROL] {
+        if let Some(v) = resp.headers().get(&h) {
+            out.headers_mut().insert(h, v.clone());
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn if_none_match() {
+        let resp = playlist("#EXTM3U\n".into(), Duration::from_millis(500));
+        assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-cache");
+        let tag = resp.headers()[header::ETAG].clone();
+        let ask = |v: &str| not_modified(Some(&HeaderValue::from_str(v).unwrap()), &resp);
+        let got = ask(tag.to_str().unwrap()).expect("304");
+        assert_eq!(got.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(got.headers()[header::ETAG], tag);
+        assert!(ask(&format!("\"x\", W/{}", tag.to_str().unwrap())).is_some());
+        assert!(ask("*").is_some());
+        assert!(ask("\"other\"").is_none());
+        assert!(not_modified(None, &resp).is_none());
+        let kept = playlist("#EXTM3U\n".into(), Duration::from_secs(6));
+        assert_eq!(kept.headers()[header::CACHE_CONTROL], "max-age=6");
+    }
 
     #[test]
     fn file_names_and_queries() {

@@ -236,6 +236,9 @@ async fn route(
             return (StatusCode::FORBIDDEN, "this HLS session was kicked\n").into_response();
         }
         let mut resp = hls::serve(&ctx, name, file, req.uri().query()).await;
+        if let Some(r) = hls::not_modified(req.headers().get(header::IF_NONE_MATCH), &resp) {
+            resp = r;
+        }
         if resp.status() == StatusCode::OK && !page {
             use axum::body::HttpBody;
             let query = req.uri().query().unwrap_or_default();
