@@ -56,10 +56,13 @@ fn malformed_rtmp_closes_only_its_connection() {
     play_on_7.extend_from_slice(b"play");
     play_on_7.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 2, 0, 1, b'x']);
     let cases: Vec<(Vec<u8>, &str)> = vec![
-        (chunk(1, 0, &0u32.to_be_bytes()), "invalid chunk size 0"),
+        (
+            chunk(1, 0, &0u32.to_be_bytes()),
+            "chunk size 0 outside 1..=16777216 (rtmpMaxChunkSize)",
+        ),
         (
             chunk(1, 0, &(32u32 << 20).to_be_bytes()),
-            "invalid chunk size 33554432",
+            "chunk size 33554432 outside 1..=16777216",
         ),
         (chunk(20, 0, &absurd), "malformed AMF0"),
         (

@@ -125,6 +125,9 @@ impl ApiServer {
                 manager.clone(),
                 guard::guard,
             ))
+            // After the guard: probes (Kubernetes, load balancers) carry no credentials,
+            // and the answer tells nothing but whether the listeners are up.
+            .route("/v3/health", get(health))
             .with_state(ApiState {
                 started: server
                     .upgrade()
@@ -168,6 +171,33 @@ async fn openapi() -> impl axum::response::IntoResponse {
 
 /// MediaMTX's `/v3/info`: the version and when the server started, plus the address
 /// each running listener is bound to (the dashboard builds its URLs from them).
+/// Readiness and liveness for probes: 200 while every listener the config enables is
+/// open, else 503 naming those that aren't (one that failed to bind on a reload).
+async fn health(
+    axum::extract::State(s): axum::extract::State<ApiState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let Some(srv) = s.server.upgrade() else {
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "status": "stopping" })),
+        )
+            .into_response();
+    };
+    let down = srv.listeners_down();
+    let (code, status) = match down.is_empty() {
+        true => (axum::http::StatusCode::OK, "ok"),
+        false => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "degraded"),
+    };
+    let body = serde_json::json!({ "status": status, "listenersDown": down });
+    (
+        code,
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
 async fn info(axum::extract::State(s): axum::extract::State<ApiState>) -> axum::response::Response {
     use axum::response::IntoResponse;
     let mut listeners = serde_json::Map::new();

@@ -500,7 +500,10 @@ impl ServerInner {
             new.udp_max_payload_size,
         );
         for l in Listener::ALL {
-            if !l.changed(&old, &new) {
+            // One that should be open and isn't (it failed to bind on an earlier
+            // reload) is tried again on every reload, changed or not.
+            let missing = l.enabled(&new) && !self.listeners().contains_key(&l);
+            if !l.changed(&old, &new) && !missing {
                 continue;
             }
             summary.restarted.push(l.name());
@@ -555,6 +558,17 @@ impl ServerInner {
                 Err(e)
             }
         }
+    }
+
+    /// The listeners the config enables that aren't open (for `/v3/health`).
+    pub fn listeners_down(&self) -> Vec<&'static str> {
+        let config = self.manager.config();
+        let open = self.listeners();
+        Listener::ALL
+            .into_iter()
+            .filter(|l| l.enabled(&config) && !open.contains_key(l))
+            .map(Listener::name)
+            .collect()
     }
 
     pub fn rtmp_addr(&self) -> Option<SocketAddr> {
