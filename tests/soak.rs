@@ -77,16 +77,6 @@ struct Ports {
     hls: u16,
 }
 
-fn even_pair() -> u16 {
-    loop {
-        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let p = a.local_addr().unwrap().port();
-        if p.is_multiple_of(2) && std::net::UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
-            return p;
-        }
-    }
-}
-
 /// A reader that stays the whole run: RTSP over TCP, checking that every RTP packet
 /// follows the one before it and that video time never jumps.
 struct Steady {

@@ -224,6 +224,18 @@ impl LogBuf {
 
 /// A free TCP port on loopback (for configs that must name one, such as a child
 /// process's).
+/// An even UDP port on loopback whose odd neighbour is free too (`rtpAddress` and
+/// `rtcpAddress`).
+pub fn even_pair() -> u16 {
+    loop {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let p = a.local_addr().unwrap().port();
+        if p.is_multiple_of(2) && std::net::UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
