@@ -351,6 +351,7 @@ pub const OWN_GLOBAL: &[&str] = &[
     "amfMaxDepth",
     "amfMaxElements",
     "httpMaxRequestsPerConnection",
+    "pathVhosts",
 ];
 pub const OWN_PATH: &[&str] = &["push", "transcode", "webhooks"];
 

@@ -248,6 +248,9 @@ pub struct Config {
     pub amf_max_elements: usize,
     /// HTTP requests one connection may make before it is closed (0: no limit).
     pub http_max_requests_per_connection: usize,
+    /// The host a client named (RTMP `tcUrl` or `?vhost=`, HTTP `Host`) prefixes the
+    /// path (SRS's vhosts).
+    pub path_vhosts: bool,
     /// Longest media waits to be merged into one write per reader (SRS's merged write).
     pub write_merge: ConfDuration,
     /// While an RTSP or RTMP connection is open (`MTX_CONN_TYPE`, `MTX_CONN_ID`).
@@ -428,6 +431,7 @@ impl Default for Config {
             amf_max_depth: InputLimits::default().amf_depth,
             amf_max_elements: InputLimits::default().amf_elements,
             http_max_requests_per_connection: 1000,
+            path_vhosts: false,
             write_merge: ConfDuration(std::time::Duration::from_millis(MERGE_MS)),
             run_on_connect: String::new(),
             run_on_connect_restart: false,

@@ -13,6 +13,7 @@ mod stream;
 mod tasks;
 mod track;
 mod unit;
+pub mod vhost;
 mod wall_clock;
 
 pub use forms::{Form, FormKey};

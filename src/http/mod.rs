@@ -177,6 +177,18 @@ async fn route(
     req: Request,
 ) -> Response {
     let path = req.uri().path().trim_start_matches('/');
+    // Under pathVhosts the Host header's name goes in front (the URLs in playlists and
+    // the player page are relative, so they keep working).
+    let vhost = match ctx.manager.config().path_vhosts && !path.is_empty() {
+        true => req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .and_then(crate::core::vhost::from_host),
+        false => None,
+    };
+    let path = crate::core::vhost::prefixed(vhost.as_deref(), path);
+    let path = path.as_str();
     let origin = ctx.allow_origin(req.headers().get(header::ORIGIN));
     if req.method() == axum::http::Method::OPTIONS {
         // A page on another origin that sends `Authorization` (a JWT) asks first.

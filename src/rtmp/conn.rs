@@ -246,10 +246,8 @@ impl Conn {
             if let Event::Play { app, name, .. } = &e {
                 // An on-demand source starts here; play proceeds once it plays.
                 let query = super::auth::query(app, name);
-                self.ctx
-                    .manager
-                    .demand_with(&path_of(app, name), query)
-                    .await;
+                let path = self.path(app, name);
+                self.ctx.manager.demand_with(&path, query).await;
             }
             self.event(e)?;
         }
@@ -276,7 +274,7 @@ impl Conn {
             } => (crate::auth::Action::Read, *stream_id, app, name),
             _ => return true,
         };
-        let path = path_of(app, name);
+        let path = self.path(app, name);
         let creds = super::auth::credentials(app, name);
         let query = super::auth::query(app, name);
         // One stream per connection: the id is the connection's.
@@ -322,7 +320,7 @@ impl Conn {
                 app,
                 name,
             } => {
-                let path = path_of(&app, &name);
+                let path = self.path(&app, &name);
                 match self
                     .ctx
                     .manager
@@ -354,7 +352,7 @@ impl Conn {
                 app,
                 name,
             } => {
-                let path = path_of(&app, &name);
+                let path = self.path(&app, &name);
                 let reader = self
                     .ctx
                     .manager
@@ -492,6 +490,19 @@ impl Conn {
 /// `rtmp://host/live/room?key=x` → `live/room`; the query is kept out of the path.
 impl Conn {
     /// Who this connection is, for the slot it takes (hooks and webhooks read it).
+    /// The path a publish or play names: `app/stream`, after the vhost under
+    /// `pathVhosts`.
+    fn path(&self, app: &str, name: &str) -> String {
+        let path = path_of(app, name);
+        match self.ctx.manager.config().path_vhosts {
+            true => {
+                let vhost = crate::core::vhost::of_rtmp(&self.session.tc_url, app, name);
+                crate::core::vhost::prefixed(vhost.as_deref(), &path)
+            }
+            false => path,
+        }
+    }
+
     fn client(&self, app: &str, name: &str) -> crate::core::Client {
         crate::core::Client::new(
             crate::core::Peer::RtmpConn,

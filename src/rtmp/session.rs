@@ -72,6 +72,8 @@ fn protocol(msg: impl Into<String>) -> SessionError {
 #[derive(Default)]
 pub(crate) struct Session {
     reader: ChunkReader,
+    /// The `tcUrl` of the peer's `connect` (its vhost, under `pathVhosts`).
+    pub(crate) tc_url: String,
     /// `amfMaxDepth` and `amfMaxElements`, for commands and metadata.
     amf_limits: (usize, usize),
     out: Vec<u8>,
@@ -264,6 +266,12 @@ impl Session {
                     .and_then(Value::as_str)
                     .unwrap_or_default();
                 self.app = Some(app.to_string());
+                self.tc_url = v
+                    .get(2)
+                    .and_then(|o| o.get("tcUrl"))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 self.fourccs = announced_fourccs(v.get(2));
                 self.send(CS_CONTROL, WINDOW_ACK, 0, 0, &WINDOW_ACK_SIZE.to_be_bytes());
                 let mut bw = WINDOW_ACK_SIZE.to_be_bytes().to_vec();
