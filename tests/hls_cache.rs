@@ -1,5 +1,6 @@
 //! HLS through an HTTP cache (issue 24): Debian's nginx with `proxy_cache` (its own
-//! prefix, a free port) between the server and 100 HLS readers of the load tool. The
+//! prefix, in a network namespace of its own reached over a veth pair) between the
+//! server and 100 HLS readers of the load tool. The
 //! server's headers alone make the cache correct and useful: segments are immutable
 //! under names never reused, playlists are fresh for half a segment (`no-cache` under a
 //! second) with an `ETag`. Checked: ≥ 95 % of segment requests are cache hits, every
@@ -8,6 +9,7 @@
 
 mod common;
 
+use common::netns::{ip, Netns, Veth};
 use common::*;
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
@@ -26,9 +28,14 @@ fn have_nginx() -> bool {
     )
 }
 
-/// nginx on `port` caching what `upstream` serves; its log line per request is
-/// `<cache status> <URI>`.
-fn start_cache(prefix: &std::path::Path, port: u16, upstream: std::net::SocketAddr) -> Child {
+/// nginx in `ns` on `listen` caching what `upstream` serves; its log line per request
+/// is `<cache status> <URI>`.
+fn start_cache(
+    ns: &Netns,
+    prefix: &std::path::Path,
+    listen: std::net::SocketAddr,
+    upstream: std::net::SocketAddr,
+) -> Child {
     std::fs::create_dir_all(prefix.join("logs")).unwrap();
     let p = prefix.display();
     let temp: String = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
@@ -46,23 +53,23 @@ fn start_cache(prefix: &std::path::Path, port: u16, upstream: std::net::SocketAd
                log_format cache '$upstream_cache_status $request_uri';\n\
                access_log {p}/logs/access.log cache;\n\
                upstream edge {{ server {upstream}; keepalive 16; }}\n\
-               server {{\n    listen 127.0.0.1:{port};\n    location / {{\n\
+               server {{\n    listen {listen};\n    location / {{\n\
                    proxy_pass http://edge;\n      proxy_http_version 1.1;\n\
                    proxy_set_header Connection \"\";\n      proxy_cache hls;\n\
                    proxy_cache_lock on;\n      proxy_cache_lock_timeout 5s;\n    }}\n  }}\n}}\n"
         ),
     )
     .unwrap();
-    let child = Command::new("nginx")
+    let child = ns
+        .cmd("nginx")
         .arg("-p")
         .arg(prefix)
         .arg("-c")
         .arg(&conf)
-        .stdin(Stdio::null())
         .spawn()
         .expect("start nginx");
     wait_until(Duration::from_secs(10), "nginx to listen", || {
-        TcpStream::connect(("127.0.0.1", port)).is_ok()
+        TcpStream::connect(listen).is_ok()
     });
     child
 }
@@ -100,9 +107,36 @@ fn an_http_cache_absorbs_segment_requests() {
     if !have_ffmpeg() || !have_nginx() {
         return;
     }
-    let srv = TestServer::start(
-        "hlsVariant: mpegts\nhlsSegmentDuration: 1s\nhlsAlwaysRemux: yes\npaths:\n  all_others:\n",
-    );
+    // The cache's namespace, joined to this one by a veth pair with a /30 on it.
+    let Some(ns) = Netns::new("cdn") else { return };
+    let pid = std::process::id();
+    let _veth = Veth::new(&ns, &format!("mrh{pid}"), &format!("mrn{pid}"));
+    let subnet = format!("10.234.{}", pid % 250);
+    assert!(ip(&[
+        "addr",
+        "add",
+        &format!("{subnet}.1/30"),
+        "dev",
+        &format!("mrh{pid}")
+    ]));
+    assert!(ip(&[
+        "-n",
+        &ns.0,
+        "addr",
+        "add",
+        &format!("{subnet}.2/30"),
+        "dev",
+        &format!("mrn{pid}")
+    ]));
+    // The server's HTTP listener on this end of the pair, for the cache to reach.
+    let mut cfg = mediarouter::config::Config::parse(
+        "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nrtmpAddress: 127.0.0.1:0\n\
+         webrtc: no\nhlsVariant: mpegts\nhlsSegmentDuration: 1s\nhlsAlwaysRemux: yes\npaths:\n  all_others:\n",
+        "test",
+    )
+    .unwrap();
+    cfg.hls_address = mediarouter::config::ListenAddress(format!("{subnet}.1:0").parse().unwrap());
+    let srv = TestServer::with_config(cfg);
     let mut publisher = publish_rtmp(&clip(Clip::H264Aac, 10), &srv.rtmp_url("live/c"), true);
     srv.wait_stream("live/c");
     let edge = srv.server.http_addr().unwrap();
@@ -152,8 +186,8 @@ fn an_http_cache_absorbs_segment_requests() {
 
     // 100 readers through the cache.
     let prefix = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut nginx = start_cache(prefix.path(), port, edge);
+    let cache: std::net::SocketAddr = format!("{subnet}.2:8080").parse().unwrap();
+    let mut nginx = start_cache(&ns, prefix.path(), cache, edge);
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("hls.json");
     let secs = 10;
@@ -162,7 +196,7 @@ fn an_http_cache_absorbs_segment_requests() {
         .arg(secs.to_string())
         .args(["--fps", "30", "--timeout", "15", "--json"])
         .arg(&json)
-        .arg(format!("http://127.0.0.1:{port}/live/c/index.m3u8"))
+        .arg(format!("http://{cache}/live/c/index.m3u8"))
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
