@@ -1,6 +1,8 @@
 //! Path sources: the server pulls a path's media instead of waiting for a publisher
-//! (`source: rtsp://…`, `rtsps://…`, `rtmp://…` or an HLS `http://…` playlist). A source runs as one task per path, always-on for exact
-//! names or on demand (`sourceOnDemand`), and reconnects with capped, jittered backoff.
+//! (`source: rtsp://…`, `rtsps://…`, `rtmp://…` or an HLS `http://…` playlist, or a
+//! list of them: origins tried in order). A source runs as one task per path, always-on
+//! for exact names or on demand (`sourceOnDemand`), and reconnects with capped,
+//! jittered backoff, moving to the next origin at each failure.
 
 pub mod hls;
 pub mod reach;
