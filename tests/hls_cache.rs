@@ -74,26 +74,12 @@ fn start_cache(
     child
 }
 
-/// A GET with extra request headers: the status and the response head, lowercased.
+/// A GET with `extra` request header lines (each ending in CRLF): the status and the
+/// response head, lowercased.
 fn head(addr: std::net::SocketAddr, path: &str, extra: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: t\r\n{extra}\r\n").unwrap();
-    let mut all = Vec::new();
-    let _ = s.read_to_end(&mut all);
-    let text = String::from_utf8_lossy(&all).to_string();
-    let head = text
-        .split("\r\n\r\n")
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, head)
+    let request = format!("GET {path} HTTP/1.0\r\n{extra}");
+    let (status, head, _) = common::http::request_from(None, addr, request.trim_end(), b"");
+    (status, head.to_ascii_lowercase())
 }
 
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
