@@ -177,6 +177,7 @@ rtmpAddress: 127.0.0.1:{ports['rtmp']}
 hlsAddress: 127.0.0.1:{ports['http']}
 webrtcAddress: 127.0.0.1:{ports['webrtc']}
 webrtcLocalUDPAddress: 127.0.0.1:0
+srtAddress: 127.0.0.1:0
 {MEDIAROUTER_EXTRA}
 {extra}
 paths:

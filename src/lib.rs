@@ -22,6 +22,7 @@ pub mod rtmp;
 pub mod rtsp;
 pub mod server;
 pub mod source;
+pub mod srt;
 pub mod tls;
 pub mod tls_server;
 pub mod transcode;

@@ -121,7 +121,7 @@ fn config_writes_apply_persist_and_keep_other_paths_streaming() {
     let rec = dir.path().join("rec");
     let config = dir.path().join("mediarouter.yml");
     let original = format!(
-        "# cameras of the lobby\nrtspAddress: 127.0.0.1:{rtsp}\nrtspTransports: [tcp]\nrtmp: no\nhls: no\nwebrtc: no\napi: yes\napiAddress: {api}\npathDefaults:\n  recordPath: {}/%path/%Y-%m-%d_%H-%M-%S-%f\npaths:\n  a:\n",
+        "# cameras of the lobby\nrtspAddress: 127.0.0.1:{rtsp}\nrtspTransports: [tcp]\nrtmp: no\nhls: no\nwebrtc: no\nsrt: no\napi: yes\napiAddress: {api}\npathDefaults:\n  recordPath: {}/%path/%Y-%m-%d_%H-%M-%S-%f\npaths:\n  a:\n",
         rec.display()
     );
     std::fs::write(&config, &original).unwrap();

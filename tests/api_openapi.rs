@@ -58,9 +58,13 @@ fn every_documented_route_answers_as_documented() {
         read_to_null(&srv.url("live/cam")),
         read_to_null(&srv.rtmp_url("live/cam")),
         read_to_null(&srv.flv_url("live/cam")),
+        read_to_null(&format!(
+            "srt://{}?streamid=read:live/cam",
+            srv.server.srt_addr().expect("SRT listener (libsrt)")
+        )),
     ];
-    wait_until(Duration::from_secs(20), "three readers", || {
-        srv.readers("live/cam") == 3
+    wait_until(Duration::from_secs(20), "four readers", || {
+        srv.readers("live/cam") == 4
     });
     // A WHEP session, answered and waiting for its browser (the handshake timeout is long).
     let (st, _, body) = webrtc::post(
@@ -154,8 +158,8 @@ fn every_documented_route_answers_as_documented() {
     }
     eprintln!("{checked} operations checked against the document");
     assert_eq!(checked, ops.len());
-    // MediaMTX's routes that exist here (41 of its 49; not yet: paths/forward,
-    // srtconns, moqsessions).
+    // MediaMTX's routes that exist here (44 of its 49; not yet: paths/forward,
+    // moqsessions).
     let mut mediamtx: Vec<String> = [
         "get /v3/info",
         "post /v3/auth/jwks/refresh",
@@ -192,6 +196,7 @@ fn every_documented_route_answers_as_documented() {
         "rtmpconns",
         "rtmpsconns",
         "webrtcsessions",
+        "srtconns",
     ] {
         for op in [
             "get /v3/{k}/list",
@@ -201,7 +206,7 @@ fn every_documented_route_answers_as_documented() {
             mediamtx.push(op.replace("{k}", kind));
         }
     }
-    assert_eq!(mediamtx.len(), 41);
+    assert_eq!(mediamtx.len(), 44);
     for m in &mediamtx {
         assert!(
             ops.iter().any(|(r, meth, _)| format!("{meth} {r}") == *m),

@@ -73,6 +73,7 @@ fn the_image_runs_unprivileged_with_the_default_config_and_its_ports() {
                 .expect("webrtcLocalUDPAddress")
                 .port()
         ),
+        format!("{}/udp", c.srt_address.0.port()),
         c.api_address.0.port().to_string(),
     ];
     for p in want {

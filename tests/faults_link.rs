@@ -91,7 +91,7 @@ fn a_pulled_source_comes_back_after_its_link_was_down_for_ten_seconds() {
     let cfg = dir.path().join("origin.yml");
     std::fs::write(
         &cfg,
-        "rtspAddress: :8554\nrtspTransports: [tcp]\nrtmp: no\nhls: no\nwebrtc: no\napi: no\npaths:\n  all_others:\n",
+        "rtspAddress: :8554\nrtspTransports: [tcp]\nrtmp: no\nhls: no\nwebrtc: no\nsrt: no\napi: no\npaths:\n  all_others:\n",
     )
     .unwrap();
     let clip = clip(Clip::H264Aac, 6);

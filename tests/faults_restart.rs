@@ -45,7 +45,7 @@ fn readers_that_reconnect_resume_after_the_server_restarts() {
     std::fs::write(
         &cfg,
         format!(
-            "rtspAddress: 127.0.0.1:{rtsp}\nrtspTransports: [tcp]\nrtmp: no\nwebrtc: no\napi: no\n\
+            "rtspAddress: 127.0.0.1:{rtsp}\nrtspTransports: [tcp]\nrtmp: no\nwebrtc: no\nsrt: no\napi: no\n\
              hlsAddress: 127.0.0.1:{hls}\nhlsVariant: mpegts\nhlsSegmentDuration: 1s\nhlsAlwaysRemux: yes\n\
              paths:\n  cam:\n    source: {}\n",
             origin.url("live/cam")

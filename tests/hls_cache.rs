@@ -117,7 +117,7 @@ fn an_http_cache_absorbs_segment_requests() {
     // The server's HTTP listener on this end of the pair, for the cache to reach.
     let mut cfg = mediarouter::config::Config::parse(
         "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nrtmpAddress: 127.0.0.1:0\n\
-         webrtc: no\nhlsVariant: mpegts\nhlsSegmentDuration: 1s\nhlsAlwaysRemux: yes\npaths:\n  all_others:\n",
+         webrtc: no\nsrt: no\nhlsVariant: mpegts\nhlsSegmentDuration: 1s\nhlsAlwaysRemux: yes\npaths:\n  all_others:\n",
         "test",
     )
     .unwrap();

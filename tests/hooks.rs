@@ -90,7 +90,7 @@ fn run_on_demand_serves_every_protocol_and_leaves_no_process() {
         p
     };
     let base = "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nrtspTransports: [tcp]\n\
-                hlsAddress: 127.0.0.1:0\nwebrtcAddress: 127.0.0.1:0\nwebrtcLocalUDPAddress: 127.0.0.1:0\nhlsMuxerCloseAfter: 1s\nhlsVariant: mpegts\nrtmpAddress: 127.0.0.1:0\n";
+                hlsAddress: 127.0.0.1:0\nwebrtcAddress: 127.0.0.1:0\nwebrtcLocalUDPAddress: 127.0.0.1:0\nsrtAddress: 127.0.0.1:0\nhlsMuxerCloseAfter: 1s\nhlsVariant: mpegts\nrtmpAddress: 127.0.0.1:0\n";
     let cfg = dir.path().join("mediarouter.yml");
     std::fs::write(&cfg, format!("{base}{}", paths(true))).unwrap();
     let (server, lines) = spawn_server(&cfg);

@@ -150,6 +150,7 @@ fn a_configmap_update_reloads_the_running_server() {
             "MTX_WEBRTCLOCALUDPADDRESS",
             format!("127.0.0.1:{}", free_port()),
         )
+        .env("MTX_SRTADDRESS", format!("127.0.0.1:{}", free_port()))
         .env("MTX_APIADDRESS", format!("127.0.0.1:{api}"))
         .env(
             "MTX_PATHDEFAULTS_RECORDPATH",

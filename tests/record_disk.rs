@@ -260,7 +260,7 @@ fn kill_9_leaves_playable_segments() {
     std::fs::write(
         &cfg,
         format!(
-            "rtspAddress: 127.0.0.1:{port}\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nrtmp: no\nhls: no\nwebrtc: no\n\
+            "rtspAddress: 127.0.0.1:{port}\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nrtmp: no\nhls: no\nwebrtc: no\nsrt: no\n\
              pathDefaults:\n  record: yes\n  recordPath: {}/%path/%Y-%m-%d_%H-%M-%S-%f\n\
              paths:\n  mp4: {{}}\n  ts:\n    recordFormat: mpegts\n",
             root.display()
@@ -388,7 +388,7 @@ fn reload_switches_recording_without_disconnecting() {
     }
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let base = "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\nwebrtcAddress: 127.0.0.1:0\nwebrtcLocalUDPAddress: 127.0.0.1:0\nrtmpAddress: 127.0.0.1:0\n";
+    let base = "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\nwebrtcAddress: 127.0.0.1:0\nwebrtcLocalUDPAddress: 127.0.0.1:0\nsrtAddress: 127.0.0.1:0\nrtmpAddress: 127.0.0.1:0\n";
     let conf = |record: &str| {
         mediarouter::config::Config::parse(
             &format!(

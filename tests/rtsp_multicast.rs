@@ -93,7 +93,7 @@ fn ffmpeg_and_gstreamer_read_multicast_sent_once() {
     let cfg = dir.path().join("mediarouter.yml");
     std::fs::write(
         &cfg,
-        "rtspAddress: 127.0.0.1:8554\nrtspTransports: [multicast, tcp]\nrtmp: no\nhls: no\nwebrtc: no\napi: no\npaths:\n  all_others:\n",
+        "rtspAddress: 127.0.0.1:8554\nrtspTransports: [multicast, tcp]\nrtmp: no\nhls: no\nwebrtc: no\nsrt: no\napi: no\npaths:\n  all_others:\n",
     )
     .unwrap();
     let log = dir.path().join("server.log");

@@ -59,7 +59,7 @@ fn sample(pid: u32, start: Instant) -> Sample {
 fn config(ports: &Ports, variant: &str) -> String {
     format!(
         "logLevel: info\nrtspAddress: 127.0.0.1:{rtsp}\nrtpAddress: 127.0.0.1:{rtp}\nrtcpAddress: 127.0.0.1:{rtcp}\n\
-         rtmpAddress: 127.0.0.1:{rtmp}\nhlsAddress: 127.0.0.1:{hls}\nwebrtc: no\napi: no\n\
+         rtmpAddress: 127.0.0.1:{rtmp}\nhlsAddress: 127.0.0.1:{hls}\nwebrtc: no\nsrt: no\napi: no\n\
          hlsVariant: {variant}\nhlsSegmentDuration: 1s\nhlsPartDuration: 200ms\n\
          paths:\n  soak/pulled:\n    source: rtsp://127.0.0.1:{rtsp}/soak/tcp\n    rtspTransport: tcp\n  all_others:\n",
         rtsp = ports.rtsp,

@@ -23,7 +23,7 @@ impl Origin {
         std::fs::write(
             &cfg,
             format!(
-                "rtspAddress: 127.0.0.1:{port}\nrtspTransports: [tcp]\nrtmp: no\nhls: no\nwebrtc: no\napi: no\npaths:\n  all_others:\n"
+                "rtspAddress: 127.0.0.1:{port}\nrtspTransports: [tcp]\nrtmp: no\nhls: no\nwebrtc: no\nsrt: no\napi: no\npaths:\n  all_others:\n"
             ),
         )
         .unwrap();

@@ -180,7 +180,7 @@ fn twenty_edge_readers_cost_the_origin_one_session() {
     std::fs::write(
         &cfg,
         format!(
-            "rtspAddress: 127.0.0.1:{edge_rtsp}\nrtspTransports: [tcp]\nrtmp: no\nhls: no\nwebrtc: no\napi: no\npaths:\n  '~^(.+)$':\n    source: rtsp://{}/$G1\n    sourceOnDemand: yes\n    sourceOnDemandCloseAfter: 1s\n",
+            "rtspAddress: 127.0.0.1:{edge_rtsp}\nrtspTransports: [tcp]\nrtmp: no\nhls: no\nwebrtc: no\nsrt: no\napi: no\npaths:\n  '~^(.+)$':\n    source: rtsp://{}/$G1\n    sourceOnDemand: yes\n    sourceOnDemandCloseAfter: 1s\n",
             origin.addr
         ),
     )

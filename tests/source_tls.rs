@@ -155,7 +155,7 @@ fn an_rtmps_push_trusts_a_ca_from_the_system_roots() {
     std::fs::write(
         &cfg,
         format!(
-            "rtspAddress: 127.0.0.1:{rtsp}\nrtspTransports: [tcp]\nrtmp: no\nhls: no\nwebrtc: no\napi: no\npaths:\n  cam:\n    push: [rtmps://localhost:{}/live/x]\n",
+            "rtspAddress: 127.0.0.1:{rtsp}\nrtspTransports: [tcp]\nrtmp: no\nhls: no\nwebrtc: no\nsrt: no\napi: no\npaths:\n  cam:\n    push: [rtmps://localhost:{}/live/x]\n",
             front.port()
         ),
     )

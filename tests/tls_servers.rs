@@ -135,7 +135,7 @@ fn a_listener_with_a_bad_certificate_does_not_open() {
     let key = dir.path().join("missing.key");
     let cfg = mediarouter::config::Config::parse(
         &format!(
-            "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nrtmpAddress: 127.0.0.1:0\napiAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\nwebrtcAddress: 127.0.0.1:0\nwebrtcLocalUDPAddress: 127.0.0.1:0\nhlsEncryption: yes\nhlsServerKey: {}\nhlsServerCert: {}\n",
+            "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nrtmpAddress: 127.0.0.1:0\napiAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\nwebrtcAddress: 127.0.0.1:0\nwebrtcLocalUDPAddress: 127.0.0.1:0\nsrtAddress: 127.0.0.1:0\nhlsEncryption: yes\nhlsServerKey: {}\nhlsServerCert: {}\n",
             key.display(),
             key.display()
         ),

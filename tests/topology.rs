@@ -96,7 +96,7 @@ impl Node {
         std::fs::write(
             &cfg,
             // The API answers the client's address (MediaMTX's default allows loopback only).
-            format!("api: yes\nwebrtc: no\nreadTimeout: 3s\nrtspTransports: [tcp]\nauthInternalUsers:\n  - user: any\n    permissions: [{{action: publish}}, {{action: read}}, {{action: api}}]\n{config}"),
+            format!("api: yes\nwebrtc: no\nsrt: no\nreadTimeout: 3s\nrtspTransports: [tcp]\nauthInternalUsers:\n  - user: any\n    permissions: [{{action: publish}}, {{action: read}}, {{action: api}}]\n{config}"),
         )
         .unwrap();
         let mut cmd = ns.cmd(env!("CARGO_BIN_EXE_mediarouter"));

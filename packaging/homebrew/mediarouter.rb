@@ -13,6 +13,7 @@ class Mediarouter < Formula
   depends_on "pkgconf" => :build
   depends_on "rust" => :build
   depends_on "ffmpeg"
+  depends_on "srt" # libsrt, loaded at run time by the SRT listener
 
   def install
     ENV["LIBCLANG_PATH"] = Formula["llvm"].opt_lib.to_s

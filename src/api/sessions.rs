@@ -66,6 +66,7 @@ pub(crate) fn entry_json(s: &Session) -> Value {
             o.insert("localCandidate".into(), json!(local));
             o.insert("remoteCandidate".into(), json!(remote));
         }
+        SessionKind::SrtConn => srt_stats(o, s.id),
         _ => {}
     }
     if matches!(
@@ -85,6 +86,48 @@ pub(crate) fn entry_json(s: &Session) -> Value {
     }
     o.insert("outboundBytes".into(), json!(tx));
     v
+}
+
+/// libsrt's counters of an SRT connection under MediaMTX's names (zero before the
+/// connection is up or after it ended).
+fn srt_stats(o: &mut serde_json::Map<String, Value>, id: u64) {
+    let st = crate::srt::stats(id).unwrap_or_default();
+    let fields: [(&str, Value); 28] = [
+        ("packetsSent", json!(st.pkt_sent_total)),
+        ("packetsReceived", json!(st.pkt_recv_total)),
+        ("packetsSentUnique", json!(st.pkt_sent_unique_total)),
+        ("packetsReceivedUnique", json!(st.pkt_recv_unique_total)),
+        ("packetsSendLoss", json!(st.pkt_snd_loss_total)),
+        ("packetsReceivedLoss", json!(st.pkt_rcv_loss_total)),
+        ("packetsRetrans", json!(st.pkt_retrans_total)),
+        ("packetsReceivedRetrans", json!(st.pkt_rcv_retrans)),
+        ("packetsSentACK", json!(st.pkt_sent_ack_total)),
+        ("packetsReceivedACK", json!(st.pkt_recv_ack_total)),
+        ("packetsSentNAK", json!(st.pkt_sent_nak_total)),
+        ("packetsReceivedNAK", json!(st.pkt_recv_nak_total)),
+        ("usSndDuration", json!(st.us_snd_duration_total)),
+        ("packetsReceivedBelated", json!(st.pkt_rcv_belated)),
+        ("packetsSendDrop", json!(st.pkt_snd_drop_total)),
+        ("packetsReceivedDrop", json!(st.pkt_rcv_drop_total)),
+        (
+            "packetsReceivedUndecrypt",
+            json!(st.pkt_rcv_undecrypt_total),
+        ),
+        ("bytesSentUnique", json!(st.byte_sent_unique_total)),
+        ("bytesReceivedUnique", json!(st.byte_recv_unique_total)),
+        ("bytesReceivedLoss", json!(st.byte_rcv_loss_total)),
+        ("bytesRetrans", json!(st.byte_retrans_total)),
+        ("bytesSendDrop", json!(st.byte_snd_drop_total)),
+        ("bytesReceivedDrop", json!(st.byte_rcv_drop_total)),
+        ("msRTT", json!(st.ms_rtt)),
+        ("mbpsSendRate", json!(st.mbps_send_rate)),
+        ("mbpsReceiveRate", json!(st.mbps_recv_rate)),
+        ("mbpsLinkCapacity", json!(st.mbps_bandwidth)),
+        ("msReceiveTsbPdDelay", json!(st.ms_rcv_tsbpd_delay)),
+    ];
+    for (k, v) in fields {
+        o.insert(k.into(), v);
+    }
 }
 
 fn bad_id() -> Response {

@@ -169,7 +169,7 @@ pub fn restore_redacted(new: &mut Node, old: &Node) -> Result<(), EditError> {
         entries.push((Some(e.key.as_str()), &mut e.value));
     }
     for (name, node) in entries {
-        for key in ["publishPass", "readPass"] {
+        for key in PATH_SECRETS {
             if !redacted(node.get(key)) {
                 continue;
             }
@@ -209,6 +209,14 @@ fn split_path_nodes(doc: &mut Node) -> (Option<&mut Node>, Vec<&mut Entry>) {
     (defaults, paths)
 }
 
+/// A path's keys that hold secrets.
+const PATH_SECRETS: [&str; 4] = [
+    "publishPass",
+    "readPass",
+    "srtPublishPassphrase",
+    "srtReadPassphrase",
+];
+
 /// A config as the API shows it: every password redacted.
 pub fn redact(v: &mut Value) {
     if let Some(users) = v.get_mut("authInternalUsers").and_then(Value::as_array_mut) {
@@ -238,9 +246,9 @@ pub fn redact(v: &mut Value) {
     }
 }
 
-/// A path config's deprecated passwords redacted.
+/// A path config's passwords and passphrases redacted.
 pub fn redact_path(v: &mut Value) {
-    for key in ["publishPass", "readPass"] {
+    for key in PATH_SECRETS {
         if let Some(p) = v.get_mut(key) {
             if p.as_str().is_some_and(|s| !s.is_empty()) {
                 *p = REDACTED.into();

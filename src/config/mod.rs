@@ -388,6 +388,10 @@ pub struct Config {
     /// A session that is not connected (ICE and DTLS) this long after its offer ends.
     pub webrtc_handshake_timeout: ConfDuration,
 
+    /// SRT publishers and readers (MPEG-TS), named by stream id.
+    pub srt: bool,
+    pub srt_address: ListenAddress,
+
     /// Prometheus metrics (`GET /metrics`).
     pub metrics: bool,
     pub metrics_address: ListenAddress,
@@ -509,6 +513,8 @@ impl Default for Config {
             webrtc_additional_hosts: Vec::new(),
             webrtc_ice_servers2: Vec::new(),
             webrtc_handshake_timeout: ConfDuration::secs(10),
+            srt: true,
+            srt_address: ListenAddress(([0, 0, 0, 0], 8890).into()),
             metrics: false,
             metrics_address: ListenAddress(([0, 0, 0, 0], 9998).into()),
             metrics_encryption: false,
@@ -843,6 +849,19 @@ impl Config {
             if let Some(t) = conf.as_ref().and_then(|c| c.transcode.as_ref()) {
                 t.validate()
                     .map_err(|e| format!("paths: '{}': {e}", pattern.entry_name()))?;
+            }
+            if let Some(c) = conf {
+                for (key, pass) in [
+                    ("srtPublishPassphrase", &c.srt_publish_passphrase),
+                    ("srtReadPassphrase", &c.srt_read_passphrase),
+                ] {
+                    if !pass.is_empty() && !(10..=79).contains(&pass.chars().count()) {
+                        return Err(format!(
+                            "paths: '{}': {key}: must be 10 to 79 characters long",
+                            pattern.entry_name()
+                        ));
+                    }
+                }
             }
             let default = PathConf::default();
             record::validate(conf.as_ref().unwrap_or(&default), self.playback)

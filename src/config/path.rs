@@ -123,6 +123,10 @@ pub struct PathConf {
     pub read_pass: Option<crate::auth::Credential>,
     #[serde(rename = "readIPs")]
     pub read_ips: Option<Vec<crate::auth::IpNetwork>>,
+    /// SRT publishers must encrypt with this passphrase (10–79 characters; empty: none).
+    pub srt_publish_passphrase: String,
+    /// SRT readers must encrypt with this passphrase (10–79 characters; empty: none).
+    pub srt_read_passphrase: String,
 
     /// Hooks (commands; `$MTX_PATH`, `$RTSP_PORT`, `$G1`… expand), as in MediaMTX.
     /// While the path's entry is loaded (exact names only).
@@ -271,6 +275,8 @@ impl Default for PathConf {
             read_user: None,
             read_pass: None,
             read_ips: None,
+            srt_publish_passphrase: String::new(),
+            srt_read_passphrase: String::new(),
             run_on_init: String::new(),
             run_on_init_restart: false,
             run_on_demand: String::new(),

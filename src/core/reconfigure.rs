@@ -39,6 +39,8 @@ pub fn changed_keys(a: &PathConf, b: &PathConf) -> Vec<&'static str> {
         read_user,
         read_pass,
         read_ips,
+        srt_publish_passphrase,
+        srt_read_passphrase,
         run_on_init,
         run_on_init_restart,
         run_on_demand,
@@ -103,6 +105,12 @@ pub fn changed_keys(a: &PathConf, b: &PathConf) -> Vec<&'static str> {
     check(
         (read_user, read_pass, read_ips) != (&b.read_user, &b.read_pass, &b.read_ips),
         "readUser/Pass/IPs",
+    );
+    // Read by each new SRT connection; open ones keep the passphrase they met.
+    check(
+        (srt_publish_passphrase, srt_read_passphrase)
+            != (&b.srt_publish_passphrase, &b.srt_read_passphrase),
+        "srtPassphrase",
     );
     // Hooks: runOnInit and runOnDemand restart with the new command (Hooks::set_init,
     // OnDemand::retain); the others apply from the next time they fire.

@@ -68,10 +68,11 @@ pub enum SessionKind {
     FlvSession,
     HlsSession,
     WebrtcSession,
+    SrtConn,
 }
 
 impl SessionKind {
-    pub const ALL: [SessionKind; 9] = [
+    pub const ALL: [SessionKind; 10] = [
         SessionKind::RtspConn,
         SessionKind::RtspSession,
         SessionKind::RtspsConn,
@@ -81,6 +82,7 @@ impl SessionKind {
         SessionKind::FlvSession,
         SessionKind::HlsSession,
         SessionKind::WebrtcSession,
+        SessionKind::SrtConn,
     ];
 
     pub fn api_name(self) -> &'static str {
@@ -94,6 +96,7 @@ impl SessionKind {
             SessionKind::FlvSession => "flvSession",
             SessionKind::HlsSession => "hlsSession",
             SessionKind::WebrtcSession => "webRTCSession",
+            SessionKind::SrtConn => "srtConn",
         }
     }
 
@@ -109,6 +112,7 @@ impl SessionKind {
             SessionKind::FlvSession => "flvsessions",
             SessionKind::HlsSession => "hlssessions",
             SessionKind::WebrtcSession => "webrtcsessions",
+            SessionKind::SrtConn => "srtconns",
         }
     }
 

@@ -11,6 +11,56 @@ use std::collections::HashMap;
 
 pub const TS_WRAP: i64 = 1 << 33;
 
+/// A jump larger than this between consecutive timestamps is a discontinuity.
+const MAX_JUMP: i64 = 10 * 90_000;
+
+/// 90 kHz timestamps → the stream timeline, across 33-bit wraps and discontinuities.
+#[derive(Default)]
+pub struct Timeline {
+    /// (last unwrapped dts, wraps) per PID.
+    last: HashMap<u16, i64>,
+    /// Unwrapped 90 kHz time that maps to `at`.
+    base: Option<i64>,
+    pub at: i64,
+    /// Latest stream time written, 90 kHz.
+    newest: i64,
+}
+
+impl Timeline {
+    pub fn unwrap(&mut self, pid: u16, ts: u64) -> i64 {
+        let ts = ts as i64;
+        let prev = self.last.get(&pid).copied();
+        let mut t = ts;
+        if let Some(p) = prev {
+            // The unwrapped value closest to the previous one.
+            let k = (p - ts + TS_WRAP / 2).div_euclid(TS_WRAP);
+            t = ts + k * TS_WRAP;
+        }
+        self.last.insert(pid, t);
+        t
+    }
+
+    /// Stream time (90 kHz) of unwrapped `t`, rebasing on a jump.
+    pub fn map(&mut self, t: i64) -> i64 {
+        let base = *self.base.get_or_insert(t);
+        let mut mapped = t - base + self.at;
+        if self.newest > 0 && (mapped - self.newest).abs() > MAX_JUMP {
+            self.restart();
+            self.base = Some(t);
+            mapped = self.at;
+        }
+        self.newest = self.newest.max(mapped);
+        mapped
+    }
+
+    /// The next timestamp, whatever it is, continues right after what was written.
+    pub fn restart(&mut self) {
+        self.base = None;
+        self.at = self.newest + 3000;
+        self.last.clear();
+    }
+}
+
 /// AudioSpecificConfig from an ADTS header's fields.
 fn asc(profile: u8, rate_index: u8, channels: u8) -> Bytes {
     let ot = profile + 1;
@@ -248,6 +298,22 @@ impl Frame {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    #[test]
+    fn timestamps_unwrap_and_rebase_on_jumps() {
+        let mut t = Timeline {
+            at: 90_000,
+            ..Default::default()
+        };
+        let a = t.unwrap(1, (TS_WRAP - 3000) as u64);
+        assert_eq!(t.map(a), 90_000);
+        let b = t.unwrap(1, 0); // wrapped
+        assert_eq!(t.map(b), 93_000);
+        // A 1-hour jump (a new encoder): continues right after.
+        let c = t.unwrap(1, 90_000 * 3600);
+        assert_eq!(t.map(c), 96_000);
+    }
+
     #[test]
     fn adts_fields_make_an_audio_specific_config() {
         assert_eq!(super::asc(1, 3, 2)[..], [0x11, 0x90]);

@@ -101,7 +101,72 @@ fn prefix(kind: SessionKind) -> &'static str {
         SessionKind::FlvSession => "flv_sessions",
         SessionKind::HlsSession => "hls_sessions",
         SessionKind::WebrtcSession => "webrtc_sessions",
+        SessionKind::SrtConn => "srt_conns",
     }
+}
+
+/// libsrt's counters of one SRT connection, under MediaMTX's names.
+fn srt_stats(b: &mut Builder, id: u64, l: &[(&str, &str)]) {
+    let Some(st) = crate::srt::stats(id) else {
+        return;
+    };
+    let n = |v: i64| u64::try_from(v).unwrap_or(0);
+    let counters: [(&str, &str, u64); 9] = [
+        (
+            "packets_sent",
+            "SRT data packets sent, retransmissions included",
+            n(st.pkt_sent_total),
+        ),
+        (
+            "packets_received",
+            "SRT data packets received",
+            n(st.pkt_recv_total),
+        ),
+        (
+            "packets_send_loss",
+            "SRT packets the peer reported lost",
+            n(st.pkt_snd_loss_total.into()),
+        ),
+        (
+            "packets_received_loss",
+            "SRT packets found missing on arrival",
+            n(st.pkt_rcv_loss_total.into()),
+        ),
+        (
+            "packets_retrans",
+            "SRT packets sent again",
+            n(st.pkt_retrans_total.into()),
+        ),
+        (
+            "packets_received_retrans",
+            "SRT retransmitted packets received",
+            n(st.pkt_rcv_retrans.into()),
+        ),
+        (
+            "packets_send_drop",
+            "SRT packets dropped unsent (too late)",
+            n(st.pkt_snd_drop_total.into()),
+        ),
+        (
+            "packets_received_drop",
+            "SRT packets never recovered in time",
+            n(st.pkt_rcv_drop_total.into()),
+        ),
+        (
+            "packets_received_undecrypt",
+            "SRT packets that failed to decrypt",
+            n(st.pkt_rcv_undecrypt_total.into()),
+        ),
+    ];
+    for (m, help, v) in counters {
+        b.set(&format!("srt_conns_{m}"), help, l, v);
+    }
+    b.set(
+        "srt_conns_ms_rtt",
+        "SRT round-trip time, milliseconds",
+        l,
+        st.ms_rtt.max(0.0) as u64,
+    );
 }
 
 /// The exposition text of everything live now.
@@ -250,6 +315,9 @@ pub fn render(manager: &PathManager, server: Option<&ServerInner>) -> String {
                 b.set(&format!("{name}_inbound_rtp_packets"), help, &l, packets);
                 let help = "RTP packets of a publisher found missing (after reordering)";
                 b.set(&format!("{name}_inbound_rtp_packets_lost"), help, &l, lost);
+            }
+            if kind == SessionKind::SrtConn {
+                srt_stats(&mut b, s.id, &l);
             }
         }
     }

@@ -38,6 +38,7 @@ enum AnyServer {
     Metrics(crate::metrics::MetricsServer),
     Playback(crate::playback::PlaybackServer),
     WebRtc(crate::webrtc::WebRtcServer),
+    Srt(crate::srt::SrtServer),
 }
 
 impl AnyServer {
@@ -50,6 +51,7 @@ impl AnyServer {
             AnyServer::Metrics(s) => &mut s.task,
             AnyServer::Playback(s) => &mut s.task,
             AnyServer::WebRtc(s) => &mut s.task,
+            AnyServer::Srt(s) => &mut s.task,
         }
     }
 }
@@ -104,10 +106,11 @@ pub enum Listener {
     Metrics,
     Playback,
     WebRtc,
+    Srt,
 }
 
 impl Listener {
-    pub const ALL: [Listener; 9] = [
+    pub const ALL: [Listener; 10] = [
         Listener::Rtsp,
         Listener::Rtsps,
         Listener::Rtmp,
@@ -117,6 +120,7 @@ impl Listener {
         Listener::Metrics,
         Listener::Playback,
         Listener::WebRtc,
+        Listener::Srt,
     ];
 
     pub fn name(self) -> &'static str {
@@ -130,6 +134,7 @@ impl Listener {
             Listener::Metrics => "metrics",
             Listener::Playback => "playback",
             Listener::WebRtc => "webrtc",
+            Listener::Srt => "srt",
         }
     }
 
@@ -263,6 +268,11 @@ impl Listener {
                         != (&b.webrtc_ice_servers2, b.webrtc_handshake_timeout)
                     || a.udp_read_buffer_size != b.udp_read_buffer_size
             }
+            // Passphrases and timeouts are read per connection.
+            Listener::Srt => {
+                (a.srt, a.srt_address, a.udp_read_buffer_size)
+                    != (b.srt, b.srt_address, b.udp_read_buffer_size)
+            }
         }
     }
 
@@ -277,6 +287,7 @@ impl Listener {
             Listener::Metrics => c.metrics_address.0,
             Listener::Playback => c.playback_address.0,
             Listener::WebRtc => c.webrtc_address.0,
+            Listener::Srt => c.srt_address.0,
         }
     }
 
@@ -291,6 +302,7 @@ impl Listener {
             Listener::Metrics => c.metrics,
             Listener::Playback => c.playback,
             Listener::WebRtc => c.webrtc,
+            Listener::Srt => c.srt,
         }
     }
 }
@@ -467,6 +479,7 @@ impl ServerInner {
             Listener::WebRtc => {
                 AnyServer::WebRtc(crate::webrtc::WebRtcServer::start(config, m, s, st).await?)
             }
+            Listener::Srt => AnyServer::Srt(crate::srt::SrtServer::start(config, m, s, st).await?),
         };
         Ok(Running { server, stop })
     }
@@ -631,6 +644,14 @@ impl ServerInner {
     pub fn webrtc_udp_addr(&self) -> Option<SocketAddr> {
         match &self.listeners().get(&Listener::WebRtc)?.server {
             AnyServer::WebRtc(w) => w.udp_addr,
+            _ => None,
+        }
+    }
+
+    /// The SRT listener's UDP address (`None` without libsrt).
+    pub fn srt_addr(&self) -> Option<SocketAddr> {
+        match &self.listeners().get(&Listener::Srt)?.server {
+            AnyServer::Srt(s) => s.local_addr,
             _ => None,
         }
     }

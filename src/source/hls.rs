@@ -8,7 +8,7 @@ use super::{Pull, SourceError};
 use crate::core::{Publisher, Stream, StreamConfig, Track};
 use crate::format::fmp4;
 use crate::format::mpegts::demux::TsDemuxer;
-use crate::format::segment::{self, Frame, TS_WRAP};
+use crate::format::segment::{self, Frame, Timeline};
 use crate::http::client::{self as http, HttpConn};
 use crate::tls::Fingerprint;
 use anyhow::Context;
@@ -20,57 +20,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// A jump larger than this between consecutive timestamps is a discontinuity.
-const MAX_JUMP: i64 = 10 * 90_000;
-
 fn err(e: anyhow::Error) -> SourceError {
     SourceError::Hls(format!("{e:#}"))
-}
-
-/// 90 kHz timestamps → the stream timeline, across 33-bit wraps and discontinuities.
-struct Timeline {
-    /// (last unwrapped dts, wraps) per PID.
-    last: HashMap<u16, i64>,
-    /// Unwrapped 90 kHz time that maps to `at`.
-    base: Option<i64>,
-    at: i64,
-    /// Latest stream time written, 90 kHz.
-    newest: i64,
-}
-
-impl Timeline {
-    fn unwrap(&mut self, pid: u16, ts: u64) -> i64 {
-        let ts = ts as i64;
-        let prev = self.last.get(&pid).copied();
-        let mut t = ts;
-        if let Some(p) = prev {
-            // The unwrapped value closest to the previous one.
-            let k = (p - ts + TS_WRAP / 2).div_euclid(TS_WRAP);
-            t = ts + k * TS_WRAP;
-        }
-        self.last.insert(pid, t);
-        t
-    }
-
-    /// Stream time (90 kHz) of unwrapped `t`, rebasing on a jump.
-    fn map(&mut self, t: i64) -> i64 {
-        let base = *self.base.get_or_insert(t);
-        let mut mapped = t - base + self.at;
-        if self.newest > 0 && (mapped - self.newest).abs() > MAX_JUMP {
-            self.restart();
-            self.base = Some(t);
-            mapped = self.at;
-        }
-        self.newest = self.newest.max(mapped);
-        mapped
-    }
-
-    /// The next timestamp, whatever it is, continues right after what was written.
-    fn restart(&mut self) {
-        self.base = None;
-        self.at = self.newest + 3000;
-        self.last.clear();
-    }
 }
 
 /// What an fMP4 init section said: tracks by id.
@@ -217,12 +168,7 @@ pub(crate) async fn pull(p: Pull<'_>) -> Result<(), SourceError> {
         demux: TsDemuxer::default(),
         init: None,
         stream: None,
-        timeline: Timeline {
-            last: HashMap::new(),
-            base: None,
-            at: 0,
-            newest: 0,
-        },
+        timeline: Timeline::default(),
         clock: None,
     };
     let mut next: Option<u64> = None;
@@ -383,27 +329,5 @@ async fn fetch(conn: &mut Conn, uri: &Uri, limit: Duration) -> Result<Bytes, Sou
             *conn = None;
             Err(SourceError::NoAnswer(limit))
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_unwrap_and_rebase_on_jumps() {
-        let mut t = Timeline {
-            last: HashMap::new(),
-            base: None,
-            at: 90_000,
-            newest: 0,
-        };
-        let a = t.unwrap(1, (TS_WRAP - 3000) as u64);
-        assert_eq!(t.map(a), 90_000);
-        let b = t.unwrap(1, 0); // wrapped
-        assert_eq!(t.map(b), 93_000);
-        // A 1-hour jump (a new encoder): continues right after.
-        let c = t.unwrap(1, 90_000 * 3600);
-        assert_eq!(t.map(c), 96_000);
     }
 }

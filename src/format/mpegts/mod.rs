@@ -4,6 +4,7 @@
 //! as Annex B access units led by an AUD, AAC as ADTS frames.
 
 pub mod demux;
+pub mod ingest;
 mod psi;
 
 use crate::codec::aac::AudioSpecificConfig;
