@@ -8,6 +8,7 @@ pub(crate) mod conn;
 pub(crate) mod cors;
 mod hls;
 mod hls_sessions;
+mod ingest;
 pub(crate) mod serve;
 
 use crate::config::Config;
@@ -28,6 +29,7 @@ pub(crate) struct HttpCtx {
     pub allow_origins: Vec<String>,
     pub shutdown: CancellationToken,
     hls_sessions: hls_sessions::HlsSessions,
+    ingests: ingest::Ingests,
 }
 
 impl HttpCtx {
@@ -84,6 +86,7 @@ impl HttpServer {
             allow_origins: config.hls_allow_origins.clone(),
             shutdown: shutdown.clone(),
             hls_sessions: Default::default(),
+            ingests: Default::default(),
         });
         let app = axum::Router::new().fallback(route).with_state(ctx.clone());
         let sweep = (ctx.clone(), listen.clone());
@@ -194,7 +197,11 @@ async fn route(
         // A page on another origin that sends `Authorization` (a JWT) asks first.
         return cors::preflight(origin, "GET, OPTIONS", "Authorization, Range");
     }
-    if req.method() != axum::http::Method::GET {
+    use axum::http::Method;
+    if matches!(*req.method(), Method::PUT | Method::POST | Method::DELETE) {
+        return push(&ctx, peer, path, req).await;
+    }
+    if req.method() != Method::GET {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
     // Everything of a path asks for read access, the player page too (so the browser
@@ -272,4 +279,32 @@ async fn route(
         return resp;
     }
     StatusCode::NOT_FOUND.into_response()
+}
+
+/// HLS push ingest (`PUT`/`POST`/`DELETE /<path>/<file>`), for clients allowed to
+/// publish the path.
+async fn push(ctx: &Arc<HttpCtx>, peer: SocketAddr, path: &str, req: Request) -> Response {
+    let Some((name, file)) = path
+        .rsplit_once('/')
+        .filter(|(n, f)| !n.is_empty() && !f.is_empty())
+    else {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    };
+    let trusted = ctx.manager.config().hls_trusted_proxies.clone();
+    let query = req.uri().query().unwrap_or_default().to_string();
+    let asked = auth::Asked {
+        ip: auth::client_ip(peer.ip(), req.headers(), &trusted),
+        headers: req.headers(),
+        query: &query,
+        action: crate::auth::Action::Publish,
+        path: name,
+        protocol: "hls",
+    };
+    if let Err(refused) = auth::check(&ctx.manager, asked).await {
+        return refused;
+    }
+    if req.method() == axum::http::Method::DELETE {
+        return ingest::delete();
+    }
+    ingest::put(ctx, peer, name, file, &query, req.into_body()).await
 }

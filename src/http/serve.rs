@@ -84,6 +84,9 @@ pub(crate) async fn serve(
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.read_timeout)
+                // ffmpeg's HLS muxer closes its PUT connections as soon as the body is
+                // sent: the request must still be handled (HLS push ingest).
+                .half_close(true)
                 // hyper's floor is 8 KiB (config validation keeps the key above it).
                 .max_buf_size(limits.max_head.max(8192))
                 .max_headers(limits.max_headers);

@@ -4,151 +4,20 @@
 //! resets restart the timeline where it stood.
 
 use super::reach::{self, Reach};
+use super::segments::{Feed, Init};
 use super::{Pull, SourceError};
-use crate::core::{Publisher, Stream, StreamConfig, Track};
 use crate::format::fmp4;
 use crate::format::mpegts::demux::TsDemuxer;
-use crate::format::segment::{self, Frame, Timeline};
 use crate::http::client::{self as http, HttpConn};
 use crate::tls::Fingerprint;
 use anyhow::Context;
 use bytes::Bytes;
 use hyper::Uri;
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 fn err(e: anyhow::Error) -> SourceError {
     SourceError::Hls(format!("{e:#}"))
-}
-
-/// What an fMP4 init section said: tracks by id.
-struct Init {
-    uri: String,
-    tracks: Vec<fmp4::demux::InitTrack>,
-}
-
-struct Feed {
-    demux: TsDemuxer,
-    init: Option<Init>,
-    stream: Option<(Arc<Stream>, HashMap<u32, usize>)>,
-    timeline: Timeline,
-    /// Wall clock at stream time `paced_from`.
-    clock: Option<(Instant, i64)>,
-}
-
-impl Feed {
-    fn start(
-        &mut self,
-        tracks: Vec<Track>,
-        index: HashMap<u32, usize>,
-        publisher: &Publisher,
-        cfg: StreamConfig,
-    ) -> Result<(), SourceError> {
-        let codecs: Vec<&str> = tracks.iter().map(|t| t.codec.name()).collect();
-        tracing::info!(tracks = %codecs.join(", "), "HLS source playing");
-        let stream = Stream::new(tracks, cfg);
-        publisher.start(stream.clone())?;
-        self.timeline.at = (stream.elapsed().as_secs_f64() * 90_000.0) as i64;
-        self.stream = Some((stream, index));
-        Ok(())
-    }
-
-    /// An MPEG-TS segment's frames; the stream starts with its tracks.
-    fn ts_frames(
-        &mut self,
-        data: &[u8],
-        publisher: &Publisher,
-        cfg: StreamConfig,
-    ) -> Result<Vec<Frame>, SourceError> {
-        let mut pes = Vec::new();
-        self.demux
-            .push(data, &mut pes)
-            .map_err(|e| SourceError::Hls(e.to_string()))?;
-        self.demux.flush(&mut pes);
-        if self.stream.is_none() {
-            let Some((tracks, index)) = segment::ts_tracks(&pes) else {
-                return Ok(Vec::new());
-            };
-            let index = index.into_iter().map(|(k, v)| (u32::from(k), v)).collect();
-            self.start(tracks, index, publisher, cfg)?;
-        }
-        let timeline = &mut self.timeline;
-        Ok(segment::ts_frames(pes, |pid, t| timeline.unwrap(pid, t)))
-    }
-
-    /// An fMP4 segment's frames, described by the init section.
-    fn fmp4_frames(
-        &mut self,
-        data: &Bytes,
-        publisher: &Publisher,
-        cfg: StreamConfig,
-    ) -> Result<Vec<Frame>, SourceError> {
-        let Some(init_tracks) = self.init.as_ref().map(|i| i.tracks.clone()) else {
-            return Ok(Vec::new());
-        };
-        if self.stream.is_none() {
-            let tracks = init_tracks.iter().map(|t| t.track.clone()).collect();
-            let index = init_tracks
-                .iter()
-                .enumerate()
-                .map(|(i, t)| (t.id, i))
-                .collect();
-            self.start(tracks, index, publisher, cfg)?;
-        }
-        segment::fmp4_frames(&init_tracks, data)
-            .map_err(|e| SourceError::Hls(format!("fMP4 segment: {e}")))
-    }
-
-    /// A segment's units, written into the stream at the pace their timestamps say.
-    async fn segment(
-        &mut self,
-        data: &Bytes,
-        publisher: &Publisher,
-        cfg: StreamConfig,
-        stop: &CancellationToken,
-    ) -> Result<(), SourceError> {
-        let frames = if self.init.is_some() {
-            self.fmp4_frames(data, publisher, cfg)?
-        } else {
-            self.ts_frames(data, publisher, cfg)?
-        };
-        let Some((stream, index)) = self.stream.clone() else {
-            return Ok(());
-        };
-        let tracks = stream.tracks();
-        for f in frames {
-            let Some(&track) = index.get(&f.key) else {
-                continue;
-            };
-            let t = self.timeline.map(f.dts);
-            if stop.is_cancelled() || publisher.cancelled().is_cancelled() {
-                return Ok(());
-            }
-            self.pace(t).await;
-            let clock = i64::from(tracks[track].clock_rate.max(1));
-            f.into_units(track, t, clock, |u| stream.write(u));
-        }
-        Ok(())
-    }
-
-    /// Waits until stream time `t` (90 kHz) is due on the wall clock.
-    async fn pace(&mut self, t: i64) {
-        let (wall, from) = *self.clock.get_or_insert((Instant::now(), t));
-        let ahead = t - from;
-        if ahead <= 0 {
-            return;
-        }
-        let due = wall + Duration::from_micros((ahead as u64).saturating_mul(100) / 9);
-        // Far behind (a stall): don't try to catch up in a burst later; re-anchor.
-        if Instant::now() > due + Duration::from_secs(2) {
-            self.clock = Some((Instant::now(), t));
-            return;
-        }
-        tokio::time::sleep_until(due).await;
-    }
 }
 
 /// Pulls the HLS playlist at `url` into `publisher`'s path.
@@ -164,13 +33,7 @@ pub(crate) async fn pull(p: Pull<'_>) -> Result<(), SourceError> {
     } = p;
     let mut uri: Uri = http::parse(url).map_err(err)?;
     let mut conn = Conn::new(&uri, conf.source_fingerprint);
-    let mut feed = Feed {
-        demux: TsDemuxer::default(),
-        init: None,
-        stream: None,
-        timeline: Timeline::default(),
-        clock: None,
-    };
+    let mut feed = Feed::default();
     let mut next: Option<u64> = None;
     let mut last_new = Instant::now();
     loop {

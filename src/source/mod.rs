@@ -9,6 +9,7 @@ pub mod reach;
 pub mod rtmp;
 pub mod rtsp;
 pub mod rtsps;
+pub(crate) mod segments;
 
 use crate::config::PathConf;
 use crate::core::{PathError, PathManager, Peer};
