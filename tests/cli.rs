@@ -347,3 +347,57 @@ fn kubernetes_service_variables_do_not_stop_the_server() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+const FREE_PORTS: &str = "rtspAddress: 127.0.0.1:0\nrtpAddress: 127.0.0.1:0\nrtcpAddress: 127.0.0.1:0\nhlsAddress: 127.0.0.1:0\nwebrtcAddress: 127.0.0.1:0\nwebrtcLocalUDPAddress: 127.0.0.1:0\nrtmpAddress: 127.0.0.1:0\napiAddress: 127.0.0.1:0\n";
+
+#[test]
+fn without_libsrt_the_server_runs_with_srt_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!("{FREE_PORTS}srtAddress: 127.0.0.1:0\npaths:\n  all_others:\n"),
+    );
+    let (server, lines) = spawn_in(
+        Command::new(BIN)
+            .arg(&cfg)
+            .env("MEDIAROUTER_LIBSRT", "/nonexistent/libsrt.so.1.5"),
+    );
+    let _server = Children(vec![server]);
+    let rtsp = listen_addr(&lines, "RTSP");
+    wait_until(Duration::from_secs(10), "the SRT warning", || {
+        find_line(&lines, "SRT listener off: libsrt 1.5 not found").is_some()
+    });
+    // The rest serves.
+    let mut c = RawClient::connect(rtsp);
+    let r = c.request("OPTIONS", &format!("rtsp://{rtsp}/x"), &[], b"");
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn an_srt_port_in_use_is_a_clear_error() {
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(
+        dir.path(),
+        &format!("{FREE_PORTS}srtAddress: 127.0.0.1:{port}\n"),
+    );
+    let mut child = Command::new(BIN)
+        .arg(&cfg)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let st = wait_child(&mut child, Duration::from_secs(10), "mediarouter");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    if err.contains("SRT listener off") {
+        // No libsrt here: nothing binds the port (CI has libsrt, so this can't hide).
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{err}");
+        return;
+    }
+    assert!(!st.success());
+    assert!(
+        err.contains(&format!("can't listen on 127.0.0.1:{port} (srt)")),
+        "{err}"
+    );
+}

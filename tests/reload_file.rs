@@ -188,7 +188,7 @@ fn file_edits_of_every_kind_apply_and_bad_files_are_refused() {
     replace(&config, &format!("{base}bogusKey: 1\npaths:\n  a:\n"));
     let line = p.wait_log(n, "failed, keeping the running config");
     assert!(
-        line.contains("mediarouter.yml:7:1: unknown field `bogusKey`"),
+        line.contains("mediarouter.yml:8:1: unknown field `bogusKey`"),
         "{line}"
     );
     assert!(p.has_stream("b"), "b was dropped by a refused file");

@@ -60,7 +60,9 @@ fn api_get(srv: &TestServer, path: &str) -> serde_json::Value {
 
 #[test]
 fn an_srt_publisher_is_read_over_every_protocol() {
-    let srv = TestServer::start("hlsVariant: mpegts\npaths:\n  all_others:\n");
+    let srv = TestServer::start(
+        "hlsVariant: mpegts\nmetrics: yes\nmetricsAddress: 127.0.0.1:0\npaths:\n  all_others:\n",
+    );
     if !have_srt(&srv) {
         return;
     }
@@ -125,6 +127,16 @@ fn an_srt_publisher_is_read_over_every_protocol() {
         "{publisher}"
     );
     assert!(publisher["inboundBytes"].as_u64().unwrap() > 100_000);
+    let (_, metrics) = common::http::get(srv.server.metrics_addr().unwrap(), "/metrics");
+    let metrics = String::from_utf8_lossy(&metrics);
+    for m in [
+        "srt_conns{",
+        "srt_conns_packets_received{",
+        "srt_conns_ms_rtt{",
+        "srt_conns_packets_retrans{",
+    ] {
+        assert!(metrics.contains(m), "no {m} in the metrics:\n{metrics}");
+    }
     let path = api_get(&srv, "/v3/paths/get/cam");
     assert_eq!(path["source"]["type"], "srtConn", "{path}");
     let id = publisher["id"].as_str().unwrap();

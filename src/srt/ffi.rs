@@ -191,7 +191,13 @@ pub fn srt() -> Result<&'static Srt, &'static str> {
 
 fn load() -> Result<Srt, String> {
     let mut errors = Vec::new();
-    for name in NAMES {
+    // `MEDIAROUTER_LIBSRT` names the library to load instead (a build of one's own).
+    let chosen = std::env::var("MEDIAROUTER_LIBSRT").ok();
+    let names: Vec<&str> = match &chosen {
+        Some(n) => vec![n.as_str()],
+        None => NAMES.to_vec(),
+    };
+    for name in names {
         // SAFETY: loading libsrt runs its initializers, which only set up its globals.
         match unsafe { Library::new(name) } {
             Ok(lib) => return bind(lib).map_err(|e| format!("{name}: {e}")),
@@ -240,11 +246,12 @@ fn bind(lib: Library) -> Result<Srt, libloading::Error> {
 }
 
 impl Srt {
-    /// The calling thread's last error: (code, text).
+    /// The calling thread's last error: (code, text with the system's error, if any).
     pub fn last_error(&self) -> (i32, String) {
+        let mut errno: c_int = 0;
         // SAFETY: both read libsrt's thread-local error; the text is a C string it owns.
-        unsafe {
-            let code = (self.getlasterror)(std::ptr::null_mut());
+        let (code, text) = unsafe {
+            let code = (self.getlasterror)(&mut errno);
             let text = (self.getlasterror_str)();
             let text = if text.is_null() {
                 String::new()
@@ -252,6 +259,13 @@ impl Srt {
                 CStr::from_ptr(text).to_string_lossy().into_owned()
             };
             (code, text)
+        };
+        match errno {
+            0 => (code, text),
+            e => (
+                code,
+                format!("{text}: {}", std::io::Error::from_raw_os_error(e)),
+            ),
         }
     }
 
