@@ -15,7 +15,11 @@ fn srt_url(srv: &TestServer, stream_id: &str, extra: &str) -> String {
 }
 
 fn publish_srt(url: &str) -> Child {
-    let clip = clip(Clip::H264Aac, 10);
+    publish_srt_clip(Clip::H264Aac, url)
+}
+
+fn publish_srt_clip(kind: Clip, url: &str) -> Child {
+    let clip = clip(kind, 10);
     Command::new("ffmpeg")
         .args([
             "-hide_banner",
@@ -152,6 +156,28 @@ fn an_srt_publisher_is_read_over_every_protocol() {
         "the kicked publisher's stream to end",
         || srv.stream("cam").is_none(),
     );
+}
+
+#[test]
+fn an_h265_srt_publisher_is_read_over_rtsp() {
+    let srv = TestServer::start("paths:\n  all_others:\n");
+    if !have_srt(&srv) {
+        return;
+    }
+    let _publisher = Kill(publish_srt_clip(
+        Clip::H265Aac,
+        &srt_url(&srv, "publish:hevc", ""),
+    ));
+    srv.wait_stream("hevc");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("hevc.mkv");
+    let mut reader = read_for(&srv.url("hevc"), 3, &out);
+    assert!(wait_child(&mut reader, Duration::from_secs(40), "RTSP reader").success());
+    let probed = probe(&out);
+    assert!(probed.iter().any(|s| s.codec == "hevc"), "{probed:?}");
+    let complete = video_completeness(&out, 30.0);
+    eprintln!("H.265 srt publisher → rtsp: video completeness {complete:.3}");
+    assert!((0.9..=1.05).contains(&complete), "{complete}");
 }
 
 #[test]

@@ -292,15 +292,23 @@ fn decide(
         .map_err(|e| refuse(ffi::rejx::BAD_REQUEST, e.to_string()))?;
     let config = ctx.manager.config();
     let Some(found) = config.find_path(&id.path) else {
-        tracing::info!(%peer, path = %id.path, "SRT connection refused: no such path in the config");
-        return Err(ffi::rejx::NOTFOUND);
+        return Err(refuse(
+            ffi::rejx::NOTFOUND,
+            format!(
+                "no path '{}' in the config",
+                id.path.chars().take(64).collect::<String>()
+            ),
+        ));
     };
     let pass = match id.mode {
         Mode::Publish => &found.conf.srt_publish_passphrase,
         Mode::Read => &found.conf.srt_read_passphrase,
     };
     if !pass.is_empty() && !srt.set_str(ns, ffi::opt::PASSPHRASE, pass) {
-        return Err(ffi::rejx::BAD_REQUEST);
+        return Err(refuse(
+            ffi::rejx::BAD_REQUEST,
+            "libsrt took no passphrase".into(),
+        ));
     }
     let Some(admitted) = (ctx.admit)(peer.ip()) else {
         return Err(ffi::rejx::OVERLOAD);

@@ -2,9 +2,10 @@
 //! PES packets wait until the tracks are known: every stream the PMT lists has sent
 //! one and the video's parameter sets were seen, or enough has waited to give up on that.
 
-use super::demux::{DemuxError, Pes, TsDemuxer};
+use super::demux::{split_annexb, DemuxError, EsKind, Pes, TsDemuxer};
 use super::PACKET;
-use crate::core::{Codec, Track, Unit};
+use crate::codec::{h264, h265};
+use crate::core::{Track, Unit};
 use crate::format::segment::{self, Timeline};
 use std::collections::HashMap;
 
@@ -21,6 +22,7 @@ pub struct TsIngest {
     partial: Vec<u8>,
     waiting: Vec<Pes>,
     waiting_bytes: usize,
+    sets: SetsSeen,
     index: Option<HashMap<u16, usize>>,
     clocks: Vec<i64>,
     timeline: Timeline,
@@ -60,7 +62,13 @@ impl TsIngest {
             self.units(pes, out);
             return Ok(None);
         }
+        if pes.is_empty() {
+            return Ok(None);
+        }
         self.waiting_bytes += pes.iter().map(|p| p.data.len()).sum::<usize>();
+        for p in &pes {
+            self.sets.note(p);
+        }
         self.waiting.extend(pes);
         if !self.ready() {
             return Ok(None);
@@ -91,9 +99,13 @@ impl TsIngest {
         {
             return false;
         }
-        match segment::ts_tracks(&self.waiting) {
-            Some((tracks, _)) => tracks.iter().all(|t| has_parameter_sets(&t.codec)),
-            None => false,
+        // Parameter sets are looked for in each PES once, as it arrives.
+        let video = streams
+            .iter()
+            .find(|(_, k)| matches!(k, EsKind::H264 | EsKind::H265));
+        match video {
+            Some((_, kind)) => self.sets.complete(*kind),
+            None => true,
         }
     }
 
@@ -113,19 +125,44 @@ impl TsIngest {
     }
 }
 
-/// Whether a video track can be described to readers (SDP, FLV/MP4 headers).
-fn has_parameter_sets(codec: &Codec) -> bool {
-    match codec {
-        Codec::H264 { sps, pps } => sps.is_some() && pps.is_some(),
-        Codec::H265 { vps, sps, pps } => vps.is_some() && sps.is_some() && pps.is_some(),
-        _ => true,
+/// The video parameter sets seen so far (a video track can be described to readers,
+/// in SDP or FLV/MP4 headers, once they all came).
+#[derive(Default)]
+struct SetsSeen {
+    vps: bool,
+    sps: bool,
+    pps: bool,
+}
+
+impl SetsSeen {
+    fn note(&mut self, p: &Pes) {
+        for n in split_annexb(&p.data) {
+            match p.kind {
+                EsKind::H264 => match h264::nal_type(&n) {
+                    h264::NAL_SPS => self.sps = true,
+                    h264::NAL_PPS => self.pps = true,
+                    _ => {}
+                },
+                EsKind::H265 => match h265::nal_type(&n) {
+                    h265::NAL_VPS => self.vps = true,
+                    h265::NAL_SPS => self.sps = true,
+                    h265::NAL_PPS => self.pps = true,
+                    _ => {}
+                },
+                EsKind::Aac => return,
+            }
+        }
+    }
+
+    fn complete(&self, kind: EsKind) -> bool {
+        self.sps && self.pps && (kind != EsKind::H265 || self.vps)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::Payload;
+    use crate::core::{Codec, Payload};
     use crate::format::mpegts::TsMuxer;
     use bytes::Bytes;
 
