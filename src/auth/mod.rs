@@ -189,6 +189,26 @@ pub enum Refusal {
     Unavailable(String),
 }
 
+/// `user=`/`pass=` of a URL query (MediaMTX's way for protocols without their own
+/// authentication: RTMP's URL, SRT's stream id).
+pub fn query_credentials(query: &str) -> Credentials {
+    let (mut user, mut pass) = (None, None);
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "user" => user = Some(v.into_owned()),
+            "pass" => pass = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    if user.is_none() && pass.is_none() {
+        return Credentials::None;
+    }
+    Credentials::Basic {
+        user: user.unwrap_or_default(),
+        pass: pass.unwrap_or_default(),
+    }
+}
+
 /// Why a request was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Denied {

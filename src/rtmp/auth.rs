@@ -5,26 +5,12 @@ use crate::auth::Credentials;
 
 /// The credentials in the query of `name` or, failing that, of `app`.
 pub(crate) fn credentials(app: &str, name: &str) -> Credentials {
-    for part in [name, app] {
-        let Some((_, query)) = part.split_once('?') else {
-            continue;
-        };
-        let (mut user, mut pass) = (None, None);
-        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-            match k.as_ref() {
-                "user" => user = Some(v.into_owned()),
-                "pass" => pass = Some(v.into_owned()),
-                _ => {}
-            }
-        }
-        if user.is_some() || pass.is_some() {
-            return Credentials::Basic {
-                user: user.unwrap_or_default(),
-                pass: pass.unwrap_or_default(),
-            };
-        }
-    }
-    Credentials::None
+    [name, app]
+        .into_iter()
+        .filter_map(|part| part.split_once('?'))
+        .map(|(_, query)| crate::auth::query_credentials(query))
+        .find(|c| *c != Credentials::None)
+        .unwrap_or(Credentials::None)
 }
 
 /// The query that carries them: the stream key's, else the app's.

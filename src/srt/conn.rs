@@ -112,7 +112,7 @@ async fn authenticate(
     entry: &SessionGuard,
 ) -> Result<(), String> {
     let creds = match id.credentials() {
-        crate::auth::Credentials::None => query_credentials(&id.query),
+        crate::auth::Credentials::None => crate::auth::query_credentials(&id.query),
         c => c,
     };
     let action = match id.mode {
@@ -146,25 +146,6 @@ async fn authenticate(
             }
             Err("authentication failed".into())
         }
-    }
-}
-
-/// `user=`/`pass=` in the stream id's query, as RTMP reads its URL's.
-fn query_credentials(query: &str) -> crate::auth::Credentials {
-    let (mut user, mut pass) = (None, None);
-    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-        match k.as_ref() {
-            "user" => user = Some(v.into_owned()),
-            "pass" => pass = Some(v.into_owned()),
-            _ => {}
-        }
-    }
-    if user.is_none() && pass.is_none() {
-        return crate::auth::Credentials::None;
-    }
-    crate::auth::Credentials::Basic {
-        user: user.unwrap_or_default(),
-        pass: pass.unwrap_or_default(),
     }
 }
 
