@@ -11,47 +11,36 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn push(srv: &TestServer, path: &str, extra: &[&str]) -> Kill {
+fn push(srv: &TestServer, path: &str, extra: &[&str]) -> Children {
     let http = srv.server.http_addr().unwrap();
     let clip = clip(Clip::H264Aac, 10);
-    Kill(
-        Command::new("ffmpeg")
-            .args([
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-re",
-                "-stream_loop",
-                "-1",
-                "-i",
-            ])
-            .arg(&clip)
-            .args([
-                "-c",
-                "copy",
-                "-f",
-                "hls",
-                "-method",
-                "PUT",
-                "-hls_time",
-                "1",
-            ])
-            .args(["-hls_flags", "delete_segments"])
-            .args(extra)
-            .arg(format!("http://{http}/{path}/index.m3u8"))
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn ffmpeg HLS pusher"),
-    )
+    Children(vec![Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-stream_loop",
+            "-1",
+            "-i",
+        ])
+        .arg(&clip)
+        .args([
+            "-c",
+            "copy",
+            "-f",
+            "hls",
+            "-method",
+            "PUT",
+            "-hls_time",
+            "1",
+        ])
+        .args(["-hls_flags", "delete_segments"])
+        .args(extra)
+        .arg(format!("http://{http}/{path}/index.m3u8"))
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn ffmpeg HLS pusher")])
 }
 
 fn read_rtsp_and_rtmp(srv: &TestServer, path: &str) {
@@ -186,4 +175,99 @@ fn pushing_needs_the_publish_permission_and_bodies_are_bounded() {
     );
     srv.wait_stream("cam");
     read_rtsp_and_rtmp(&srv, "cam");
+}
+
+/// An fMP4 init section and the fragments of a 4 s HLS stream, as ffmpeg writes them.
+fn fmp4_files() -> (Vec<u8>, Vec<Vec<u8>>) {
+    let dir = tempfile::tempdir().unwrap();
+    let made = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-i"])
+        .arg(clip(Clip::H264Aac, 10))
+        .args(["-t", "4", "-c", "copy", "-f", "hls", "-hls_time", "1"])
+        .args(["-hls_segment_type", "fmp4", "-hls_playlist_type", "vod"])
+        .arg(dir.path().join("index.m3u8"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let init = std::fs::read(dir.path().join("init.mp4")).unwrap();
+    let frags = (0..4)
+        .map(|i| std::fs::read(dir.path().join(format!("index{i}.m4s"))).unwrap())
+        .collect();
+    (init, frags)
+}
+
+fn put(addr: std::net::SocketAddr, path: &str, body: &[u8]) -> u16 {
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    raw(addr, &head, body)
+}
+
+/// ffmpeg doesn't wait for the answer to one PUT before the next, so an init section
+/// and the first fragment can reach an idle path together: both must reach one ingest
+/// (the one that loses the race to start the path neither is refused nor replaces
+/// the other as a new publisher). The race is narrow: this test finds it only
+/// sometimes when it is back.
+#[test]
+fn an_init_section_racing_the_first_fragment_is_taken() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let (init, frags) = fmp4_files();
+    let srv = TestServer::start("paths:\n  all_others:\n");
+    let http = srv.server.http_addr().unwrap();
+    // Both bodies but their last byte are sent, then both last bytes at once.
+    let put = |path: String, body: &[u8], go: &std::sync::Barrier| {
+        let mut s = TcpStream::connect(http).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.set_nodelay(true).unwrap();
+        let head = format!(
+            "PUT {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(&body[..body.len() - 1]).unwrap();
+        go.wait();
+        s.write_all(&body[body.len() - 1..]).unwrap();
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        resp.split_whitespace().nth(1).unwrap_or("none").to_string()
+    };
+    for round in 0..40 {
+        let go = std::sync::Barrier::new(2);
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| put(format!("/race{round}/init.mp4"), &init, &go));
+            let b = s.spawn(|| put(format!("/race{round}/index0.m4s"), &frags[0], &go));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert_eq!((a.as_str(), b.as_str()), ("201", "201"), "round {round}");
+    }
+    // Each path plays: its fragment was read with its init section.
+    for round in 0..40 {
+        srv.wait_stream(&format!("race{round}"));
+    }
+}
+
+/// ffmpeg sends the init section once: a pusher whose ingest ended (here: quiet for
+/// longer than the idle limit) goes on with fragments only, read with the init
+/// section it sent before.
+#[test]
+fn a_pusher_cut_off_goes_on_without_sending_its_init_section_again() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let (init, frags) = fmp4_files();
+    let srv = TestServer::start("readTimeout: 1s\npaths:\n  all_others:\n");
+    let http = srv.server.http_addr().unwrap();
+    assert_eq!(put(http, "/cut/init.mp4", &init), 201);
+    assert_eq!(put(http, "/cut/index0.m4s", &frags[0]), 201);
+    srv.wait_stream("cut");
+    wait_until(Duration::from_secs(20), "the idle ingest to end", || {
+        srv.stream("cut").is_none()
+    });
+    for (i, frag) in frags.iter().enumerate().skip(1) {
+        assert_eq!(put(http, &format!("/cut/index{i}.m4s"), frag), 201);
+    }
+    srv.wait_stream("cut");
 }

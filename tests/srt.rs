@@ -47,15 +47,6 @@ fn have_srt(srv: &TestServer) -> bool {
         )
 }
 
-struct Kill(Child);
-
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn api_get(srv: &TestServer, path: &str) -> serde_json::Value {
     let (status, body) = common::http::get(srv.server.api_addr().unwrap(), path);
     assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
@@ -70,7 +61,7 @@ fn an_srt_publisher_is_read_over_every_protocol() {
     if !have_srt(&srv) {
         return;
     }
-    let _publisher = Kill(publish_srt(&srt_url(&srv, "publish:cam", "")));
+    let _publisher = Children(vec![publish_srt(&srt_url(&srv, "publish:cam", ""))]);
     srv.wait_stream("cam");
     let tracks: Vec<String> = srv
         .stream("cam")
@@ -164,10 +155,10 @@ fn an_h265_srt_publisher_is_read_over_rtsp() {
     if !have_srt(&srv) {
         return;
     }
-    let _publisher = Kill(publish_srt_clip(
+    let _publisher = Children(vec![publish_srt_clip(
         Clip::H265Aac,
         &srt_url(&srv, "publish:hevc", ""),
-    ));
+    )]);
     srv.wait_stream("hevc");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("hevc.mkv");
@@ -247,11 +238,11 @@ fn passphrases_are_checked_per_path_and_action() {
     ));
     assert!(srv.stream("vault").is_none());
 
-    let _publisher = Kill(publish_srt(&srt_url(
+    let _publisher = Children(vec![publish_srt(&srt_url(
         &srv,
         "publish:vault",
         &format!("&passphrase={pubpass}"),
-    )));
+    ))]);
     srv.wait_stream("vault");
     assert!(run(
         srt_url(&srv, "read:vault", &format!("&passphrase={readpass}")),
@@ -263,7 +254,7 @@ fn passphrases_are_checked_per_path_and_action() {
     ));
     assert!(!run(srt_url(&srv, "read:vault", ""), false));
     // Paths without passphrases take unencrypted callers, as before.
-    let _other = Kill(publish_srt(&srt_url(&srv, "publish:open", "")));
+    let _other = Children(vec![publish_srt(&srt_url(&srv, "publish:open", ""))]);
     srv.wait_stream("open");
 
     let log = logs().text()[before..].to_string();
@@ -315,7 +306,7 @@ fn bad_input_on_the_srt_port_harms_no_session() {
     if !have_srt(&srv) {
         return;
     }
-    let _publisher = Kill(publish_srt(&srt_url(&srv, "publish:cam", "")));
+    let _publisher = Children(vec![publish_srt(&srt_url(&srv, "publish:cam", ""))]);
     srv.wait_stream("cam");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("during.ts");

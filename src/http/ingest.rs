@@ -16,7 +16,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 /// Largest segment or init section taken: 10 s of 4K at 20 Mbit/s fits.
 pub const MAX_SEGMENT: usize = 32 << 20;
@@ -46,13 +45,43 @@ enum Item {
 /// once, on two connections).
 const HELD: usize = 4;
 
-/// The running ingests, by path.
-#[derive(Default)]
-pub(crate) struct Ingests(Mutex<HashMap<String, (u64, mpsc::Sender<Item>)>>);
+/// The running ingests of one HTTP listener.
+pub(crate) struct Ingests {
+    queues: Mutex<Queues>,
+    /// Each path's last init section, kept past its ingest: ffmpeg sends it once, and
+    /// the fragments that follow a restarted ingest (after a stall or a kick) need it.
+    inits: Mutex<HashMap<String, Bytes>>,
+    uploads: tokio::sync::Semaphore,
+}
+
+/// Each running ingest's id and queue, by path.
+type Queues = HashMap<String, (u64, mpsc::Sender<Item>)>;
+
+impl Default for Ingests {
+    fn default() -> Self {
+        Ingests {
+            queues: Mutex::default(),
+            inits: Mutex::default(),
+            uploads: tokio::sync::Semaphore::new(UPLOADS),
+        }
+    }
+}
 
 impl Ingests {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, (u64, mpsc::Sender<Item>)>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn inits(&self) -> MutexGuard<'_, HashMap<String, Bytes>> {
+        self.inits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets `name`'s ingest `id` (and not one started since).
+    fn remove(&self, name: &str, id: u64) {
+        let mut queues = self.lock();
+        if queues.get(name).is_some_and(|(i, _)| *i == id) {
+            queues.remove(name);
+        }
     }
 }
 
@@ -92,9 +121,8 @@ pub(crate) async fn put(
         true => MAX_PLAYLIST,
         false => MAX_SEGMENT,
     };
-    static SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(UPLOADS);
     let wait = ctx.manager.config().read_timeout.0;
-    let Ok(Ok(_slot)) = tokio::time::timeout(wait, SLOTS.acquire()).await else {
+    let Ok(Ok(_slot)) = tokio::time::timeout(wait, ctx.ingests.uploads.acquire()).await else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             "too many uploads at once\n",
@@ -140,14 +168,19 @@ pub(crate) async fn put(
     // ready); a queue whose ingest ended (kicked, replaced) is started again once.
     let mut item = Some(item);
     for _ in 0..2 {
-        let tx = ctx.ingests.lock().get(name).map(|(_, tx)| tx.clone());
-        let tx = match tx {
-            Some(tx) => tx,
-            None if end => return StatusCode::CREATED.into_response(),
-            None => match start(ctx, peer, name, query) {
-                Ok(tx) => tx,
-                Err(e) => return (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
-            },
+        // Looked up and started under one lock: ffmpeg sends the init section and the
+        // first fragment at once, and the one that lost a race to start the path would
+        // be refused as a second publisher.
+        let (id, tx) = {
+            let mut ingests = ctx.ingests.lock();
+            match ingests.get(name) {
+                Some((id, tx)) => (*id, tx.clone()),
+                None if end => return StatusCode::CREATED.into_response(),
+                None => match start(ctx, &mut ingests, peer, name, query) {
+                    Ok(tx) => tx,
+                    Err(e) => return (StatusCode::CONFLICT, format!("{e}\n")).into_response(),
+                },
+            }
         };
         let Some(it) = item.take() else {
             break;
@@ -155,7 +188,7 @@ pub(crate) async fn put(
         match tx.send(it).await {
             Ok(()) => return StatusCode::CREATED.into_response(),
             Err(mpsc::error::SendError(it)) => {
-                ctx.ingests.lock().remove(name);
+                ctx.ingests.remove(name, id);
                 item = Some(it);
             }
         }
@@ -170,10 +203,11 @@ pub(crate) fn delete() -> Response {
 
 fn start(
     ctx: &Arc<HttpCtx>,
+    ingests: &mut Queues,
     peer: SocketAddr,
     name: &str,
     query: &str,
-) -> Result<mpsc::Sender<Item>, crate::core::PathError> {
+) -> Result<(u64, mpsc::Sender<Item>), crate::core::PathError> {
     let client = Client::new(Peer::HlsPublisher, peer, query);
     let publisher = ctx.manager.add_publisher(name, client).inspect_err(|e| {
         tracing::info!(%peer, path = name, "HLS push refused: {e}");
@@ -181,38 +215,39 @@ fn start(
     let (tx, rx) = mpsc::channel(QUEUE);
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    ctx.ingests
-        .lock()
-        .insert(name.to_string(), (id, tx.clone()));
+    ingests.insert(name.to_string(), (id, tx.clone()));
     let config = ctx.manager.config();
     let idle = config.read_timeout.0.max(MIN_IDLE);
     let cfg = ctx.manager.stream_config();
-    let (ctx2, name2) = (ctx.clone(), name.to_string());
-    let stop = ctx.shutdown.clone();
+    let (ctx, name) = (ctx.clone(), name.to_string());
     tracing::info!(%peer, path = name, "HLS push started");
     tokio::spawn(async move {
-        let why = run(publisher, rx, cfg, idle, &stop).await;
-        let mut map = ctx2.ingests.lock();
-        if map.get(&name2).is_some_and(|(i, _)| *i == id) {
-            map.remove(&name2);
-        }
-        drop(map);
-        tracing::info!(%peer, path = %name2, "HLS push ended: {why}");
+        let why = run(&ctx, &name, publisher, rx, cfg, idle).await;
+        ctx.ingests.remove(&name, id);
+        tracing::info!(%peer, path = %name, "HLS push ended: {why}");
     });
-    Ok(tx)
+    Ok((id, tx))
 }
 
 async fn run(
+    ctx: &HttpCtx,
+    name: &str,
     publisher: Publisher,
     mut rx: mpsc::Receiver<Item>,
     cfg: crate::core::StreamConfig,
     idle: Duration,
-    stop: &CancellationToken,
 ) -> String {
+    let stop = &ctx.shutdown;
     let mut feed = Feed::default();
     feed.lead = true;
     let mut ending = false;
     let mut held: Vec<Bytes> = Vec::new();
+    // The init section fragments are read with, as sent.
+    let mut current: Option<Bytes> = None;
+    // The path's last ingest's init section: a pusher that was cut off (a stall, a kick)
+    // goes on with fragments only, while a new pusher's own init section comes with
+    // its first fragment.
+    let mut kept = ctx.ingests.inits().get(name).cloned();
     loop {
         // After the last playlist, what was sent beside it (ffmpeg PUTs the last segment
         // and the playlist at once, on two connections) still plays.
@@ -229,7 +264,11 @@ async fn run(
             Ok(Some(i)) => i,
         };
         match item {
-            Item::End => ending = true,
+            Item::End => {
+                ending = true;
+                ctx.ingests.inits().remove(name);
+            }
+            Item::Init(data) if current.as_ref() == Some(&data) => {}
             Item::Init(data) => {
                 let tracks = match crate::format::fmp4::demux::parse_init(&data) {
                     Ok(t) => t,
@@ -244,10 +283,10 @@ async fn run(
                     uri: String::new(),
                     tracks,
                 });
-                for data in std::mem::take(&mut held) {
-                    if let Err(e) = feed.segment(&data, &publisher, cfg, stop).await {
-                        return format!("bad fMP4 fragment: {e}");
-                    }
+                ctx.ingests.inits().insert(name.to_string(), data.clone());
+                current = Some(data);
+                if let Err(e) = play(&mut feed, &mut held, &publisher, cfg, stop).await {
+                    return e;
                 }
             }
             Item::Fragment(data) if feed.init.is_none() => {
@@ -255,6 +294,21 @@ async fn run(
                     return "fMP4 fragments without an init section".into();
                 }
                 held.push(data);
+                // A second fragment and still no init section: the pusher goes on from
+                // before, with the one it sent then.
+                let Some(init) = kept.take_if(|_| held.len() > 1) else {
+                    continue;
+                };
+                if let Ok(tracks) = crate::format::fmp4::demux::parse_init(&init) {
+                    feed.init = Some(Init {
+                        uri: String::new(),
+                        tracks,
+                    });
+                    current = Some(init);
+                    if let Err(e) = play(&mut feed, &mut held, &publisher, cfg, stop).await {
+                        return e;
+                    }
+                }
             }
             Item::Fragment(data) => {
                 if let Err(e) = feed.segment(&data, &publisher, cfg, stop).await {
@@ -262,6 +316,7 @@ async fn run(
                 }
             }
             Item::Segment(data) => {
+                current = None;
                 if feed.init.take().is_some() {
                     // From fMP4 to MPEG-TS: a new stream.
                     feed.stream = None;
@@ -273,6 +328,22 @@ async fn run(
             }
         }
     }
+}
+
+/// Plays the fragments held while their init section was awaited.
+async fn play(
+    feed: &mut Feed,
+    held: &mut Vec<Bytes>,
+    publisher: &Publisher,
+    cfg: crate::core::StreamConfig,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<(), String> {
+    for data in std::mem::take(held) {
+        feed.segment(&data, publisher, cfg, stop)
+            .await
+            .map_err(|e| format!("bad fMP4 fragment: {e}"))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

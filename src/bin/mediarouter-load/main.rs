@@ -215,9 +215,23 @@ async fn run(args: Args) -> Result<()> {
         let drop = args.drop;
         tasks.push(tokio::spawn(async move {
             let mut c = Counter::new(phase, gap, settled);
+            // The tool's own publishers are sending, but the server may not have made
+            // their paths readable yet: a reader refused before it connected tries
+            // again until the timeout.
+            let retry_until = (publishers > 0).then(|| tokio::time::Instant::now() + timeout);
             let r = tokio::select! {
                 _ = stop.cancelled() => Ok(()),
-                r = read(proto, &url, &mut c, timeout, drop) => r,
+                r = async {
+                    loop {
+                        let r = read(proto, &url, &mut c, timeout, drop).await;
+                        match retry_until {
+                            Some(t) if r.is_err() && !c.stats.connected && tokio::time::Instant::now() < t => {
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                            _ => return r,
+                        }
+                    }
+                } => r,
             };
             if let Err(e) = r {
                 c.fail(format!("{e:#}"));
