@@ -40,14 +40,54 @@ impl BurstLog {
 
     /// Counts one event; `Some(n)` when it is time to report the `n` since the last.
     pub fn hit(&self) -> Option<u64> {
-        let mut b = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        b.since_report += 1;
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).hit()
+    }
+}
+
+impl Burst {
+    fn hit(&mut self) -> Option<u64> {
+        self.since_report += 1;
         let now = Instant::now();
-        if b.last_report.is_some_and(|t| now - t < REPORT_EVERY) {
+        if self.last_report.is_some_and(|t| now - t < REPORT_EVERY) {
             return None;
         }
-        b.last_report = Some(now);
-        Some(std::mem::take(&mut b.since_report))
+        self.last_report = Some(now);
+        Some(std::mem::take(&mut self.since_report))
+    }
+}
+
+/// A `BurstLog` per key (say a client address and a reason): a flood from one client is
+/// one line, and each distinct client or reason is still seen. Keys idle for longer
+/// than a report period are forgotten once many are held, and all of them in a flood.
+pub struct KeyedBurstLog<K>(Mutex<Option<HashMap<K, Burst>>>);
+
+/// Keys held before idle ones are dropped.
+const KEYS: usize = 4096;
+
+impl<K: std::hash::Hash + Eq> Default for KeyedBurstLog<K> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K: std::hash::Hash + Eq> KeyedBurstLog<K> {
+    pub const fn new() -> Self {
+        KeyedBurstLog(Mutex::new(None))
+    }
+
+    /// Counts one event of `key`; `Some(n)` when it is time to report the `n` since the
+    /// last report of that key.
+    pub fn hit(&self, key: K) -> Option<u64> {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let map = seen.get_or_insert_with(HashMap::new);
+        if map.len() >= KEYS {
+            map.retain(|_, b| b.last_report.is_some_and(|t| t.elapsed() < REPORT_EVERY));
+            if map.len() >= KEYS {
+                // A flood of distinct keys: their counts are lost, the memory is bounded.
+                map.clear();
+            }
+        }
+        map.entry(key).or_default().hit()
     }
 }
 
@@ -157,6 +197,23 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn keyed_bursts_report_each_key_once_then_count() {
+        let log = KeyedBurstLog::new();
+        assert_eq!(log.hit((ip("10.0.0.1"), "bad")), Some(1));
+        assert_eq!(log.hit((ip("10.0.0.1"), "bad")), None);
+        assert_eq!(log.hit((ip("10.0.0.1"), "bad")), None);
+        // Another reason, another address: each seen at once.
+        assert_eq!(log.hit((ip("10.0.0.1"), "worse")), Some(1));
+        assert_eq!(log.hit((ip("10.0.0.2"), "bad")), Some(1));
+        // A flood of distinct keys is held to a bound.
+        for i in 0..(KEYS as u32 * 2) {
+            log.hit((IpAddr::from(i.to_be_bytes()), "scan"));
+        }
+        let held = log.0.lock().unwrap().as_ref().map_or(0, |m| m.len());
+        assert!(held <= KEYS, "{held}");
     }
 
     #[test]

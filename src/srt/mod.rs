@@ -382,22 +382,9 @@ unsafe extern "C" fn on_log(
 /// Handshake refusals are logged once per burst for each client address, action and
 /// reason: a flood from one address is one line, and every distinct mistake is seen.
 fn refusal_burst(ip: std::net::IpAddr, what: &'static str, why: &'static str) -> Option<u64> {
-    type Key = (std::net::IpAddr, &'static str, &'static str);
-    static SEEN: Mutex<Option<HashMap<Key, (Instant, u64)>>> = Mutex::new(None);
-    const EVERY: Duration = Duration::from_secs(10);
-    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
-    let map = seen.get_or_insert_with(HashMap::new);
-    let now = Instant::now();
-    if map.len() > 4096 {
-        map.retain(|_, (t, _)| now.duration_since(*t) < EVERY);
-    }
-    let e = map.entry((ip, what, why)).or_insert((now - EVERY * 2, 0));
-    e.1 += 1;
-    if now.duration_since(e.0) < EVERY {
-        return None;
-    }
-    e.0 = now;
-    Some(std::mem::take(&mut e.1))
+    static SEEN: crate::limits::KeyedBurstLog<(std::net::IpAddr, &str, &str)> =
+        crate::limits::KeyedBurstLog::new();
+    SEEN.hit((ip, what, why))
 }
 
 /// `@<socket>:newConnection: connection rejected due to: … ERROR:<REASON>` → the
