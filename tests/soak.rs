@@ -1,5 +1,5 @@
-//! Soak (issue 23): the server binary under four publishers (RTSP over TCP and UDP,
-//! RTMP, a pulled source), readers churning on every protocol, a config reload every
+//! Soak (issue 23): the server binary under five publishers (RTSP over TCP and UDP,
+//! RTMP, SRT, a pulled source), readers churning on every protocol but WebRTC, a config reload every
 //! `SOAK_SECS / 4` (at most 2 min) that cycles the HLS variant, and one reader per path
 //! that never leaves. Samples RSS, open files, threads and CPU every 10 s (every 5 s in
 //! short runs) into `target/soak/`.
@@ -59,7 +59,7 @@ fn sample(pid: u32, start: Instant) -> Sample {
 fn config(ports: &Ports, variant: &str) -> String {
     format!(
         "logLevel: info\nrtspAddress: 127.0.0.1:{rtsp}\nrtpAddress: 127.0.0.1:{rtp}\nrtcpAddress: 127.0.0.1:{rtcp}\n\
-         rtmpAddress: 127.0.0.1:{rtmp}\nhlsAddress: 127.0.0.1:{hls}\nwebrtc: no\nsrt: no\napi: no\n\
+         rtmpAddress: 127.0.0.1:{rtmp}\nhlsAddress: 127.0.0.1:{hls}\nwebrtc: no\nsrtAddress: 127.0.0.1:0\napi: no\n\
          hlsVariant: {variant}\nhlsSegmentDuration: 1s\nhlsPartDuration: 200ms\n\
          paths:\n  soak/pulled:\n    source: rtsp://127.0.0.1:{rtsp}/soak/tcp\n    rtspTransport: tcp\n  all_others:\n",
         rtsp = ports.rtsp,
@@ -75,7 +75,18 @@ struct Ports {
     rtp: u16,
     rtmp: u16,
     hls: u16,
+    /// Known once the server has bound it (its config asks for any port).
+    srt: u16,
 }
+
+/// The paths the publishers feed; each has a steady reader and churning readers.
+const PATHS: [&str; 5] = [
+    "soak/tcp",
+    "soak/udp",
+    "soak/rtmp",
+    "soak/pulled",
+    "soak/srt",
+];
 
 /// A reader that stays the whole run: RTSP over TCP, checking that every RTP packet
 /// follows the one before it and that video time never jumps.
@@ -135,15 +146,18 @@ fn steady_reader(addr: std::net::SocketAddr, path: &str, stop: Arc<AtomicBool>) 
 
 /// One churning reader: a protocol, a path, a time to read; the ffmpeg that reads.
 fn churn_reader(ports: &Ports, n: u64, max_secs: u64, logs: &Path) -> (String, u64, Child) {
-    let paths = ["soak/tcp", "soak/udp", "soak/rtmp", "soak/pulled"];
-    let path = paths[(n % 4) as usize];
+    let path = PATHS[(n % PATHS.len() as u64) as usize];
     let secs = 5 + (n * 7919) % (max_secs - 4);
     let rtsp = format!("rtsp://127.0.0.1:{}/{path}", ports.rtsp);
     let http = format!("http://127.0.0.1:{}/{path}", ports.hls);
     let rtmp = format!("rtmp://127.0.0.1:{}/{path}", ports.rtmp);
     // The RTSP demuxer has its own I/O timeout option; the others take rw_timeout.
     let (rtsp_t, other_t) = (["-timeout", "15000000"], ["-rw_timeout", "15000000"]);
-    let (proto, opts, url): (&str, Vec<&str>, String) = match (n / 4) % 6 {
+    let srt = format!(
+        "srt://127.0.0.1:{}?streamid=read:{path}&rw_timeout=15000000",
+        ports.srt
+    );
+    let (proto, opts, url): (&str, Vec<&str>, String) = match (n / PATHS.len() as u64) % 7 {
         0 => (
             "rtsp-tcp",
             [&["-rtsp_transport", "tcp"][..], &rtsp_t].concat(),
@@ -156,6 +170,7 @@ fn churn_reader(ports: &Ports, n: u64, max_secs: u64, logs: &Path) -> (String, u
         ),
         2 => ("rtmp", other_t.to_vec(), rtmp),
         3 => ("http-flv", other_t.to_vec(), format!("{http}.flv")),
+        4 => ("srt", vec![], srt),
         _ => ("hls", other_t.to_vec(), format!("{http}/index.m3u8")),
     };
     let child = Command::new("ffmpeg")
@@ -210,11 +225,12 @@ fn soak() {
         }
     };
     assert!(have_ffmpeg(), "the soak needs ffmpeg");
-    let ports = Ports {
+    let mut ports = Ports {
         rtsp: free_port(),
         rtp: even_pair(),
         rtmp: free_port(),
         hls: free_port(),
+        srt: 0,
     };
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("mediarouter.yml");
@@ -222,6 +238,19 @@ fn soak() {
     std::fs::write(&cfg, config(&ports, variants[0])).unwrap();
     let (mut server, log) = spawn_server(&cfg);
     listen_addr(&log, "RTSP");
+    // Debian's ffmpeg brings libsrt, so wherever the soak runs SRT is there.
+    let mut srt_line = None;
+    wait_until(Duration::from_secs(10), "the SRT listener", || {
+        srt_line = find_line(&log, "SRT listener on ");
+        srt_line.is_some()
+    });
+    ports.srt = srt_line
+        .as_deref()
+        .and_then(|l| l.split("SRT listener on ").nth(1))
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.port())
+        .expect("the SRT listener's address");
     let pid = server.id();
     let start = Instant::now();
     let baseline_fds = sample(pid, start).fds;
@@ -236,9 +265,16 @@ fn soak() {
             &format!("rtmp://127.0.0.1:{}/soak/rtmp", ports.rtmp),
             true,
         ),
+        publish_srt(
+            &clip,
+            &format!(
+                "srt://127.0.0.1:{}?streamid=publish:soak/srt&pkt_size=1316",
+                ports.srt
+            ),
+        ),
     ]);
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], ports.rtsp).into();
-    let paths = ["soak/tcp", "soak/udp", "soak/rtmp", "soak/pulled"];
+    let paths = PATHS;
     for p in paths {
         wait_until(Duration::from_secs(30), &format!("{p} to play"), || {
             ffmpeg_decoded(&["-rtsp_transport", "tcp", "-i", &rtsp(p), "-frames:v", "1"]).is_ok()

@@ -14,27 +14,12 @@ fn srt_url(srv: &TestServer, stream_id: &str, extra: &str) -> String {
     format!("srt://{addr}?streamid={stream_id}&pkt_size=1316{extra}")
 }
 
-fn publish_srt(url: &str) -> Child {
-    publish_srt_clip(Clip::H264Aac, url)
+fn publish_srt_clip(kind: Clip, url: &str) -> Child {
+    common::publish_srt(&clip(kind, 10), url)
 }
 
-fn publish_srt_clip(kind: Clip, url: &str) -> Child {
-    let clip = clip(kind, 10);
-    Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-re",
-            "-stream_loop",
-            "-1",
-            "-i",
-        ])
-        .arg(&clip)
-        .args(["-c", "copy", "-f", "mpegts", url])
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("spawn ffmpeg SRT publisher")
+fn publish_srt_default(url: &str) -> Child {
+    publish_srt_clip(Clip::H264Aac, url)
 }
 
 /// Whether this host can do SRT at all; under CI it must.
@@ -61,7 +46,7 @@ fn an_srt_publisher_is_read_over_every_protocol() {
     if !have_srt(&srv) {
         return;
     }
-    let _publisher = Children(vec![publish_srt(&srt_url(&srv, "publish:cam", ""))]);
+    let _publisher = Children(vec![publish_srt_default(&srt_url(&srv, "publish:cam", ""))]);
     srv.wait_stream("cam");
     let tracks: Vec<String> = srv
         .stream("cam")
@@ -238,7 +223,7 @@ fn passphrases_are_checked_per_path_and_action() {
     ));
     assert!(srv.stream("vault").is_none());
 
-    let _publisher = Children(vec![publish_srt(&srt_url(
+    let _publisher = Children(vec![publish_srt_default(&srt_url(
         &srv,
         "publish:vault",
         &format!("&passphrase={pubpass}"),
@@ -254,7 +239,11 @@ fn passphrases_are_checked_per_path_and_action() {
     ));
     assert!(!run(srt_url(&srv, "read:vault", ""), false));
     // Paths without passphrases take unencrypted callers, as before.
-    let _other = Children(vec![publish_srt(&srt_url(&srv, "publish:open", ""))]);
+    let _other = Children(vec![publish_srt_default(&srt_url(
+        &srv,
+        "publish:open",
+        "",
+    ))]);
     srv.wait_stream("open");
 
     let log = logs().text()[before..].to_string();
@@ -306,7 +295,7 @@ fn bad_input_on_the_srt_port_harms_no_session() {
     if !have_srt(&srv) {
         return;
     }
-    let _publisher = Children(vec![publish_srt(&srt_url(&srv, "publish:cam", ""))]);
+    let _publisher = Children(vec![publish_srt_default(&srt_url(&srv, "publish:cam", ""))]);
     srv.wait_stream("cam");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("during.ts");

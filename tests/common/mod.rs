@@ -500,6 +500,11 @@ pub fn publish_rtmp(clip: &Path, url: &str, looped: bool) -> Child {
     ffmpeg_publisher(clip, looped, &["-f", "flv", url])
 }
 
+/// Publishes `clip` for ever in real time as MPEG-TS over SRT to `url`.
+pub fn publish_srt(clip: &Path, url: &str) -> Child {
+    ffmpeg_publisher(clip, true, &["-f", "mpegts", url])
+}
+
 /// First timestamps (seconds) of each stream of a recording, in file stream order.
 pub fn first_pts(file: &Path) -> Vec<f64> {
     let out = Command::new("ffprobe")
