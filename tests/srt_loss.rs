@@ -22,19 +22,6 @@ const DELAY: Duration = Duration::from_millis(40);
 /// Datagrams let through before losses start: the handshake.
 const CLEAN_START: u64 = 20;
 
-/// A fixed-seed generator: the same losses every run.
-struct Lcg(u64);
-
-impl Lcg {
-    fn unit(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// One direction of the link: what arrives on `from` goes out of `out` to `to` (or to
 /// whoever last sent to `out`'s peer side, for the way back) 40 ms later, bar 2 %.
 struct Direction {

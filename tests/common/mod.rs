@@ -1131,3 +1131,18 @@ pub fn ffmpeg_decoded(input: &[&str]) -> Result<usize, String> {
         .filter(|l| !l.starts_with('#'))
         .count())
 }
+
+/// A fixed-seed pseudo-random sequence (64-bit LCG): tests that drop or delay packets
+/// by chance do it the same way on every run.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// The next value in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
