@@ -310,6 +310,25 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            // rtsp-types 0.1.3 slices inside a lone quote and panics (fuzz: rtsp_transport).
+            name: "RTSP: SETUP Transport ending in a lone quote (mode=\")",
+            warn: None,
+            grow_kib: NOISE_KIB,
+            run: |e| {
+                let url = format!("rtsp://{}/good/trackID=0", e.rtsp());
+                expect_status(
+                    e.rtsp(),
+                    &rtsp_req(
+                        "SETUP",
+                        &url,
+                        "Transport: RTP/AVP;unicast;client_port=5000-5001;mode=\"\r\n",
+                        b"",
+                    ),
+                    &[461, 400],
+                )
+            },
+        },
+        Case {
             name: "RTSP: interleaved=255-256",
             warn: None,
             grow_kib: NOISE_KIB,

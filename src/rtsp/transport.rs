@@ -20,12 +20,27 @@ pub enum TrackTransport {
 
 fn parse(header: Option<&str>) -> Result<Transports, TransportError> {
     let header = header.ok_or(TransportError::Invalid)?;
+    if panics_rtsp_types(header) {
+        return Err(TransportError::Invalid);
+    }
     let req = rtsp_types::Request::builder(rtsp_types::Method::Setup, rtsp_types::Version::V1_0)
         .header(rtsp_types::headers::TRANSPORT, header)
         .empty();
     req.typed_header::<Transports>()
         .map_err(|_| TransportError::Invalid)?
         .ok_or(TransportError::Invalid)
+}
+
+/// Shapes that rtsp-types 0.1.3 panics on (found by the `rtsp_transport` fuzz target):
+/// it takes a lone `"` at the end of the header for a whole quoted value and slices
+/// inside it (`mode="`), slices a lone `"` piece of a `dest_addr`/`src_addr` list
+/// (`dest_addr="a"/"/"`), and asserts on a backslash ending an address (`"a\"`).
+/// No client quotes more than an address or a mode, so these are refused whole.
+fn panics_rtsp_types(header: &str) -> bool {
+    let lone_last = header
+        .strip_suffix('"')
+        .is_some_and(|rest| rest.trim_end_matches([' ', '\t']).ends_with(['=', '/']));
+    header.contains('\\') || header.contains("/\"/") || lone_last
 }
 
 /// Whether the client's first offer that this server takes is multicast (then the
@@ -142,6 +157,41 @@ pub fn reply(t: &TrackTransport, server_ports: Option<(u16, u16)>, ssrc: Option<
 mod tests {
     use super::*;
     const BOTH: &[RtspTransport] = &[RtspTransport::Udp, RtspTransport::Tcp];
+
+    #[test]
+    fn shapes_rtsp_types_panics_on_are_refused() {
+        for h in [
+            "RTP/P'un;mode=\"",
+            "RTP/AVP;mode= \"",
+            "RTP/AVP;dest_addr=\"\"/\"",
+            "RTP/AVP;dest_addr=\"a\"/\"/\"",
+            "RTP/AVP;dest_addr=\"a\"/\"/\"zzz",
+            "RTP/AVP;dest_addr=\"\\\"",
+            "RTP/AVP;dest_addr=\"a\\\"/\"b\"\"",
+        ] {
+            for allowed in [BOTH, &[RtspTransport::Udp, RtspTransport::Multicast]] {
+                assert_eq!(
+                    negotiate(Some(h), allowed, 0),
+                    Err(TransportError::Invalid),
+                    "{h}"
+                );
+                assert!(!wants_multicast(Some(h), allowed), "{h}");
+            }
+        }
+        // Quoted modes and address lists as clients send them still parse.
+        assert!(negotiate(
+            Some("RTP/AVP;unicast;client_port=5000-5001;mode=\"PLAY\""),
+            BOTH,
+            0
+        )
+        .is_ok());
+        assert!(negotiate(
+            Some("RTP/AVP;unicast;dest_addr=\"192.0.2.1:5000\"/\"192.0.2.1:5001\";client_port=5000-5001"),
+            BOTH,
+            0
+        )
+        .is_ok());
+    }
 
     #[test]
     fn picks_offered() {
